@@ -1,0 +1,3 @@
+from isobuilder.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""cluster.yaml: the source of truth, written for humans (commented, stable key order). Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import yaml
+
+from isobuilder import model
+from isobuilder.errors import IsobuildError
+from isobuilder.model import Cluster, KeyType, Node, Role
+
+T = TypeVar("T")
+
+_HEADER = """\
+# isobuild cluster settings: the source of truth for every node folder in this inventory.
+# Edit by hand if you like, then re-run `isobuild node NAME IP ...` for the nodes you changed.
+# The CA in ssl/ belongs to this file: never delete one without the other.
+"""
+
+# key -> comment shown above it; the order is the file's order.
+_SETTINGS: dict[str, str] = {
+    "name": "Cluster name: kubeconfig cluster/context names and kubeadm's clusterName.",
+    "cluster_id": "Stable identity of this cluster; node UUIDs in meta_data.json derive from it.",
+    "kubernetes_version": "Pinned kubelet/kubeadm/kubectl version (pkgs.k8s.io).",
+    "endpoint": "API endpoint HOST[:PORT] for every kubeconfig; empty: the first controller's IP.",
+    "service_cidr": "Service network (kubeadm default); its first IP is the 'kubernetes' Service.",
+    "pod_cidr": "Pod network, handed to flannel.",
+    "domain": "Cluster DNS domain.",
+    "key_type": "Key algorithm for new keys: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096.",
+    "ca_days": "Lifetime of the CAs, in days.",
+    "cert_days": "Lifetime of leaf certificates, in days.",
+    "ssh_keys": "SSH public keys installed on every node.",
+    "flannel_version": "Pinned flannel release (CNI).",
+    "ingress_nginx_version": "Pinned ingress-nginx controller release for edge routers.",
+}
+_NODE_KEYS = ("name", "ip", "role", "master", "labels", "sans", "ssh_keys")
+
+
+def dump(cluster: Cluster) -> bytes:
+    parts = [_HEADER]
+    values = _settings(cluster)
+    for key, comment in _SETTINGS.items():
+        parts.append(f"\n# {comment}\n")
+        parts.append(yaml.safe_dump({key: values[key]}, sort_keys=False, default_flow_style=False, width=1 << 30))
+    parts.append("\n# Nodes: one mapping each (name, ip, role: controller|worker|edge, and options).\n")
+    nodes = [_node_mapping(n) for n in cluster.nodes]
+    parts.append(yaml.safe_dump({"nodes": nodes}, sort_keys=False, default_flow_style=False, width=1 << 30))
+    return "".join(parts).encode()
+
+
+def _settings(cluster: Cluster) -> dict[str, Any]:
+    return {
+        "name": cluster.name,
+        "cluster_id": cluster.cluster_id,
+        "kubernetes_version": cluster.kubernetes_version,
+        "endpoint": cluster.endpoint or "",
+        "service_cidr": cluster.service_cidr,
+        "pod_cidr": cluster.pod_cidr,
+        "domain": cluster.domain,
+        "key_type": cluster.key_type.value,
+        "ca_days": cluster.ca_days,
+        "cert_days": cluster.cert_days,
+        "ssh_keys": list(cluster.ssh_keys),
+        "flannel_version": cluster.flannel_version,
+        "ingress_nginx_version": cluster.ingress_nginx_version,
+    }
+
+
+def _node_mapping(node: Node) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": node.name, "ip": node.ip, "role": node.role.value}
+    if node.master:
+        entry["master"] = node.master
+    if node.labels:
+        entry["labels"] = dict(sorted(node.labels.items()))
+    if node.sans:
+        entry["sans"] = list(node.sans)
+    if node.ssh_keys:
+        entry["ssh_keys"] = list(node.ssh_keys)
+    return entry
+
+
+# -- parsing ---------------------------------------------------------------------------------
+_FIX = "fix cluster.yaml by hand (see the comments in it), or restore it from a backup"
+
+
+def parse(text: bytes) -> Cluster:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise IsobuildError(f"cluster.yaml is not valid YAML{where}", hint=_FIX) from None
+    except UnicodeDecodeError:
+        raise IsobuildError("cluster.yaml is not UTF-8 text", hint=_FIX) from None
+    if not isinstance(data, dict):
+        raise IsobuildError("cluster.yaml is not a mapping of settings", hint=_FIX)
+    unknown = sorted(set(data) - set(_SETTINGS) - {"nodes"}, key=str)
+    if unknown:
+        raise IsobuildError(f"cluster.yaml: unknown setting {unknown[0]!r}", hint="known: " + ", ".join(_SETTINGS))
+    for required in ("name", "cluster_id"):
+        if required not in data:
+            raise IsobuildError(f"cluster.yaml: {required!r} is missing", hint=_FIX)
+    get = _Getter(data, "cluster.yaml")
+    endpoint = get("endpoint", str, "")
+    cluster = Cluster(
+        name=get("name", str, None, model.check_name),
+        cluster_id=get("cluster_id", str, None, _check_uuid),
+        kubernetes_version=get("kubernetes_version", str, model.DEFAULT_KUBERNETES_VERSION, _check_version),
+        endpoint=_wrap(lambda: model.check_endpoint(endpoint), "cluster.yaml: endpoint") if endpoint else None,
+        service_cidr=get("service_cidr", str, model.DEFAULT_SERVICE_CIDR, lambda v: model.check_cidr(v, "service_cidr")),
+        pod_cidr=get("pod_cidr", str, model.DEFAULT_POD_CIDR, lambda v: model.check_cidr(v, "pod_cidr")),
+        domain=get("domain", str, model.DEFAULT_DOMAIN, model.check_domain),
+        key_type=get("key_type", str, KeyType.ECDSA_P256.value, _enum(KeyType, "key_type")),
+        ca_days=get("ca_days", int, 3650, _positive),
+        cert_days=get("cert_days", int, 365, _positive),
+        ssh_keys=tuple(get("ssh_keys", list, [], lambda v: [model.check_ssh_key(k) for k in v])),
+        flannel_version=get("flannel_version", str, model.DEFAULT_FLANNEL_VERSION, lambda v: model.check_addon_version(v, "flannel_version")),
+        ingress_nginx_version=get(
+            "ingress_nginx_version", str, model.DEFAULT_INGRESS_NGINX_VERSION,
+            lambda v: model.check_addon_version(v, "ingress_nginx_version"),
+        ),  # fmt: skip
+        nodes=tuple(_parse_node(entry, i) for i, entry in enumerate(get("nodes", list, []))),
+    )
+    return _wrap(lambda: model.check_cluster(cluster), None)
+
+
+def _parse_node(entry: object, index: int) -> Node:
+    where = f"cluster.yaml: nodes[{index}]"
+    if not isinstance(entry, dict):
+        raise IsobuildError(f"{where} is not a mapping", hint="each node is a mapping with name, ip and role")
+    unknown = sorted(set(entry) - set(_NODE_KEYS), key=str)
+    if unknown:
+        raise IsobuildError(f"{where}: unknown key {unknown[0]!r}", hint="known: " + ", ".join(_NODE_KEYS))
+    for required in ("name", "ip", "role"):
+        if required not in entry:
+            raise IsobuildError(f"{where}: {required!r} is missing", hint=_FIX)
+    get = _Getter(entry, where)
+    labels = get("labels", dict, {})
+    return Node(
+        name=get("name", str, None, model.check_name),
+        ip=get("ip", str, None, model.check_ip),
+        role=get("role", str, None, _enum(Role, "role")),
+        master=get("master", str, None, lambda v: model.check_ip(v, "master IP")) if entry.get("master") else None,
+        labels=_wrap(lambda: dict(model.check_label(str(k), str(v)) for k, v in labels.items()), where),
+        sans=get("sans", list, [], lambda v: model.check_sans([str(s) for s in v])),
+        ssh_keys=tuple(get("ssh_keys", list, [], lambda v: [model.check_ssh_key(k) for k in v])),
+    )
+
+
+class _Getter:
+    def __init__(self, data: Mapping[str, Any], where: str) -> None:
+        self.data, self.where = data, where
+
+    def __call__(self, key: str, kind: type, default: Any, check: Callable[[Any], Any] | None = None) -> Any:
+        value = self.data.get(key, default)
+        if value is None:
+            value = default
+        if value is None or not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise IsobuildError(f"{self.where}: {key!r} must be a {kind.__name__}", hint=_FIX)
+        return _wrap(lambda: check(value), f"{self.where}: {key}") if check else value
+
+
+def _wrap(fn: Callable[[], T], where: str | None) -> T:
+    try:
+        return fn()
+    except IsobuildError as exc:
+        if where:
+            raise IsobuildError(f"{where}: {exc.message}", hint=exc.hint) from None
+        raise
+
+
+def _enum(kind: type[Any], key: str) -> Callable[[str], Any]:
+    def check(value: str) -> Any:
+        try:
+            return kind(value)
+        except ValueError:
+            raise IsobuildError(f"{value!r} is not a {key}", hint="use one of " + ", ".join(kind)) from None
+
+    return check
+
+
+def _positive(value: int) -> int:
+    if value <= 0:
+        raise IsobuildError(f"{value} is not a positive number of days", hint=_FIX)
+    return value
+
+
+def _check_uuid(value: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise IsobuildError(f"{value!r} is not a UUID", hint="restore cluster_id from a backup; it names the nodes") from None
+
+
+def _check_version(value: str) -> str:
+    model.parse_kubernetes_version(value)
+    return value.removeprefix("v")

@@ -1,0 +1,132 @@
+"""Config-drive ISO images (OpenStack ``config-2``, cloud-init NoCloud ``cidata``), in memory.
+
+Pure: a mapping of paths to bytes and a timestamp in, ISO bytes out. ISO9660 + Rock Ridge
+(the names and modes Linux shows when it mounts the drive) + Joliet (what Windows-based
+hypervisor tooling shows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+CONFIG_2_LABEL = "config-2"  # cloud-init DataSourceConfigDrive looks for this label (or CONFIG-2)
+FILE_MODE = 0o100400  # the drive carries private keys: readable by root only once mounted
+DIR_MODE = 0o040500
+
+_clock_lock = threading.Lock()
+
+
+class _FrozenClock:
+    """Stands in for the ``time`` module inside pycdlib while an image is built.
+
+    pycdlib stamps every directory record and volume descriptor with ``time.time()``
+    (and the local timezone); with a fixed epoch rendered in UTC, the same files give
+    the same bytes (https://reproducible-builds.org/specs/source-date-epoch/).
+    """
+
+    def __init__(self, epoch: float) -> None:
+        self._epoch = epoch
+
+    def time(self) -> float:
+        return self._epoch
+
+    def localtime(self, secs: float | None = None) -> time.struct_time:
+        return time.gmtime(self._epoch if secs is None else secs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@contextlib.contextmanager
+def _frozen_time(epoch: float) -> Iterator[None]:
+    import pycdlib.dates
+    import pycdlib.headervd
+    import pycdlib.pycdlib
+    import pycdlib.udf
+    import pycdlib.utils
+
+    modules = [pycdlib.dates, pycdlib.headervd, pycdlib.pycdlib, pycdlib.udf, pycdlib.utils]
+    with _clock_lock:
+        saved = [m.time for m in modules]  # type: ignore[attr-defined]
+        try:
+            for m in modules:
+                m.time = _FrozenClock(epoch)  # type: ignore[attr-defined]
+            yield
+        finally:
+            for m, original in zip(modules, saved, strict=True):
+                m.time = original  # type: ignore[attr-defined]
+
+
+def _iso_component(name: str, *, is_dir: bool, taken: set[str]) -> str:
+    """An ISO9660 level-3 name (d-characters, <= 30 chars) for ``name``; Rock Ridge keeps the real one."""
+    stem, dot, ext = name.rpartition(".") if not is_dir and "." in name.strip(".") else (name, "", "")
+    clean = lambda s: re.sub(r"[^A-Z0-9_]", "_", s.upper())  # noqa: E731
+    stem, ext = clean(stem)[: 30 - min(len(ext), 3) - 1], clean(ext)[:3]
+    for n in range(1000):
+        base = stem if n == 0 else f"{stem[: 30 - 8]}_{n}"
+        candidate = base if is_dir or not dot else f"{base}.{ext}"
+        if candidate not in taken:
+            taken.add(candidate)
+            return candidate
+    raise ValueError(f"too many names alike {name!r}")  # pragma: no cover - 1000 clashes in one folder
+
+
+def build_iso(files: Mapping[str, bytes], label: str, epoch: float) -> bytes:
+    """An ISO holding ``files`` (relative POSIX paths), stamped with ``epoch``, in memory."""
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso_names: dict[str, str] = {"": ""}
+    taken: dict[str, set[str]] = {}
+    with _frozen_time(epoch):
+        iso.new(interchange_level=3, vol_ident=label, rock_ridge="1.09", joliet=3, sys_ident="LINUX")
+        for path in sorted(files):
+            parts = path.split("/")
+            for depth in range(1, len(parts) + 1):
+                sub = "/".join(parts[:depth])
+                if sub in iso_names:
+                    continue
+                parent = "/".join(parts[: depth - 1])
+                is_dir = depth < len(parts)
+                name = _iso_component(parts[depth - 1], is_dir=is_dir, taken=taken.setdefault(parent, set()))
+                iso_path = f"{iso_names[parent]}/{name}"
+                iso_names[sub] = iso_path
+                joliet = "/" + sub
+                if is_dir:
+                    iso.add_directory(iso_path, rr_name=parts[depth - 1], joliet_path=joliet, file_mode=DIR_MODE)
+                else:
+                    data = files[path]
+                    iso.add_fp(
+                        io.BytesIO(data), len(data), iso_path + ";1",
+                        rr_name=parts[-1], joliet_path=joliet, file_mode=FILE_MODE,
+                    )  # fmt: skip
+        out = io.BytesIO()
+        iso.write_fp(out)
+        iso.close()
+    return out.getvalue()
+
+
+def read_iso(data: bytes) -> tuple[str, dict[str, bytes]]:
+    """The volume label and the files (Rock Ridge names) of an ISO built by :func:`build_iso`."""
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.open_fp(io.BytesIO(data))
+    try:
+        label = iso.pvd.volume_identifier.decode().rstrip()
+        files: dict[str, bytes] = {}
+        for root, _dirs, names in iso.walk(rr_path="/"):
+            for name in names:
+                path = f"{root.rstrip('/')}/{name}"
+                out = io.BytesIO()
+                iso.get_file_from_iso_fp(out, rr_path=path)
+                files[path.lstrip("/")] = out.getvalue()
+    finally:
+        iso.close()
+    return label, files

@@ -1,0 +1,19 @@
+"""The one error type of isobuild.
+
+Library code raises :class:`IsobuildError`; only the CLI turns it into
+``Error: ...`` plus a hint and exit code 1 (see ``cli.main``).
+"""
+
+from __future__ import annotations
+
+
+class IsobuildError(Exception):
+    """A problem the user can fix: one line of message, one line of hint."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message

@@ -1,0 +1,150 @@
+"""Which certificates a Kubernetes of today expects, following kubeadm's PKI.
+
+Names are paths under ``/etc/kubernetes/pki`` (and the node's ``ssl/`` folder) without
+the ``.crt``/``.key`` suffix; CNs, Organizations and usages are kubeadm's
+(cmd/kubeadm/app/phases/certs/certlist.go, cmd/kubeadm/app/constants).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from isobuilder.model import Cluster, Node, unique
+from isobuilder.pki import CertSpec
+
+CLUSTER_ADMINS_GROUP = "kubeadm:cluster-admins"  # bound to cluster-admin by kubeadm init (>= 1.29)
+NODES_GROUP = "system:nodes"
+
+
+class Signer(enum.StrEnum):
+    """The three kubeadm CAs, named by their file stem."""
+
+    CA = "ca"
+    ETCD = "etcd/ca"
+    FRONT_PROXY = "front-proxy-ca"
+
+    @property
+    def common_name(self) -> str:
+        return {Signer.CA: "kubernetes", Signer.ETCD: "etcd-ca", Signer.FRONT_PROXY: "front-proxy-ca"}[self]
+
+
+class Kubeconfig(enum.StrEnum):
+    """Kubeconfig files kubeadm places in /etc/kubernetes, and whom they authenticate."""
+
+    ADMIN = "admin"
+    CONTROLLER_MANAGER = "controller-manager"
+    SCHEDULER = "scheduler"
+    KUBELET = "kubelet"
+
+    @property
+    def file(self) -> str:
+        return f"{self.value}.conf"
+
+    @property
+    def user(self) -> str:
+        return {
+            Kubeconfig.ADMIN: "kubernetes-admin",
+            Kubeconfig.CONTROLLER_MANAGER: "system:kube-controller-manager",
+            Kubeconfig.SCHEDULER: "system:kube-scheduler",
+            Kubeconfig.KUBELET: "kubelet",  # replaced by system:node:<name>
+        }[self]
+
+    @property
+    def uses_local_apiserver(self) -> bool:
+        # kubeadm points controller-manager.conf and scheduler.conf at the local apiserver
+        # (advertise address) so they keep working while the endpoint/VIP is down.
+        return self in (Kubeconfig.CONTROLLER_MANAGER, Kubeconfig.SCHEDULER)
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    name: str  # file stem under ssl/ and /etc/kubernetes/pki
+    signer: Signer
+    spec: CertSpec
+
+
+def apiserver_sans(cluster: Cluster, node: Node) -> tuple[str, ...]:
+    host, _ = cluster.endpoint_host_port()
+    return unique(
+        [
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            f"kubernetes.default.svc.{cluster.domain}",
+            node.name,
+            host,
+            cluster.kubernetes_service_ip(),
+            node.ip,
+            *node.sans,
+        ]
+    )
+
+
+def etcd_sans(node: Node) -> tuple[str, ...]:
+    # kubeadm: etcd server and peer certs carry the node name, localhost and the node's IPs.
+    return unique([node.name, "localhost", node.ip, "127.0.0.1", "::1"])
+
+
+def kubelet_spec(node: Node) -> CertSpec:
+    """The node's one identity: kubelet client (kubelet.conf) and serving certificate."""
+    return CertSpec(
+        common_name=f"system:node:{node.name}",
+        organizations=(NODES_GROUP,),
+        sans=unique([node.name, node.ip, *node.sans]),
+        server=True,
+        client=True,
+    )
+
+
+def node_identities(cluster: Cluster, node: Node) -> list[Identity]:
+    """Every leaf certificate ``node`` receives, in a fixed order."""
+    ids = [Identity("kubelet", Signer.CA, kubelet_spec(node))]
+    if not node.role.is_control_plane:
+        return ids
+    etcd_names = etcd_sans(node)
+    ids += [
+        Identity("apiserver", Signer.CA, CertSpec("kube-apiserver", sans=apiserver_sans(cluster, node), server=True)),
+        Identity(
+            "apiserver-kubelet-client",
+            Signer.CA,
+            CertSpec("kube-apiserver-kubelet-client", (CLUSTER_ADMINS_GROUP,), client=True),
+        ),
+        Identity("apiserver-etcd-client", Signer.ETCD, CertSpec("kube-apiserver-etcd-client", client=True)),
+        Identity("front-proxy-client", Signer.FRONT_PROXY, CertSpec("front-proxy-client", client=True)),
+        Identity("etcd/server", Signer.ETCD, CertSpec(node.name, sans=etcd_names, server=True, client=True)),
+        Identity("etcd/peer", Signer.ETCD, CertSpec(node.name, sans=etcd_names, server=True, client=True)),
+        Identity("etcd/healthcheck-client", Signer.ETCD, CertSpec("kube-etcd-healthcheck-client", client=True)),
+        Identity("admin", Signer.CA, admin_spec()),
+        Identity("controller-manager", Signer.CA, CertSpec(Kubeconfig.CONTROLLER_MANAGER.user, client=True)),
+        Identity("scheduler", Signer.CA, CertSpec(Kubeconfig.SCHEDULER.user, client=True)),
+    ]
+    return ids
+
+
+def admin_spec() -> CertSpec:
+    return CertSpec(Kubeconfig.ADMIN.user, (CLUSTER_ADMINS_GROUP,), client=True)
+
+
+def node_kubeconfigs(node: Node) -> list[Kubeconfig]:
+    if node.role.is_control_plane:
+        return [Kubeconfig.ADMIN, Kubeconfig.CONTROLLER_MANAGER, Kubeconfig.SCHEDULER, Kubeconfig.KUBELET]
+    return [Kubeconfig.KUBELET]
+
+
+def identity_for(kubeconfig: Kubeconfig) -> str:
+    """The ssl/ file stem whose keypair a kubeconfig embeds."""
+    return kubeconfig.value
+
+
+def ca_files_for(node: Node) -> list[str]:
+    """CA material a node receives: certificates everywhere, CA keys only on controllers, whose
+    control plane signs with them (controller-manager's CSR signer, kubeadm join of new nodes)."""
+    if node.role.is_control_plane:
+        return [
+            "ca.crt", "ca.key",
+            "etcd/ca.crt", "etcd/ca.key",
+            "front-proxy-ca.crt", "front-proxy-ca.key",
+            "sa.key", "sa.pub",
+        ]  # fmt: skip
+    return ["ca.crt"]

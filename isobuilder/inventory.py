@@ -1,0 +1,250 @@
+"""The inventory on disk: the only module that writes it.
+
+Every command runs under an exclusive ``flock`` (released by the kernel when the process
+dies) and changes the inventory through one :class:`Transaction`: new content is staged
+beside the inventory with its final modes set at creation, then swapped in by renames
+listed in a journal. A command killed mid-way leaves a journal; the next command rolls
+it back before it starts, so the inventory is as it was before the killed command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from isobuilder.errors import IsobuildError
+
+STATE_DIR = ".isobuild"  # lock and staging area, inside the inventory (same filesystem: renames are atomic)
+
+
+@dataclass(frozen=True)
+class File:
+    content: bytes
+    mode: int = 0o644
+
+
+Tree = Mapping[str, File]  # relative POSIX path -> file
+
+
+def _fail(action: str, path: Path, exc: OSError) -> IsobuildError:
+    return IsobuildError(
+        f"cannot {action} {path}: {exc.strerror or exc}",
+        hint="check that the inventory folder (--inventory) is writable by you and the disk is not full",
+    )
+
+
+def write_new_file(path: Path, content: bytes, mode: int) -> None:
+    """Create ``path`` with ``mode`` from the first byte on (a secret is never world-readable)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every regular file below ``root`` by relative path; empty when ``root`` does not exist."""
+    files: dict[str, bytes] = {}
+    if not root.is_dir():
+        return files
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+class Inventory:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def cluster_file(self) -> Path:
+        return self.root / "cluster.yaml"
+
+    @property
+    def ssl(self) -> Path:
+        return self.root / "ssl"
+
+    def node_dir(self, folder: str) -> Path:
+        return self.root / folder
+
+    def has_cluster(self) -> bool:
+        return self.cluster_file.exists()
+
+    def read(self, relative: str) -> bytes | None:
+        path = self.root / relative
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _fail("read", path, exc) from None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the inventory's lock; create the inventory folder (0700) if it is new."""
+        created = not self.root.exists()
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.root / STATE_DIR).mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(self.root / STATE_DIR / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise _fail("create", self.root, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits for a concurrent isobuild on this inventory
+            self._recover()
+            yield
+        finally:
+            os.close(fd)
+            if created and not self.has_cluster():
+                # Nothing was made: leave no empty inventory behind a failed first command.
+                shutil.rmtree(self.root, ignore_errors=True)
+
+    def _recover(self) -> None:
+        for tx in sorted((self.root / STATE_DIR).glob("tx-*")):
+            journal = tx / "journal.json"
+            if journal.exists():
+                _rollback(self.root, tx, json.loads(journal.read_text()))
+            shutil.rmtree(tx, ignore_errors=True)
+
+    def transaction(self) -> Transaction:
+        return Transaction(self.root)
+
+
+def _rollback(root: Path, tx: Path, journal: dict[str, list[dict[str, object]]]) -> None:
+    for entry in reversed(journal["targets"]):
+        index, target = entry["index"], root / str(entry["target"])
+        staged, backup = tx / "new" / str(index), tx / "old" / str(index)
+        if not staged.exists() and (target.exists() or target.is_symlink()):
+            _remove(target)  # the new version had been moved in
+        if backup.exists():
+            backup.rename(target)
+
+
+class Transaction:
+    """Stage whole files and whole folders, then swap them in together."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tx = root / STATE_DIR / f"tx-{os.getpid()}-{secrets.token_hex(4)}"
+        self.targets: list[str] = []
+
+    def __enter__(self) -> Transaction:
+        try:
+            for sub in ("", "new", "old"):
+                (self.tx / sub).mkdir(mode=0o700)
+        except OSError as exc:
+            raise _fail("create", self.tx, exc) from None
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        shutil.rmtree(self.tx, ignore_errors=True)  # staged files of a failed or finished commit
+
+    def _slot(self, target: str) -> Path:
+        if target in self.targets:
+            raise ValueError(f"{target} staged twice")  # a programming error, not a user one
+        self.targets.append(target)
+        return self.tx / "new" / str(len(self.targets) - 1)
+
+    def put_file(self, target: str, file: File) -> None:
+        slot = self._slot(target)
+        try:
+            write_new_file(slot, file.content, file.mode)
+        except OSError as exc:
+            raise _fail("write", slot, exc) from None
+
+    def put_tree(self, target: str, tree: Tree, *, dir_mode: int = 0o700) -> None:
+        """Stage folder ``target`` holding exactly ``tree``. Files equal to the current ones are
+        hard-linked, so what did not change keeps its inode and mtime."""
+        slot = self._slot(target)
+        current = self.root / target
+        try:
+            slot.mkdir(mode=dir_mode)
+            for rel in sorted(tree):
+                file, dest, old = tree[rel], slot / rel, current / rel
+                dest.parent.mkdir(mode=dir_mode, parents=True, exist_ok=True)
+                if _same(old, file):
+                    os.link(old, dest)
+                else:
+                    write_new_file(dest, file.content, file.mode)
+        except OSError as exc:
+            raise _fail("write", slot, exc) from None
+
+    def commit(self) -> None:
+        if not self.targets:
+            return
+        journal = {"targets": [{"index": i, "target": t} for i, t in enumerate(self.targets)]}
+        try:
+            tmp = self.tx / "journal.tmp"
+            write_new_file(tmp, json.dumps(journal).encode(), 0o600)
+            tmp.rename(self.tx / "journal.json")
+            for index, target in enumerate(self.targets):
+                path = self.root / target
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                if path.exists() or path.is_symlink():
+                    path.rename(self.tx / "old" / str(index))
+                (self.tx / "new" / str(index)).rename(path)
+            (self.tx / "journal.json").rename(self.tx / "committed")  # the commit point
+            _fsync_dir(self.root)
+        except OSError as exc:
+            _rollback(self.root, self.tx, journal)
+            raise _fail("update", self.root, exc) from None
+
+
+def _same(path: Path, file: File) -> bool:
+    try:
+        st = path.lstat()
+        return (
+            path.is_file()
+            and not path.is_symlink()
+            and st.st_mode & 0o7777 == file.mode
+            and st.st_size == len(file.content)
+            and path.read_bytes() == file.content
+        )
+    except OSError:
+        return False
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # pragma: no cover - some filesystems refuse fsync on folders
+        if exc.errno not in (errno.EINVAL, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def write_outside(path: Path, content: bytes, mode: int = 0o600) -> None:
+    """Atomically replace a file outside the inventory (e.g. ~/.kube/config): temp file, then rename."""
+    tmp = path.with_name(f".{path.name}.isobuild-{secrets.token_hex(4)}")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_new_file(tmp, content, mode)
+        tmp.rename(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _fail("write", path, exc) from None

@@ -1,0 +1,370 @@
+"""What the user asked for: the cluster and its nodes, as frozen, validated values.
+
+Nothing here touches the disk. ``clusterfile`` turns these values into
+cluster.yaml and back; everything else reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+
+import netaddr
+
+from isobuilder.errors import IsobuildError
+
+# Pinned releases a new cluster starts with; cluster.yaml keeps what a cluster uses.
+DEFAULT_KUBERNETES_VERSION = "1.34.2"
+DEFAULT_FLANNEL_VERSION = "v0.27.4"
+DEFAULT_INGRESS_NGINX_VERSION = "v1.14.0"
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"  # kubeadm's default serviceSubnet
+DEFAULT_POD_CIDR = "10.244.0.0/16"  # flannel's default Network
+DEFAULT_DOMAIN = "cluster.local"
+API_PORT = 6443
+
+# RFC 1123 label; node names are DNS subdomains of such labels (Kubernetes' rule for Node names).
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_DNS_SUBDOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+_K8S_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+_ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)$")
+_SSH_KEY = re.compile(
+    r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|"
+    r"sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$"
+)
+# Label prefixes the NodeRestriction admission plugin lets a kubelet set on itself.
+_KUBELET_ALLOWED_PREFIXES = ("kubelet.kubernetes.io", "node.kubernetes.io", "node-restriction.kubernetes.io")
+_KUBELET_ALLOWED_LABELS = frozenset(
+    {
+        "kubernetes.io/hostname",
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+    }
+)
+
+
+class Role(enum.StrEnum):
+    CONTROLLER = "controller"
+    WORKER = "worker"
+    EDGE = "edge"
+
+    @property
+    def is_control_plane(self) -> bool:
+        return self is Role.CONTROLLER
+
+    def builtin_labels(self) -> dict[str, str]:
+        """Labels the kubelet registers itself with for this role (seed design: role=edge-router)."""
+        return {"role": "edge-router"} if self is Role.EDGE else {}
+
+
+class KeyType(enum.StrEnum):
+    ECDSA_P256 = "ecdsa-p256"
+    ECDSA_P384 = "ecdsa-p384"
+    RSA_2048 = "rsa-2048"
+    RSA_3072 = "rsa-3072"
+    RSA_4096 = "rsa-4096"
+
+    @property
+    def is_rsa(self) -> bool:
+        return self.value.startswith("rsa-")
+
+    @property
+    def rsa_bits(self) -> int:
+        return int(self.value.split("-")[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    name: str
+    ip: str
+    role: Role
+    master: str | None = None  # the controller IP a worker or edge router joins (--master)
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    sans: tuple[str, ...] = ()
+    ssh_keys: tuple[str, ...] = ()
+
+    @property
+    def folder(self) -> str:
+        return f"node-{self.name}"
+
+    def all_labels(self) -> dict[str, str]:
+        return {**self.role.builtin_labels(), **self.labels}
+
+    def san_ips(self) -> list[str]:
+        return [s for s in self.sans if is_ip(s)]
+
+    def san_names(self) -> list[str]:
+        return [s for s in self.sans if not is_ip(s)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """The whole of cluster.yaml."""
+
+    name: str
+    cluster_id: str
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    endpoint: str | None = None
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    pod_cidr: str = DEFAULT_POD_CIDR
+    domain: str = DEFAULT_DOMAIN
+    key_type: KeyType = KeyType.ECDSA_P256
+    ca_days: int = 3650
+    cert_days: int = 365
+    ssh_keys: tuple[str, ...] = ()
+    flannel_version: str = DEFAULT_FLANNEL_VERSION
+    ingress_nginx_version: str = DEFAULT_INGRESS_NGINX_VERSION
+    nodes: tuple[Node, ...] = ()
+
+    # -- derived values ------------------------------------------------------------------
+    def controllers(self) -> list[Node]:
+        return [n for n in self.nodes if n.role.is_control_plane]
+
+    def node(self, name: str) -> Node | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def endpoint_host_port(self) -> tuple[str, int]:
+        """The API endpoint every kubeconfig uses: ``endpoint`` or the first controller's IP."""
+        if self.endpoint:
+            return split_host_port(self.endpoint)
+        controllers = self.controllers()
+        if not controllers:
+            raise IsobuildError(
+                "the cluster has no controller and no endpoint",
+                hint="add a controller first: isobuild node NAME IP (without --master)",
+            )
+        return controllers[0].ip, API_PORT
+
+    def server_url(self, via_ip: str | None = None) -> str:
+        host, port = self.endpoint_host_port() if via_ip is None else (via_ip, API_PORT)
+        return f"https://{bracket(host)}:{port}"
+
+    def kubernetes_service_ip(self) -> str:
+        """First address of the service CIDR: the ``kubernetes`` Service's ClusterIP."""
+        return str(netaddr.IPNetwork(self.service_cidr)[1])
+
+    def dns_service_ip(self) -> str:
+        """kubeadm puts CoreDNS on the tenth address of the service CIDR."""
+        return str(netaddr.IPNetwork(self.service_cidr)[10])
+
+    def kubernetes_minor(self) -> str:
+        major, minor, _ = parse_kubernetes_version(self.kubernetes_version)
+        return f"v{major}.{minor}"
+
+    def node_uuid(self, node: Node) -> str:
+        """Stable per cluster and node name: config-2's meta_data.json ``uuid``."""
+        return str(uuid.uuid5(uuid.UUID(self.cluster_id), node.name))
+
+    def with_node(self, node: Node) -> Cluster:
+        """This cluster with ``node`` added, or replacing the entry of the same name."""
+        others = [n for n in self.nodes if n.name != node.name]
+        index = next((i for i, n in enumerate(self.nodes) if n.name == node.name), len(others))
+        others.insert(index, node)
+        return dataclasses.replace(self, nodes=tuple(others))
+
+
+# -- value checks ---------------------------------------------------------------------------
+def is_ip(value: str) -> bool:
+    return netaddr.valid_ipv4(value) or netaddr.valid_ipv6(value)
+
+
+def bracket(host: str) -> str:
+    return f"[{host}]" if netaddr.valid_ipv6(host) else host
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or a bare IPv6 address."""
+    host, port = value, API_PORT
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise _bad("endpoint", value, "use HOST, HOST:PORT or [IPv6]:PORT")
+        if rest:
+            port = _port(rest[1:], value)
+    elif value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+        port = _port(port_text, value)
+    if not (is_ip(host) or _DNS_SUBDOMAIN.match(host)):
+        raise _bad("endpoint", value, "use a DNS name or an IP address, optionally with :PORT")
+    return host, port
+
+
+def check_endpoint(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise _bad("endpoint", whole, "the port must be a number from 1 to 65535")
+    return int(text)
+
+
+def _bad(what: str, value: object, hint: str) -> IsobuildError:
+    return IsobuildError(f"invalid {what} {value!r}", hint=hint)
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        raise _bad(
+            "node name",
+            name,
+            "use an RFC 1123 name: lowercase letters, digits, '-' and '.', e.g. worker1 or edge.example.com",
+        )
+    return name
+
+
+def check_ip(ip: str, what: str = "IP address") -> str:
+    if not isinstance(ip, str) or not is_ip(ip):
+        raise _bad(what, ip, "use a plain IPv4 or IPv6 address such as 10.10.10.2")
+    addr = netaddr.IPAddress(ip)
+    if addr.is_loopback() or addr.is_multicast() or addr.is_link_local() or int(addr) == 0 or ip == "255.255.255.255":
+        raise _bad(what, ip, "a node needs a unicast address that other machines can reach")
+    return str(addr)
+
+
+def check_cidr(value: str, what: str) -> str:
+    try:
+        net = netaddr.IPNetwork(value)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise _bad(what, value, "use CIDR notation such as 10.96.0.0/12") from None
+    if "/" not in str(value) or str(net.cidr) != str(net):
+        raise _bad(what, value, f"use the network address, e.g. {net.cidr}")
+    if net.size < 16:
+        raise _bad(what, value, "the network is too small for a cluster")
+    return str(net)
+
+
+def check_domain(value: str) -> str:
+    if not isinstance(value, str) or not _DNS_SUBDOMAIN.match(value):
+        raise _bad("cluster domain", value, "use a DNS domain such as cluster.local")
+    return value
+
+
+def parse_kubernetes_version(value: str) -> tuple[int, int, int]:
+    match = _K8S_VERSION.match(value) if isinstance(value, str) else None
+    if not match:
+        raise _bad("Kubernetes version", value, f"use MAJOR.MINOR.PATCH, e.g. {DEFAULT_KUBERNETES_VERSION}")
+    major, minor, patch = (int(g) for g in match.groups())
+    if (major, minor) < (1, 31):
+        raise _bad("Kubernetes version", value, "isobuild targets kubeadm's v1beta4 config: use 1.31 or newer")
+    return major, minor, patch
+
+
+def check_addon_version(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _ADDON_VERSION.match(value):
+        raise _bad(what, value, "use a release tag such as v1.2.3")
+    return value
+
+
+def check_ssh_key(key: str) -> str:
+    key = key.strip() if isinstance(key, str) else key
+    if not isinstance(key, str) or not _SSH_KEY.match(key):
+        raise _bad(
+            "SSH public key",
+            key[:40] + "..." if isinstance(key, str) and len(key) > 40 else key,
+            "give an OpenSSH public key file (one 'ssh-ed25519 AAAA... comment' line)",
+        )
+    return key
+
+
+def check_san(value: str) -> str:
+    if isinstance(value, str) and is_ip(value):
+        return str(netaddr.IPAddress(value))
+    if not isinstance(value, str) or len(value) > 253 or not _DNS_SUBDOMAIN.match(value.removeprefix("*.")):
+        raise _bad("SAN", value, "use a DNS name (e.g. api.example.com) or an IP address")
+    return value
+
+
+def check_label(key: str, value: str) -> tuple[str, str]:
+    prefix, _, name = key.rpartition("/")
+    ok_prefix = not prefix or (len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix))
+    if not (ok_prefix and _LABEL_NAME.match(name) and _LABEL_VALUE.match(value)):
+        raise _bad("label", f"{key}={value}", "use key=value with Kubernetes label syntax, e.g. zone=rack1")
+    if prefix and (prefix.endswith("kubernetes.io") or prefix.endswith("k8s.io")):
+        allowed = key in _KUBELET_ALLOWED_LABELS or any(
+            prefix == p or prefix.endswith("." + p) for p in _KUBELET_ALLOWED_PREFIXES
+        )
+        if not allowed:
+            raise _bad(
+                "label",
+                f"{key}={value}",
+                "the NodeRestriction admission plugin forbids a kubelet to set this label on itself; "
+                "use node-restriction.kubernetes.io/... or a prefix of your own",
+            )
+    return key, value
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise _bad("label", text, "use key=value, e.g. --label zone=rack1")
+    return check_label(key, value)
+
+
+def check_cluster(cluster: Cluster) -> Cluster:
+    """Every rule that spans more than one value. Raises on the first problem found."""
+    service = netaddr.IPNetwork(cluster.service_cidr)
+    pods = netaddr.IPNetwork(cluster.pod_cidr)
+    if _overlaps(service, pods):
+        raise IsobuildError(
+            f"the service CIDR {service} overlaps the pod CIDR {pods}",
+            hint="pick two separate ranges in cluster.yaml (service_cidr, pod_cidr)",
+        )
+    if cluster.cert_days > cluster.ca_days:
+        raise IsobuildError(
+            f"cert_days ({cluster.cert_days}) is longer than ca_days ({cluster.ca_days})",
+            hint="a certificate cannot outlive its CA: lower cert_days in cluster.yaml",
+        )
+    names: set[str] = set()
+    ips: dict[str, str] = {}
+    controllers = {n.ip for n in cluster.nodes if n.role.is_control_plane}
+    for node in cluster.nodes:
+        if node.name in names:
+            raise IsobuildError(f"node name {node.name!r} is used twice", hint="node names must be unique")
+        names.add(node.name)
+        if node.ip in ips:
+            raise IsobuildError(
+                f"IP {node.ip} of node {node.name!r} is already used by node {ips[node.ip]!r}",
+                hint="every node needs its own IP; to move a node, run isobuild node with its name and new IP",
+            )
+        ips[node.ip] = node.name
+        for net, what in ((service, "service"), (pods, "pod")):
+            if netaddr.IPAddress(node.ip) in net:
+                raise IsobuildError(
+                    f"IP {node.ip} of node {node.name!r} is inside the {what} CIDR {net}",
+                    hint=f"node IPs must lie outside service_cidr and pod_cidr; change the IP or {what}_cidr",
+                )
+        if node.master is not None and node.master not in controllers:
+            raise IsobuildError(
+                f"--master {node.master} of node {node.name!r} is not a controller of this cluster",
+                hint="known controllers: " + (", ".join(sorted(controllers)) or "none; add one without --master"),
+            )
+    return cluster
+
+
+def _overlaps(a: netaddr.IPNetwork, b: netaddr.IPNetwork) -> bool:
+    return a.version == b.version and (a.first <= b.last and b.first <= a.last)
+
+
+def unique(values: Iterable[str]) -> tuple[str, ...]:
+    """Keep the first of each value, in order."""
+    return tuple(dict.fromkeys(values))
+
+
+def merged_ssh_keys(cluster: Cluster, node: Node) -> list[str]:
+    return list(unique([*cluster.ssh_keys, *node.ssh_keys]))
+
+
+def sorted_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    return dict(sorted(labels.items()))
+
+
+def check_sans(values: Sequence[str]) -> tuple[str, ...]:
+    return unique(check_san(v) for v in values)

@@ -1,0 +1,375 @@
+"""A node's first-boot configuration: cloud-config user_data, install.sh, meta_data.json.
+
+Pure: cluster, node and PEM bytes in, bytes out. Structured content (kubeadm and kubelet
+configs, kubeconfigs, manifests, the YAML values inside user_data) is built as data and
+serialised; the Jinja templates in ``templates/`` only lay the pieces out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from isobuilder import __version__
+from isobuilder.model import API_PORT, Cluster, Node, Role, merged_ssh_keys, sorted_labels
+
+ADDONS_DIR = "/etc/kubernetes/isobuild"
+INSTALL_PATH = "/opt/isobuild/install.sh"
+PKI_DIR = "/etc/kubernetes/pki"
+KUBELET_PKI_DIR = "/var/lib/kubelet/pki"
+CRI_SOCKET = "unix:///run/containerd/containerd.sock"
+KUBEADM_API = "kubeadm.k8s.io/v1beta4"
+KUBELET_API = "kubelet.config.k8s.io/v1beta1"
+
+
+@dataclasses.dataclass(frozen=True)
+class HostFile:
+    """A file cloud-init writes on the node."""
+
+    path: str
+    content: bytes
+    mode: int = 0o644
+
+    @property
+    def secret(self) -> bool:
+        return self.mode & 0o077 == 0
+
+
+# -- YAML and shell serialisation ---------------------------------------------------------
+class _Dumper(yaml.SafeDumper):
+    """Block style, literal ``|`` for multi-line strings (PEMs, scripts) so user_data stays readable."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def to_yaml(value: Any, indent: int = 0) -> str:
+    """``value`` as YAML to follow ``key:``: a scalar inline, a collection as an indented block."""
+    if not isinstance(value, dict | list | tuple) or not value:
+        text = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, width=1 << 30, allow_unicode=False)
+        return text.removesuffix("\n...\n").rstrip("\n")
+    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=False, sort_keys=False, width=1 << 30)
+    pad = " " * indent
+    return "\n" + "".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True)).rstrip("\n")
+
+
+def dump_yaml(*documents: Any) -> bytes:
+    return yaml.dump_all(documents, Dumper=_Dumper, default_flow_style=False, sort_keys=False).encode()
+
+
+@functools.cache
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,  # a missing value is an error, never an empty string
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    env.filters["yaml"] = to_yaml
+    env.filters["shquote"] = lambda v: shlex.quote(str(v))
+    return env
+
+
+def templates_dir() -> Path:
+    """Installed wheels carry the templates inside the package; a source tree has them at the top."""
+    packaged = Path(__file__).parent / "templates"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
+
+
+def render_template(name: str, **values: Any) -> str:
+    return str(_environment().get_template(name).render(**values))
+
+
+# -- configuration documents ---------------------------------------------------------------
+def _args(flags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in flags.items()]
+
+
+def kubelet_flags(node: Node) -> dict[str, str]:
+    flags = {"node-ip": node.ip, "hostname-override": node.name}
+    labels = sorted_labels(node.all_labels())
+    if labels:
+        flags["node-labels"] = ",".join(f"{k}={v}" for k, v in labels.items())
+    return flags
+
+
+def kubelet_configuration(cluster: Cluster, *, full: bool) -> dict[str, Any]:
+    """The KubeletConfiguration; ``full`` adds what kubeadm fills in itself on a controller."""
+    config: dict[str, Any] = {
+        "apiVersion": KUBELET_API,
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "systemd",
+        # The pre-issued system:node:NAME certificate is also the serving certificate, signed by
+        # the cluster CA: metrics-server and kubectl logs verify it without --kubelet-insecure-tls.
+        "tlsCertFile": f"{KUBELET_PKI_DIR}/kubelet.crt",
+        "tlsPrivateKeyFile": f"{KUBELET_PKI_DIR}/kubelet.key",
+        "rotateCertificates": False,
+        "serverTLSBootstrap": False,
+    }
+    if full:
+        config |= {
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": f"{PKI_DIR}/ca.crt"},
+            },
+            "authorization": {"mode": "Webhook"},
+            "clusterDNS": [cluster.dns_service_ip()],
+            "clusterDomain": cluster.domain,
+            "staticPodPath": "/etc/kubernetes/manifests",
+            "containerRuntimeEndpoint": CRI_SOCKET,
+        }
+    return config
+
+
+def kubeadm_configuration(cluster: Cluster, node: Node, cert_sans: list[str]) -> bytes:
+    host, port = cluster.endpoint_host_port()
+    init = {
+        "apiVersion": KUBEADM_API,
+        "kind": "InitConfiguration",
+        "localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": API_PORT},
+        "nodeRegistration": {
+            "name": node.name,
+            "criSocket": CRI_SOCKET,
+            "kubeletExtraArgs": _args(kubelet_flags(node)),
+        },
+    }
+    cluster_config = {
+        "apiVersion": KUBEADM_API,
+        "kind": "ClusterConfiguration",
+        "clusterName": cluster.name,
+        "kubernetesVersion": f"v{cluster.kubernetes_version.removeprefix('v')}",
+        "controlPlaneEndpoint": f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
+        "certificatesDir": PKI_DIR,
+        "encryptionAlgorithm": _kubeadm_algorithm(cluster),
+        "networking": {
+            "serviceSubnet": cluster.service_cidr,
+            "podSubnet": cluster.pod_cidr,
+            "dnsDomain": cluster.domain,
+        },
+        "apiServer": {"certSANs": cert_sans},
+    }
+    return dump_yaml(init, cluster_config, kubelet_configuration(cluster, full=False))
+
+
+def _kubeadm_algorithm(cluster: Cluster) -> str:
+    return {"ecdsa-p256": "ECDSA-P256", "ecdsa-p384": "ECDSA-P384"}.get(
+        cluster.key_type.value, cluster.key_type.value.upper()
+    )
+
+
+def rbac_manifest() -> bytes:
+    """Bindings kubeadm init creates too; applied again so they exist whatever happened."""
+
+    def binding(name: str, role: str, kind: str, subject: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject}],
+        }
+
+    return dump_yaml(
+        binding("kubeadm:cluster-admins", "cluster-admin", "Group", "kubeadm:cluster-admins"),
+        binding(
+            "kubeadm:apiserver-kubelet-client", "system:kubelet-api-admin", "User", "kube-apiserver-kubelet-client"
+        ),
+    )
+
+
+def flannel_kustomization(cluster: Cluster) -> bytes:
+    """flannel's release manifest, pinned, with our pod CIDR patched in as data."""
+    net_conf = json.dumps({"Network": cluster.pod_cidr, "EnableNFTables": False, "Backend": {"Type": "vxlan"}}, indent=2)
+    url = f"https://github.com/flannel-io/flannel/releases/download/{cluster.flannel_version}/kube-flannel.yml"
+    return dump_yaml(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [url],
+            "patches": [
+                {
+                    "target": {"kind": "ConfigMap", "name": "kube-flannel-cfg"},
+                    "patch": dump_yaml(
+                        [{"op": "replace", "path": "/data/net-conf.json", "value": net_conf + "\n"}]
+                    ).decode(),
+                }
+            ],
+        }
+    )
+
+
+def ingress_kustomization(cluster: Cluster) -> bytes:
+    """ingress-nginx's bare-metal release manifest, its Deployment swapped for the seed's design:
+    a DaemonSet on ``role=edge-router`` nodes serving ports 80/443 on the host network."""
+    tag = f"controller-{cluster.ingress_nginx_version}"
+    url = f"https://raw.githubusercontent.com/kubernetes/ingress-nginx/{tag}/deploy/static/provider/baremetal/deploy.yaml"
+    delete_deployment = dump_yaml(
+        {
+            "$patch": "delete",
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx"},
+        }
+    ).decode()
+    return dump_yaml(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [url, "daemonset.yaml"],
+            "patches": [{"patch": delete_deployment}],
+        }
+    )
+
+
+def ingress_daemonset(cluster: Cluster) -> bytes:
+    labels = {
+        "app.kubernetes.io/component": "controller",
+        "app.kubernetes.io/instance": "ingress-nginx",
+        "app.kubernetes.io/name": "ingress-nginx",
+    }
+    env = [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "LD_PRELOAD", "value": "/usr/local/lib/libmimalloc.so"},
+    ]
+    probe = {"httpGet": {"path": "/healthz", "port": 10254, "scheme": "HTTP"}, "periodSeconds": 10, "timeoutSeconds": 1}
+    container = {
+        "name": "controller",
+        "image": f"registry.k8s.io/ingress-nginx/controller:{cluster.ingress_nginx_version}",
+        "args": [
+            "/nginx-ingress-controller",
+            "--election-id=ingress-nginx-leader",
+            "--controller-class=k8s.io/ingress-nginx",
+            "--ingress-class=nginx",
+            "--configmap=$(POD_NAMESPACE)/ingress-nginx-controller",
+            "--validating-webhook=:8443",
+            "--validating-webhook-certificate=/usr/local/certificates/cert",
+            "--validating-webhook-key=/usr/local/certificates/key",
+            "--watch-ingress-without-class=true",
+        ],
+        "env": env,
+        "ports": [
+            {"name": "http", "containerPort": 80, "hostPort": 80, "protocol": "TCP"},
+            {"name": "https", "containerPort": 443, "hostPort": 443, "protocol": "TCP"},
+            {"name": "webhook", "containerPort": 8443, "protocol": "TCP"},
+        ],
+        "livenessProbe": probe | {"initialDelaySeconds": 10, "failureThreshold": 5},
+        "readinessProbe": probe | {"initialDelaySeconds": 10, "failureThreshold": 3},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
+            "readOnlyRootFilesystem": False,
+            "runAsNonRoot": True,
+            "runAsUser": 101,
+            "runAsGroup": 82,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "webhook-cert", "mountPath": "/usr/local/certificates/", "readOnly": True}],
+    }
+    daemonset = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx", "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "hostNetwork": True,
+                    "dnsPolicy": "ClusterFirstWithHostNet",
+                    "nodeSelector": {"kubernetes.io/os": "linux", **Role.EDGE.builtin_labels()},
+                    "serviceAccountName": "ingress-nginx",
+                    "terminationGracePeriodSeconds": 300,
+                    "containers": [container],
+                    "volumes": [{"name": "webhook-cert", "secret": {"secretName": "ingress-nginx-admission"}}],
+                },
+            },
+        },
+    }
+    return dump_yaml(daemonset)
+
+
+def worker_configs(cluster: Cluster, node: Node) -> list[HostFile]:
+    """What kubeadm would write on a joining node, written by us: no join token needed."""
+    flags = " ".join(f"--{k}={v}" for k, v in kubelet_flags(node).items())
+    env = f"KUBELET_KUBEADM_ARGS={json.dumps(f'--container-runtime-endpoint={CRI_SOCKET} {flags}')}\n"
+    return [
+        HostFile("/var/lib/kubelet/config.yaml", dump_yaml(kubelet_configuration(cluster, full=True))),
+        HostFile("/var/lib/kubelet/kubeadm-flags.env", env.encode()),
+    ]
+
+
+def controller_configs(cluster: Cluster, node: Node, cert_sans: list[str]) -> list[HostFile]:
+    return [
+        HostFile(f"{ADDONS_DIR}/kubeadm.yaml", kubeadm_configuration(cluster, node, cert_sans), 0o600),
+        HostFile(f"{ADDONS_DIR}/rbac.yaml", rbac_manifest()),
+        HostFile(f"{ADDONS_DIR}/flannel/kustomization.yaml", flannel_kustomization(cluster)),
+        HostFile(f"{ADDONS_DIR}/ingress-nginx/kustomization.yaml", ingress_kustomization(cluster)),
+        HostFile(f"{ADDONS_DIR}/ingress-nginx/daemonset.yaml", ingress_daemonset(cluster)),
+    ]
+
+
+# -- the three node documents -------------------------------------------------------------
+def install_script(cluster: Cluster, node: Node) -> bytes:
+    return render_template(
+        "install.sh.j2",
+        node_name=node.name,
+        node_ip=node.ip,
+        role=node.role.value,
+        kubernetes_version=cluster.kubernetes_version.removeprefix("v"),
+        kubernetes_minor=cluster.kubernetes_minor(),
+        containerd_version="",
+        addons_dir=ADDONS_DIR,
+    ).encode()
+
+
+def user_data(cluster: Cluster, node: Node, files: list[HostFile]) -> bytes:
+    write_files = [
+        {
+            "path": f.path,
+            "owner": "root:root",
+            "permissions": f"{f.mode:04o}",  # cloud-init's schema wants a string: '0600'
+            "content": f.content.decode(),
+        }
+        for f in sorted(files, key=lambda f: f.path)
+    ]
+    hostname, _, _ = node.name.partition(".")
+    return render_template(
+        "cloud-config.yaml.j2",
+        version=__version__,
+        hostname=hostname,
+        fqdn=node.name if "." in node.name else "",
+        ssh_keys=merged_ssh_keys(cluster, node),
+        write_files=write_files,
+        runcmd=[[INSTALL_PATH]],
+    ).encode()
+
+
+def meta_data(cluster: Cluster, node: Node) -> bytes:
+    """config-2's meta_data.json; cloud-init requires it, with a ``uuid``."""
+    keys = merged_ssh_keys(cluster, node)
+    data = {
+        "uuid": cluster.node_uuid(node),
+        "hostname": node.name,
+        "name": node.name,
+        "launch_index": 0,
+        "availability_zone": "isobuild",
+        "public_keys": {f"key-{i}": key for i, key in enumerate(keys)},
+        "meta": {"role": node.role.value, "cluster": cluster.name},
+    }
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
