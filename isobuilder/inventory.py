@@ -148,11 +148,6 @@ class Transaction:
         self.targets: list[str] = []
 
     def __enter__(self) -> Transaction:
-        try:
-            for sub in ("", "new", "old"):
-                (self.tx / sub).mkdir(mode=0o700)
-        except OSError as exc:
-            raise _fail("create", self.tx, exc) from None
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -161,6 +156,12 @@ class Transaction:
     def _slot(self, target: str) -> Path:
         if target in self.targets:
             raise ValueError(f"{target} staged twice")  # a programming error, not a user one
+        if not self.targets:  # the staging area exists only for transactions with something to do
+            try:
+                for sub in ("", "new", "old"):
+                    (self.tx / sub).mkdir(mode=0o700)
+            except OSError as exc:
+                raise _fail("create", self.tx, exc) from None
         self.targets.append(target)
         return self.tx / "new" / str(len(self.targets) - 1)
 
@@ -180,7 +181,7 @@ class Transaction:
             slot.mkdir(mode=dir_mode)
             for rel in sorted(tree):
                 file, dest, old = tree[rel], slot / rel, current / rel
-                dest.parent.mkdir(mode=dir_mode, parents=True, exist_ok=True)
+                _makedirs(dest.parent, slot, dir_mode)
                 if _same(old, file):
                     os.link(old, dest)
                 else:
@@ -207,6 +208,16 @@ class Transaction:
         except OSError as exc:
             _rollback(self.root, self.tx, journal)
             raise _fail("update", self.root, exc) from None
+
+
+def _makedirs(path: Path, top: Path, mode: int) -> None:
+    """mkdir -p below ``top``, every level with ``mode`` (Path.mkdir gives parents the umask's)."""
+    missing = []
+    while path != top and not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=mode)
 
 
 def _same(path: Path, file: File) -> bool:

@@ -17,9 +17,9 @@ import netaddr
 from isobuilder.errors import IsobuildError
 
 # Pinned releases a new cluster starts with; cluster.yaml keeps what a cluster uses.
-DEFAULT_KUBERNETES_VERSION = "1.34.2"
-DEFAULT_FLANNEL_VERSION = "v0.27.4"
-DEFAULT_INGRESS_NGINX_VERSION = "v1.14.0"
+DEFAULT_KUBERNETES_VERSION = "1.37.1"
+DEFAULT_FLANNEL_VERSION = "v0.28.9"
+DEFAULT_INGRESS_NGINX_VERSION = "v1.15.1"
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"  # kubeadm's default serviceSubnet
 DEFAULT_POD_CIDR = "10.244.0.0/16"  # flannel's default Network
 DEFAULT_DOMAIN = "cluster.local"

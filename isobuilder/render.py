@@ -56,10 +56,10 @@ _Dumper.add_representer(str, _str_representer)
 
 
 def to_yaml(value: Any, indent: int = 0) -> str:
-    """``value`` as YAML to follow ``key:``: a scalar inline, a collection as an indented block."""
+    """``value`` as YAML to follow ``key:`` directly: `` scalar`` inline, or an indented block."""
     if not isinstance(value, dict | list | tuple) or not value:
         text = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, width=1 << 30, allow_unicode=False)
-        return text.removesuffix("\n...\n").rstrip("\n")
+        return " " + text.removesuffix("\n...\n").rstrip("\n")
     text = yaml.dump(value, Dumper=_Dumper, default_flow_style=False, sort_keys=False, width=1 << 30)
     pad = " " * indent
     return "\n" + "".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True)).rstrip("\n")

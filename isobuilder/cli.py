@@ -1,0 +1,303 @@
+"""The ``isobuild`` command line: a thin layer over :mod:`isobuilder.cluster`.
+
+Human output goes to stderr, data (``--json``) to stdout. :func:`main` is the one place
+where errors become ``Error: ...`` lines and exit codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from isobuilder import __version__
+from isobuilder.errors import IsobuildError
+from isobuilder.model import KeyType, Role
+
+app = typer.Typer(
+    name="isobuild",
+    help="Per-node TLS, first-boot config and config-drive ISOs for Kubernetes clusters.\n\n"
+    "\b\nExample:\n  isobuild node controller 10.10.10.1\n  isobuild node worker1 10.10.10.2 --master 10.10.10.1\n"
+    "  isobuild kubeconfig",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclasses.dataclass
+class Settings:
+    inventory: Path = Path("inventory")
+    quiet: bool = False
+    debug: bool = False
+
+
+settings = Settings()
+
+
+def say(message: str) -> None:
+    if not settings.quiet:
+        print(message, file=sys.stderr)
+
+
+def emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"isobuild {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    inventory: Annotated[
+        Path, typer.Option("--inventory", envvar="ISOBUILD_INVENTORY", help="Inventory folder.")
+    ] = Path("inventory"),
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    settings.inventory, settings.quiet, settings.debug = inventory, quiet, debug
+
+
+def _context() -> Any:
+    from isobuilder.cluster import Context
+
+    return Context.create(settings.inventory)
+
+
+# Cluster options shared by `init` and the first `node`.
+NameOpt = Annotated[str | None, typer.Option("--name", help="Cluster name (default: k8s-<id>).")]
+EndpointOpt = Annotated[
+    str | None, typer.Option("--endpoint", help="API endpoint HOST[:PORT] (default: first controller's IP).")
+]
+ServiceCidrOpt = Annotated[str | None, typer.Option("--service-cidr", help="Service CIDR [10.96.0.0/12].")]
+PodCidrOpt = Annotated[str | None, typer.Option("--pod-cidr", help="Pod CIDR [10.244.0.0/16].")]
+DomainOpt = Annotated[str | None, typer.Option("--domain", help="Cluster DNS domain [cluster.local].")]
+VersionOpt = Annotated[str | None, typer.Option("--k8s-version", help="Kubernetes version to pin.")]
+KeyTypeOpt = Annotated[KeyType | None, typer.Option("--key-type", help="Key algorithm [ecdsa-p256].")]
+SshKeyOpt = Annotated[
+    list[Path] | None, typer.Option("--ssh-key", help="SSH public key file; repeatable.", show_default=False)
+]
+
+
+def _read_ssh_keys(paths: list[Path] | None) -> tuple[str, ...]:
+    keys: list[str] = []
+    for path in paths or []:
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IsobuildError(
+                f"cannot read SSH key file {path}: {getattr(exc, 'strerror', None) or exc}",
+                hint="pass a public key file, e.g. --ssh-key ~/.ssh/id_ed25519.pub",
+            ) from None
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+        if not lines:
+            raise IsobuildError(f"SSH key file {path} is empty", hint="pass a public key file such as ~/.ssh/id_ed25519.pub")
+        keys += lines
+    return tuple(keys)
+
+
+def _cluster_options(
+    name: str | None,
+    endpoint: str | None,
+    service_cidr: str | None,
+    pod_cidr: str | None,
+    domain: str | None,
+    k8s_version: str | None,
+    key_type: KeyType | None,
+    ssh_keys: tuple[str, ...],
+) -> Any:
+    from isobuilder.cluster import ClusterOptions
+
+    return ClusterOptions(name, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, ssh_keys)
+
+
+@app.command()
+def init(
+    name: NameOpt = None,
+    endpoint: EndpointOpt = None,
+    service_cidr: ServiceCidrOpt = None,
+    pod_cidr: PodCidrOpt = None,
+    domain: DomainOpt = None,
+    k8s_version: VersionOpt = None,
+    key_type: KeyTypeOpt = None,
+    ssh_key: SshKeyOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Create the cluster: cluster.yaml and its CAs in ssl/ (once; never re-made).
+
+    \b
+    Example:
+      isobuild init --name lab --endpoint api.lab.example --ssh-key ~/.ssh/id_ed25519.pub
+    """
+    from isobuilder import cluster as ops
+
+    options = _cluster_options(
+        name, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, _read_ssh_keys(ssh_key)
+    )
+    created = ops.init(_context(), options)
+    if as_json:
+        emit_json({"name": created.name, "cluster_id": created.cluster_id, "inventory": str(settings.inventory)})
+    say(f"Created cluster {created.name} in {settings.inventory} (Kubernetes {created.kubernetes_version}, "
+        f"{created.key_type} keys). Next: isobuild node NAME IP")  # fmt: skip
+
+
+@app.command()
+def node(
+    name: Annotated[str, typer.Argument(help="Node name (RFC 1123), also its hostname.")],
+    ip: Annotated[str, typer.Argument(help="The node's IP address.")],
+    master: Annotated[
+        str | None, typer.Option("--master", help="Controller IP to join: makes a worker.")
+    ] = None,
+    role: Annotated[Role | None, typer.Option("--role", help="controller, worker or edge.")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="Node label k=v; repeatable.")] = None,
+    san: Annotated[list[str] | None, typer.Option("--san", help="Extra SAN (name or IP); repeatable.")] = None,
+    ssh_key: SshKeyOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a hand-edited user_data.")] = False,
+    name_: NameOpt = None,
+    endpoint: EndpointOpt = None,
+    service_cidr: ServiceCidrOpt = None,
+    pod_cidr: PodCidrOpt = None,
+    domain: DomainOpt = None,
+    k8s_version: VersionOpt = None,
+    key_type: KeyTypeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Add or update a node and build its folder: certs, user_data, config.iso, install.sh.
+
+    No --master makes a controller; --master makes a worker; --role edge an edge router.
+    The first node creates the cluster (the cluster options apply then). Options not
+    given keep the node's current values. --ssh-key on the first node goes to the cluster.
+
+    \b
+    Example:
+      isobuild node controller 10.10.10.1
+      isobuild node worker1 10.10.10.2 --master 10.10.10.1 --label zone=rack1
+      isobuild node example.com 123.234.234.123 --master 10.10.10.1 --role edge
+    """
+    from isobuilder import cluster as ops
+
+    keys = _read_ssh_keys(ssh_key)
+    ctx = _context()
+    first = not ctx.inventory.has_cluster()
+    options = _cluster_options(
+        name_, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, keys if first else ()
+    )
+    request = ops.NodeRequest(
+        name=name,
+        ip=ip,
+        master=master,
+        role=role,
+        labels=tuple(label or ()),
+        sans=tuple(san or ()),
+        ssh_keys=() if first else keys,
+        force=force,
+    )
+    result = ops.add_node(ctx, request, options)
+    if as_json:
+        emit_json(result.as_json())
+    if result.cluster_created:
+        say(f"Created a new cluster in {settings.inventory} (CA in {settings.inventory / 'ssl'}: back it up).")
+    n = result.node
+    status = f"{len(result.changed)} files written" if result.changed else "up to date, nothing written"
+    say(f"{n.role} {n.name} ({n.ip}): {status}")
+    if result.kept_hand_edit:
+        say("  user_data: your hand edit is kept (nothing isobuild generates for it changed)")
+    say(f"  folder:  {result.folder}/  (config.iso, install.sh, ssl/, cloud-config/)")
+    say(f"  certs:   valid until {result.cert_expiry:%Y-%m-%d}")
+    nxt = "attach config.iso to the machine and boot it"
+    say(f"  next:    {nxt}; then `isobuild kubeconfig`" if n.role is Role.CONTROLLER else f"  next:    {nxt}")
+
+
+@app.command()
+def image(
+    folder: Annotated[Path, typer.Argument(help="A node folder, e.g. inventory/node-worker1.")],
+) -> None:
+    """Re-package FOLDER/cloud-config/ into FOLDER/config.iso after a hand edit.
+
+    Nothing else in the folder changes. SOURCE_DATE_EPOCH makes the image reproducible.
+
+    \b
+    Example:
+      vi inventory/node-worker1/cloud-config/openstack/latest/user_data
+      isobuild image inventory/node-worker1
+    """
+    from isobuilder import cluster as ops
+
+    target = ops.image(_context(), folder)
+    say(f"Wrote {target}")
+
+
+@app.command("kubeconfig")
+def kubeconfig_cmd(
+    server: Annotated[str | None, typer.Option("--server", help="API server URL (default: endpoint).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead.")] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Merge into ~/.kube/config (or $KUBECONFIG's first file).")
+    ] = False,
+    use: Annotated[bool, typer.Option("--use", help="With --merge: make it the current context.")] = False,
+) -> None:
+    """Write the admin kubeconfig (inventory/kubeconfig, certs embedded, 0600).
+
+    \b
+    Example:
+      isobuild kubeconfig
+      kubectl --kubeconfig inventory/kubeconfig get nodes
+      isobuild kubeconfig --merge --use
+    """
+    from isobuilder import cluster as ops
+
+    if use and not merge:
+        raise IsobuildError("--use goes with --merge", hint="isobuild kubeconfig --merge --use")
+    if merge and output:
+        raise IsobuildError("--merge and --output exclude each other", hint="pick one target file")
+    merge_into = _default_kubeconfig() if merge else None
+    result = ops.admin_kubeconfig(_context(), server=server, output=output, merge_into=merge_into, use=use)
+    say(f"Wrote {result.path} (context {result.context}, server {result.server})")
+    if result.backup:
+        say(f"  previous file saved as {result.backup}")
+
+
+def _default_kubeconfig() -> Path:
+    env = os.environ.get("KUBECONFIG", "")
+    first = next((p for p in env.split(os.pathsep) if p), "")
+    return Path(first) if first else Path.home() / ".kube" / "config"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code. Tests call this with an argv list."""
+    command = typer.main.get_command(app)
+    settings.__init__()  # type: ignore[misc]  # fresh settings for each in-process call
+    try:
+        command.main(args=argv, prog_name="isobuild", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except IsobuildError as exc:
+        if settings.debug:
+            raise
+        print(f"Error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"Hint: {exc.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Error: interrupted; the inventory is unchanged", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line, not a traceback, unless --debug
+        if settings.debug:
+            raise
+        print(f"Error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("Hint: re-run with --debug for a traceback and report it", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,495 @@
+"""The operations behind the commands: init, node, image, kubeconfig.
+
+Each operation checks every input first, computes the new files in memory (pki, render,
+configdrive) and hands them to one inventory transaction. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from isobuilder import clusterfile, configdrive, kubeconfig, model, pki, render
+from isobuilder.errors import IsobuildError
+from isobuilder.identities import (
+    Kubeconfig,
+    Signer,
+    admin_spec,
+    apiserver_sans,
+    ca_files_for,
+    identity_for,
+    node_identities,
+    node_kubeconfigs,
+)
+from isobuilder.inventory import File, Inventory, read_tree, write_outside
+from isobuilder.model import Cluster, KeyType, Node, Role
+
+CLOUD_DIR = "cloud-config"
+USER_DATA = f"{CLOUD_DIR}/openstack/latest/user_data"
+META_DATA = f"{CLOUD_DIR}/openstack/latest/meta_data.json"
+ISO = "config.iso"
+STATE = ".isobuild.json"  # what isobuild generated last; tells a hand edit from our own output
+EMBEDDED_IN_KUBECONFIG = {"admin", "controller-manager", "scheduler"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """Per-run state: where, and when (the clock is injected, never read deep inside)."""
+
+    inventory: Inventory
+    now: dt.datetime
+    iso_epoch: float
+
+    @classmethod
+    def create(cls, root: Path, now: dt.datetime | None = None, environ: Mapping[str, str] = os.environ) -> Context:
+        now = now or dt.datetime.now(dt.UTC)
+        sde = environ.get("SOURCE_DATE_EPOCH", "")
+        if sde and not sde.isdigit():
+            raise IsobuildError(
+                f"SOURCE_DATE_EPOCH={sde!r} is not a number of seconds", hint="unset it or set it to e.g. $(date +%s)"
+            )
+        return cls(Inventory(root), now, float(sde) if sde else now.timestamp())
+
+
+# -- cluster creation ------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ClusterOptions:
+    """Cluster settings given on the command line (None: not given)."""
+
+    name: str | None = None
+    endpoint: str | None = None
+    service_cidr: str | None = None
+    pod_cidr: str | None = None
+    domain: str | None = None
+    kubernetes_version: str | None = None
+    key_type: KeyType | None = None
+    ssh_keys: tuple[str, ...] = ()
+
+    def checked(self) -> ClusterOptions:
+        return ClusterOptions(
+            name=model.check_name(self.name) if self.name is not None else None,
+            endpoint=model.check_endpoint(self.endpoint) if self.endpoint else None,
+            service_cidr=model.check_cidr(self.service_cidr, "service CIDR") if self.service_cidr else None,
+            pod_cidr=model.check_cidr(self.pod_cidr, "pod CIDR") if self.pod_cidr else None,
+            domain=model.check_domain(self.domain) if self.domain else None,
+            kubernetes_version=_version(self.kubernetes_version) if self.kubernetes_version else None,
+            key_type=self.key_type,
+            ssh_keys=model.unique(model.check_ssh_key(k) for k in self.ssh_keys),
+        )
+
+    def conflicts(self, cluster: Cluster) -> list[str]:
+        """Settings given here that differ from an existing cluster's."""
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "ssh_keys"}
+        return sorted(k for k, v in given.items() if v is not None and v != getattr(cluster, k))
+
+
+def _version(value: str) -> str:
+    model.parse_kubernetes_version(value)
+    return value.removeprefix("v")
+
+
+def new_cluster(options: ClusterOptions) -> Cluster:
+    cluster_id = str(uuid.uuid4())
+    values = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if getattr(options, f.name)}
+    values.setdefault("name", f"k8s-{cluster_id[:8]}")  # unique by default, so kubeconfigs merge cleanly
+    values["ssh_keys"] = tuple(options.ssh_keys)
+    return model.check_cluster(Cluster(cluster_id=cluster_id, **values))
+
+
+def create_pki(cluster: Cluster, now: dt.datetime) -> dict[str, File]:
+    """The workstation's ``ssl/``: the three kubeadm CAs and the service-account key pair."""
+    tree: dict[str, File] = {}
+    for signer in Signer:
+        ca = pki.issue_ca(signer.common_name, pki.generate_key(cluster.key_type), now, cluster.ca_days)
+        tree[f"{signer.value}.crt"] = File(ca.cert_pem, 0o644)
+        tree[f"{signer.value}.key"] = File(ca.key_pem, 0o600)
+    sa = pki.generate_key(cluster.key_type)
+    tree["sa.key"] = File(pki.key_to_pem(sa), 0o600)
+    tree["sa.pub"] = File(pki.public_key_to_pem(sa), 0o644)
+    return tree
+
+
+@dataclasses.dataclass(frozen=True)
+class Pki:
+    files: Mapping[str, bytes]
+
+    def ca(self, signer: Signer) -> pki.KeyPair:
+        return pki.KeyPair(self.files[f"{signer.value}.key"], self.files[f"{signer.value}.crt"])
+
+    @classmethod
+    def load(cls, inventory: Inventory) -> Pki:
+        files = read_tree(inventory.ssl)
+        needed = [f"{s.value}.{ext}" for s in Signer for ext in ("crt", "key")] + ["sa.key", "sa.pub"]
+        missing = [n for n in needed if n not in files]
+        if missing:
+            raise IsobuildError(
+                f"the cluster PKI is incomplete: {inventory.ssl / missing[0]} is missing",
+                hint="restore ssl/ from your backup; isobuild never re-creates a CA by itself",
+            )
+        for signer in Signer:  # fail early and clearly on a corrupt CA, not deep inside a signature
+            ca = cls(files).ca(signer)
+            pki.load_cert(ca.cert_pem, str(inventory.ssl / f"{signer.value}.crt"))
+            key = pki.load_key(ca.key_pem, str(inventory.ssl / f"{signer.value}.key"))
+            if not pki.key_matches(ca.cert, key):
+                raise IsobuildError(
+                    f"{inventory.ssl / signer.value}.key does not belong to {signer.value}.crt",
+                    hint="restore ssl/ from your backup; isobuild never re-creates a CA by itself",
+                )
+        return cls(files)
+
+
+def load_cluster(inventory: Inventory) -> Cluster:
+    text = inventory.read("cluster.yaml")
+    if text is None:
+        raise IsobuildError(
+            f"no cluster in {inventory.root} (cluster.yaml not found)",
+            hint="create one with `isobuild init` or `isobuild node NAME IP`, or pass --inventory DIR",
+        )
+    return clusterfile.parse(text)
+
+
+def _refuse_orphan_ca(inventory: Inventory) -> None:
+    if (inventory.ssl / "ca.key").exists() or (inventory.ssl / "ca.crt").exists():
+        raise IsobuildError(
+            f"{inventory.ssl} holds a CA but {inventory.cluster_file} is missing",
+            hint="restore cluster.yaml from your backup; to start a new cluster, move ssl/ away first",
+        )
+
+
+def init(ctx: Context, options: ClusterOptions) -> Cluster:
+    options = options.checked()
+    with ctx.inventory.locked():
+        if ctx.inventory.has_cluster():
+            raise IsobuildError(
+                f"a cluster already exists in {ctx.inventory.root}",
+                hint=f"change its settings by editing {ctx.inventory.cluster_file}; the CA is never re-made",
+            )
+        _refuse_orphan_ca(ctx.inventory)
+        cluster = new_cluster(options)
+        with ctx.inventory.transaction() as tx:
+            tx.put_tree("ssl", create_pki(cluster, ctx.now))
+            tx.put_file("cluster.yaml", File(clusterfile.dump(cluster)))
+            tx.commit()
+    return cluster
+
+
+# -- nodes ------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class NodeRequest:
+    """``isobuild node``'s arguments. Options left empty keep the node's current values."""
+
+    name: str
+    ip: str
+    master: str | None = None
+    role: Role | None = None
+    labels: tuple[str, ...] = ()
+    sans: tuple[str, ...] = ()
+    ssh_keys: tuple[str, ...] = ()
+    force: bool = False
+
+
+def plan_node(cluster: Cluster, request: NodeRequest) -> Node:
+    name = model.check_name(request.name)
+    ip = model.check_ip(request.ip, "node IP")
+    master = model.check_ip(request.master, "--master IP") if request.master else None
+    role = request.role or (Role.WORKER if master else Role.CONTROLLER)
+    if role.is_control_plane and master:
+        raise IsobuildError(
+            f"node {name!r}: --master goes with workers and edge routers, not with --role controller",
+            hint="drop --master to add a controller",
+        )
+    if not role.is_control_plane and master is None and not cluster.controllers():
+        raise IsobuildError(
+            f"node {name!r}: a {role} needs a controller to join",
+            hint="add a controller first (isobuild node NAME IP), then pass --master CONTROLLER_IP",
+        )
+    current = cluster.node(name)
+    if current is not None and current.role is not role:
+        raise IsobuildError(
+            f"node {name!r} is a {current.role}; refusing to turn it into a {role}",
+            hint=f"pick another name, or remove {name!r} from cluster.yaml and its folder first",
+        )
+    labels = dict(model.parse_label(text) for text in request.labels)
+    return Node(
+        name=name,
+        ip=ip,
+        role=role,
+        master=master if master else (current.master if current else None),
+        labels=labels if request.labels else (current.labels if current else {}),
+        sans=model.check_sans(request.sans) if request.sans else (current.sans if current else ()),
+        ssh_keys=(
+            model.unique(model.check_ssh_key(k) for k in request.ssh_keys)
+            if request.ssh_keys
+            else (current.ssh_keys if current else ())
+        ),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeResult:
+    node: Node
+    folder: Path
+    changed: tuple[str, ...]  # node-folder files written (relative); empty: nothing to do
+    cluster_created: bool
+    cert_expiry: dt.datetime
+    kept_hand_edit: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.node.name,
+            "ip": self.node.ip,
+            "role": self.node.role.value,
+            "folder": str(self.folder),
+            "changed": list(self.changed),
+            "cluster_created": self.cluster_created,
+            "cert_expiry": self.cert_expiry.isoformat(),
+            "kept_hand_edit": self.kept_hand_edit,
+        }
+
+
+def add_node(ctx: Context, request: NodeRequest, options: ClusterOptions) -> NodeResult:
+    options = options.checked()
+    inv = ctx.inventory
+    with inv.locked():
+        created = not inv.has_cluster()
+        if created:
+            _refuse_orphan_ca(inv)
+            cluster = new_cluster(options)
+            ssl_tree = create_pki(cluster, ctx.now)
+            authority = Pki({k: f.content for k, f in ssl_tree.items()})
+        else:
+            cluster = load_cluster(inv)
+            conflicts = options.conflicts(cluster)
+            if conflicts:
+                raise IsobuildError(
+                    f"the cluster exists; --{conflicts[0].replace('_', '-')} differs from cluster.yaml",
+                    hint=f"cluster settings live in {inv.cluster_file}: edit it there",
+                )
+            authority = Pki.load(inv)
+        node = plan_node(cluster, request)
+        updated = model.check_cluster(cluster.with_node(node))
+        folder = inv.node_dir(node.folder)
+        existing = read_tree(folder)
+        tree, kept = node_tree(ctx, updated, node, authority, existing, force=request.force)
+        changed = _changes(folder, existing, tree)
+        cluster_text = clusterfile.dump(updated)
+        with inv.transaction() as tx:
+            if created:
+                tx.put_tree("ssl", ssl_tree)
+            if changed:
+                tx.put_tree(node.folder, tree)
+            if inv.read("cluster.yaml") != cluster_text:
+                tx.put_file("cluster.yaml", File(cluster_text))
+            tx.commit()
+    expiry = pki.load_cert(tree["ssl/kubelet.crt"].content, "kubelet.crt").not_valid_after_utc
+    return NodeResult(node, folder, tuple(changed), created, expiry, kept)
+
+
+def _changes(folder: Path, existing: Mapping[str, bytes], tree: Mapping[str, File]) -> list[str]:
+    changed = [rel for rel, f in sorted(tree.items()) if existing.get(rel) != f.content or _mode(folder / rel) != f.mode]
+    return changed + sorted(set(existing) - set(tree))
+
+
+def _mode(path: Path) -> int | None:
+    try:
+        return path.lstat().st_mode & 0o7777
+    except OSError:
+        return None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def node_tree(
+    ctx: Context, cluster: Cluster, node: Node, authority: Pki, existing: Mapping[str, bytes], *, force: bool
+) -> tuple[dict[str, File], bool]:
+    """The node folder's files. Returns the tree and whether a hand-edited user_data was kept."""
+    tree: dict[str, File] = {}
+    host: list[render.HostFile] = []
+    for name in ca_files_for(node):
+        mode = 0o600 if name.endswith(".key") else 0o644
+        tree[f"ssl/{name}"] = File(authority.files[name], mode)
+        host.append(render.HostFile(f"{render.PKI_DIR}/{name}", authority.files[name], mode))
+
+    pairs: dict[str, pki.KeyPair] = {}
+    for ident in node_identities(cluster, node):
+        previous = _keypair(existing, f"ssl/{ident.name}")
+        pair = pki.ensure_leaf(
+            ident.spec, authority.ca(ident.signer), previous, cluster.key_type, ctx.now, cluster.cert_days
+        )
+        pairs[ident.name] = pair
+        tree[f"ssl/{ident.name}.crt"] = File(pair.cert_pem, 0o644)
+        tree[f"ssl/{ident.name}.key"] = File(pair.key_pem, 0o600)
+        if ident.name == "kubelet":
+            base = f"{render.KUBELET_PKI_DIR}/kubelet"
+        elif ident.name in EMBEDDED_IN_KUBECONFIG:
+            continue
+        else:
+            base = f"{render.PKI_DIR}/{ident.name}"
+        host += [render.HostFile(f"{base}.crt", pair.cert_pem), render.HostFile(f"{base}.key", pair.key_pem, 0o600)]
+
+    for kc in node_kubeconfigs(node):
+        local = kc.uses_local_apiserver or (kc is Kubeconfig.KUBELET and node.role.is_control_plane)
+        user = f"system:node:{node.name}" if kc is Kubeconfig.KUBELET else kc.user
+        config = kubeconfig.build(
+            cluster.name, server_for(cluster, node, local=local), authority.files["ca.crt"], user, pairs[identity_for(kc)]
+        )
+        host.append(render.HostFile(f"/etc/kubernetes/{kc.file}", kubeconfig.dump(config), 0o600))
+
+    if node.role.is_control_plane:
+        host += render.controller_configs(cluster, node, list(apiserver_sans(cluster, node)))
+    else:
+        host += render.worker_configs(cluster, node)
+    install = render.install_script(cluster, node)
+    host.append(render.HostFile(render.INSTALL_PATH, install, 0o700))
+
+    user_data = render.user_data(cluster, node, host)
+    state = json.loads(existing.get(STATE, b"{}") or b"{}")
+    on_disk = existing.get(USER_DATA)
+    hand_edited = on_disk is not None and _sha256(on_disk) != state.get("user_data_sha256")
+    kept = False
+    if hand_edited and not force:
+        if _sha256(user_data) != state.get("user_data_sha256"):
+            raise IsobuildError(
+                f"{node.folder}/{USER_DATA} was edited by hand and this change would overwrite it",
+                hint="re-run with --force to replace it (your edit is lost), or `isobuild image` to ship your edit as is",
+            )
+        assert on_disk is not None
+        user_data, kept = on_disk, True
+    else:
+        state = {"user_data_sha256": _sha256(user_data)}
+
+    cloud = {
+        rel: File(content, 0o600 if rel == USER_DATA else 0o644)
+        for rel, content in existing.items()
+        if rel.startswith(CLOUD_DIR + "/")  # files the operator added to the drive stay on it
+    }
+    cloud[USER_DATA] = File(user_data, 0o600)
+    cloud[META_DATA] = File(render.meta_data(cluster, node), 0o644)
+    tree.update(cloud)
+    same_drive = existing.get(ISO) is not None and all(existing.get(r) == f.content for r, f in cloud.items())
+    iso = existing[ISO] if same_drive else drive_image(cloud, ctx.iso_epoch)
+    tree[ISO] = File(iso, 0o600)
+    tree["install.sh"] = File(install, 0o755)
+    tree[STATE] = File((json.dumps(state, sort_keys=True) + "\n").encode(), 0o644)
+    folder = ctx.inventory.node_dir(node.folder)
+    for rel, content in existing.items():  # the operator's own files in the folder are kept
+        if rel not in tree and not rel.startswith(("ssl/", CLOUD_DIR + "/")):
+            tree[rel] = File(content, _mode(folder / rel) or 0o600)
+    return tree, kept
+
+
+def _keypair(existing: Mapping[str, bytes], stem: str) -> pki.KeyPair | None:
+    key, cert = existing.get(f"{stem}.key"), existing.get(f"{stem}.crt")
+    if key is None or cert is None:
+        return None
+    pair = pki.KeyPair(key, cert)
+    pki.load_key(key, f"{stem}.key")
+    pki.load_cert(cert, f"{stem}.crt")
+    return pair
+
+
+def server_for(cluster: Cluster, node: Node, *, local: bool) -> str:
+    if local:
+        return cluster.server_url(via_ip=node.ip)
+    if cluster.endpoint or node.master is None:
+        return cluster.server_url()
+    return cluster.server_url(via_ip=node.master)
+
+
+def drive_image(cloud: Mapping[str, File], epoch: float) -> bytes:
+    files = {rel.removeprefix(CLOUD_DIR + "/"): f.content for rel, f in cloud.items()}
+    return configdrive.build_iso(files, configdrive.CONFIG_2_LABEL, epoch)
+
+
+# -- image -------------------------------------------------------------------------------------
+def image(ctx: Context, folder: Path) -> Path:
+    """Re-package ``folder/cloud-config/`` into ``folder/config.iso``; nothing else changes."""
+    source = folder / CLOUD_DIR
+    if not source.is_dir():
+        raise IsobuildError(
+            f"{source} not found",
+            hint="give a node folder made by `isobuild node`, e.g. isobuild image inventory/node-worker1",
+        )
+    files = {rel: content for rel, content in read_tree(source).items()}
+    user_data = files.get("openstack/latest/user_data")
+    if user_data is None:
+        raise IsobuildError(f"{source}/openstack/latest/user_data not found", hint="a config-2 drive needs a user_data")
+    _check_user_data(user_data, source / "openstack/latest/user_data")
+    iso = configdrive.build_iso(files, configdrive.CONFIG_2_LABEL, ctx.iso_epoch)
+    target = folder / ISO
+    if target.exists() and target.read_bytes() == iso:
+        return target
+    write_outside(target, iso, 0o600)
+    return target
+
+
+def _check_user_data(data: bytes, path: Path) -> None:
+    """Catch a broken hand edit before it ships: cloud-config must stay a YAML mapping."""
+    import yaml
+
+    if not data.startswith(b"#cloud-config"):
+        return  # a script or another format: cloud-init decides
+    try:
+        parsed = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise IsobuildError(f"{path} is not valid YAML{where}", hint="fix the edit; cloud-init would ignore the file") from None
+    if not isinstance(parsed, dict):
+        raise IsobuildError(f"{path} is not a cloud-config mapping", hint="fix the edit; cloud-init would ignore the file")
+
+
+# -- kubeconfig ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class KubeconfigResult:
+    path: Path
+    server: str
+    context: str
+    backup: Path | None
+
+
+def admin_kubeconfig(
+    ctx: Context, *, server: str | None, output: Path | None, merge_into: Path | None, use: bool
+) -> KubeconfigResult:
+    inv = ctx.inventory
+    with inv.locked():
+        cluster = load_cluster(inv)
+        authority = Pki.load(inv)
+        url = server or cluster.server_url()
+        if not url.startswith("https://"):
+            raise IsobuildError(f"--server {url!r} is not an https:// URL", hint="e.g. --server https://10.10.10.1:6443")
+        previous = _keypair({k: v for k, v in read_tree(inv.ssl).items()}, "admin")
+        pair = pki.ensure_leaf(
+            admin_spec(), authority.ca(Signer.CA), previous, cluster.key_type, ctx.now, cluster.cert_days
+        )
+        config = kubeconfig.build(cluster.name, url, authority.files["ca.crt"], Kubeconfig.ADMIN.user, pair)
+        text = kubeconfig.dump(config)
+        with inv.transaction() as tx:
+            if pair is not previous:
+                ssl = {rel: File(c, 0o600 if rel.endswith(".key") else 0o644) for rel, c in authority.files.items()}
+                ssl |= {"admin.crt": File(pair.cert_pem, 0o644), "admin.key": File(pair.key_pem, 0o600)}
+                tx.put_tree("ssl", ssl)
+            if output is None and merge_into is None and inv.read("kubeconfig") != text:
+                tx.put_file("kubeconfig", File(text, 0o600))
+            tx.commit()
+    backup = None
+    target = output or merge_into or inv.root / "kubeconfig"
+    if merge_into is not None:
+        current = merge_into.read_bytes() if merge_into.exists() else b""
+        merged = kubeconfig.merge(kubeconfig.parse(current, str(merge_into)), config, use=use)
+        text = kubeconfig.dump(merged)
+        if current and current != text:
+            backup = merge_into.with_name(f"{merge_into.name}.bak-{ctx.now:%Y%m%dT%H%M%SZ}")
+            write_outside(backup, current, 0o600)
+    if target != inv.root / "kubeconfig" and (not target.exists() or target.read_bytes() != text):
+        write_outside(target, text, 0o600)
+    return KubeconfigResult(target, url, config["current-context"], backup)
