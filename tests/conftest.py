@@ -1,0 +1,118 @@
+"""Shared fixtures: run the real CLI in-process, build example clusters in tmp_path."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from isobuilder.cli import main
+
+EPOCH = "1700000000"  # SOURCE_DATE_EPOCH for reproducible ISOs in tests
+
+
+@dataclasses.dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+Run = Callable[..., Result]
+
+
+def require_tool(name: str) -> str:
+    """The path of a real tool the tests need; scripts/test.sh installs them all."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run ./scripts/test.sh (as root it installs the test tools)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    monkeypatch.delenv("ISOBUILD_INVENTORY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+
+
+@pytest.fixture
+def inv(tmp_path: Path) -> Path:
+    return tmp_path / "inventory"
+
+
+@pytest.fixture
+def run(inv: Path, capsys: pytest.CaptureFixture[str]) -> Run:
+    """``run("node", "c1", "10.0.0.1")`` runs ``isobuild --inventory INV node c1 10.0.0.1``."""
+
+    def _run(*args: str, inventory: Path | None = None) -> Result:
+        capsys.readouterr()
+        code = main(["--inventory", str(inventory or inv), *args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return _run
+
+
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsbTdJzNbbDHbxL2eGJc0ZqCdOMd4ky7AJJLYl9o6Lp test@isobuild"
+
+
+@pytest.fixture
+def ssh_key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "id_ed25519.pub"
+    path.write_text(SSH_KEY + "\n")
+    return path
+
+
+def build_example(run: Run, ssh_key_file: Path) -> None:
+    """The README's example cluster."""
+    for args in (
+        ("node", "controller", "10.10.10.1", "--ssh-key", str(ssh_key_file)),
+        ("node", "worker1", "10.10.10.2", "--master", "10.10.10.1"),
+        ("node", "worker2", "10.10.10.3", "--master", "10.10.10.1"),
+        ("node", "example.com", "123.234.234.123", "--master", "10.10.10.1", "--role", "edge"),
+        ("kubeconfig",),
+    ):
+        result = run(*args)
+        assert result.code == 0, result.err
+
+
+@pytest.fixture
+def example(run: Run, inv: Path, ssh_key_file: Path) -> Path:
+    build_example(run, ssh_key_file)
+    return inv
+
+
+@pytest.fixture(scope="session")
+def shared_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One example cluster for read-only tests (faster than building one per test)."""
+    root = tmp_path_factory.mktemp("shared")
+    key = root / "id.pub"
+    key.write_text(SSH_KEY + "\n")
+    inventory = root / "inventory"
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = EPOCH
+    try:
+        for args in (
+            ["node", "controller", "10.10.10.1", "--ssh-key", str(key), "--san", "127.0.0.1"],
+            ["node", "worker1", "10.10.10.2", "--master", "10.10.10.1"],
+            ["node", "worker2", "10.10.10.3", "--master", "10.10.10.1"],
+            ["node", "example.com", "123.234.234.123", "--master", "10.10.10.1", "--role", "edge"],
+            ["kubeconfig"],
+        ):
+            assert main(["-q", "--inventory", str(inventory), *args]) == 0
+    finally:
+        if old is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = old
+    yield inventory
+
+
+def node_folders(inventory: Path) -> list[Path]:
+    return sorted(p for p in inventory.glob("node-*") if p.is_dir())

@@ -1,0 +1,173 @@
+"""user_data and install.sh as their real consumers see them: cloud-init and shellcheck."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from isobuilder.cli import main
+from tests.conftest import Run, node_folders, require_tool
+
+USER_DATA = "cloud-config/openstack/latest/user_data"
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's cloud-init package lives in the system Python
+
+READER = """
+import json, sys
+from cloudinit.sources.helpers.openstack import ConfigDriveReader
+result = ConfigDriveReader(sys.argv[1]).read_v2()
+json.dump({"userdata": result["userdata"].decode(), "metadata": result["metadata"]}, sys.stdout)
+"""
+
+
+def _cloud_init() -> str:
+    path = require_tool("cloud-init")
+    if not Path(SYSTEM_PYTHON).exists():
+        pytest.fail("cloud-init's Python is missing")
+    return path
+
+
+def test_cloud_init_schema_accepts_every_user_data(shared_example: Path) -> None:
+    cloud_init = _cloud_init()
+    for folder in node_folders(shared_example):
+        result = subprocess.run(
+            [cloud_init, "schema", "--config-file", str(folder / USER_DATA)], capture_output=True, text=True
+        )
+        assert result.returncode == 0, f"{folder.name}: {result.stdout}{result.stderr}"
+        assert "Valid schema" in result.stdout + result.stderr or "Valid cloud-config" in result.stdout
+
+
+def test_config_drive_reader_returns_our_data(shared_example: Path, tmp_path: Path) -> None:
+    _cloud_init()
+    xorriso = require_tool("xorriso")
+    for folder in node_folders(shared_example):
+        out = tmp_path / folder.name
+        subprocess.run(
+            [xorriso, "-osirrox", "on", "-indev", str(folder / "config.iso"), "-extract", "/", str(out)],
+            capture_output=True,
+            check=True,
+        )
+        read = subprocess.run(
+            [SYSTEM_PYTHON, "-c", READER, str(out)], capture_output=True, text=True, check=True
+        ).stdout
+        data = json.loads(read)
+        assert data["userdata"] == (folder / USER_DATA).read_text()
+        meta = json.loads((folder / "cloud-config/openstack/latest/meta_data.json").read_text())
+        assert data["metadata"]["uuid"] == meta["uuid"]
+        assert data["metadata"]["hostname"] == folder.name.removeprefix("node-")
+
+
+def test_node_uuid_is_stable_and_unique(shared_example: Path) -> None:
+    uuids = [
+        json.loads((f / "cloud-config/openstack/latest/meta_data.json").read_text())["uuid"]
+        for f in node_folders(shared_example)
+    ]
+    assert len(set(uuids)) == len(uuids) == 4
+
+
+def test_shellcheck_passes_on_every_install_script(shared_example: Path) -> None:
+    shellcheck = require_tool("shellcheck")
+    scripts = [str(f / "install.sh") for f in node_folders(shared_example)]
+    result = subprocess.run([shellcheck, "--shell=bash", *scripts], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_install_script_is_the_one_inside_user_data(shared_example: Path) -> None:
+    for folder in node_folders(shared_example):
+        data = yaml.safe_load((folder / USER_DATA).read_text())
+        files = {f["path"]: f for f in data["write_files"]}
+        install = files["/opt/isobuild/install.sh"]
+        assert install["content"] == (folder / "install.sh").read_text()
+        assert install["permissions"] == "0700"
+        assert data["runcmd"] == [["/opt/isobuild/install.sh"]]
+
+
+def test_user_data_places_kubeadm_files_with_secret_modes(shared_example: Path) -> None:
+    data = yaml.safe_load((shared_example / "node-controller" / USER_DATA).read_text())
+    files = {f["path"]: f["permissions"] for f in data["write_files"]}
+    for path in (
+        "/etc/kubernetes/pki/ca.key",
+        "/etc/kubernetes/pki/apiserver.key",
+        "/etc/kubernetes/pki/etcd/server.key",
+        "/etc/kubernetes/pki/sa.key",
+        "/etc/kubernetes/admin.conf",
+        "/etc/kubernetes/controller-manager.conf",
+        "/etc/kubernetes/scheduler.conf",
+        "/etc/kubernetes/kubelet.conf",
+        "/var/lib/kubelet/pki/kubelet.key",
+    ):
+        assert files[path] == "0600", path
+    assert files["/etc/kubernetes/pki/ca.crt"] == "0644"
+    worker = yaml.safe_load((shared_example / "node-worker1" / USER_DATA).read_text())
+    worker_paths = {f["path"] for f in worker["write_files"]}
+    assert not any(p.endswith("ca.key") or p.endswith("sa.key") for p in worker_paths)
+    assert "/var/lib/kubelet/config.yaml" in worker_paths
+
+
+def test_edge_router_registers_its_label_and_the_controller_deploys_ingress(shared_example: Path) -> None:
+    edge = yaml.safe_load((shared_example / "node-example.com" / USER_DATA).read_text())
+    files = {f["path"]: f["content"] for f in edge["write_files"]}
+    assert "--node-labels=role=edge-router" in files["/var/lib/kubelet/kubeadm-flags.env"]
+    assert edge["hostname"] == "example" and edge["fqdn"] == "example.com"
+    controller = yaml.safe_load((shared_example / "node-controller" / USER_DATA).read_text())
+    cfiles = {f["path"]: f["content"] for f in controller["write_files"]}
+    daemonset = yaml.safe_load(cfiles["/etc/kubernetes/isobuild/ingress-nginx/daemonset.yaml"])
+    spec = daemonset["spec"]["template"]["spec"]
+    assert daemonset["kind"] == "DaemonSet"
+    assert spec["hostNetwork"] is True
+    assert spec["nodeSelector"]["role"] == "edge-router"
+    ports = {p["containerPort"]: p.get("hostPort") for p in spec["containers"][0]["ports"]}
+    assert ports[80] == 80 and ports[443] == 443
+
+
+HOSTILE_COMMENTS = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x85\u2028\u2029"),
+    max_size=60,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(comment=HOSTILE_COMMENTS)
+def test_an_ssh_key_comment_cannot_inject_keys(tmp_path_factory: pytest.TempPathFactory, comment: str) -> None:
+    root = tmp_path_factory.mktemp("inject")
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsbTdJzNbbDHbxL2eGJc0ZqCdOMd4ky7AJJLYl9o6Lp " + comment
+    key_file = root / "k.pub"
+    key_file.write_text(key + "\n", encoding="utf-8")
+    code = main(["-q", "--inventory", str(root / "inv"), "node", "c1", "10.0.0.1", "--ssh-key", str(key_file)])
+    if code != 0:  # refused as a whole (e.g. a comment that is only spaces): fine, and nothing written
+        assert not (root / "inv").exists()
+        return
+    data = yaml.safe_load((root / "inv" / "node-c1" / USER_DATA).read_text())
+    assert set(data) == {
+        "hostname",
+        "manage_etc_hosts",
+        "ssh_pwauth",
+        "disable_root",
+        "ssh_authorized_keys",
+        "write_files",
+        "runcmd",
+    }
+    assert data["ssh_authorized_keys"] == [key.strip()]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        'x"\nruncmd: [["rm", "-rf", "/"]]',
+        "x\n  - path: /etc/evil",
+        "x: y",
+        "$(reboot)",
+        "`id`; echo pwned",
+    ],
+)
+def test_injection_attempts_in_values_are_refused_or_inert(run: Run, inv: Path, payload: str) -> None:
+    for args in (("node", payload, "10.0.0.1"), ("node", "c1", "10.0.0.1", "--label", f"a={payload}")):
+        result = run(*args)
+        assert result.code == 1
+        assert result.err.startswith("Error: invalid ")
+        assert not inv.exists()
