@@ -104,7 +104,9 @@ def _read_ssh_keys(paths: list[Path] | None) -> tuple[str, ...]:
             ) from None
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
         if not lines:
-            raise IsobuildError(f"SSH key file {path} is empty", hint="pass a public key file such as ~/.ssh/id_ed25519.pub")
+            raise IsobuildError(
+                f"SSH key file {path} is empty", hint="pass a public key file such as ~/.ssh/id_ed25519.pub"
+            )
         keys += lines
     return tuple(keys)
 
@@ -158,9 +160,7 @@ def init(
 def node(
     name: Annotated[str, typer.Argument(help="Node name (RFC 1123), also its hostname.")],
     ip: Annotated[str, typer.Argument(help="The node's IP address.")],
-    master: Annotated[
-        str | None, typer.Option("--master", help="Controller IP to join: makes a worker.")
-    ] = None,
+    master: Annotated[str | None, typer.Option("--master", help="Controller IP to join: makes a worker.")] = None,
     role: Annotated[Role | None, typer.Option("--role", help="controller, worker or edge.")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", help="Node label k=v; repeatable.")] = None,
     san: Annotated[list[str] | None, typer.Option("--san", help="Extra SAN (name or IP); repeatable.")] = None,

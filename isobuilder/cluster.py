@@ -293,7 +293,9 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterOptions) -> Nod
 
 
 def _changes(folder: Path, existing: Mapping[str, bytes], tree: Mapping[str, File]) -> list[str]:
-    changed = [rel for rel, f in sorted(tree.items()) if existing.get(rel) != f.content or _mode(folder / rel) != f.mode]
+    changed = [
+        rel for rel, f in sorted(tree.items()) if existing.get(rel) != f.content or _mode(folder / rel) != f.mode
+    ]
     return changed + sorted(set(existing) - set(tree))
 
 
@@ -340,7 +342,11 @@ def node_tree(
         local = kc.uses_local_apiserver or (kc is Kubeconfig.KUBELET and node.role.is_control_plane)
         user = f"system:node:{node.name}" if kc is Kubeconfig.KUBELET else kc.user
         config = kubeconfig.build(
-            cluster.name, server_for(cluster, node, local=local), authority.files["ca.crt"], user, pairs[identity_for(kc)]
+            cluster.name,
+            server_for(cluster, node, local=local),
+            authority.files["ca.crt"],
+            user,
+            pairs[identity_for(kc)],
         )
         host.append(render.HostFile(f"/etc/kubernetes/{kc.file}", kubeconfig.dump(config), 0o600))
 
@@ -360,7 +366,8 @@ def node_tree(
         if _sha256(user_data) != state.get("user_data_sha256"):
             raise IsobuildError(
                 f"{node.folder}/{USER_DATA} was edited by hand and this change would overwrite it",
-                hint="re-run with --force to replace it (your edit is lost), or `isobuild image` to ship your edit as is",
+                hint="re-run with --force to replace it (your edit is lost), "
+                "or `isobuild image` to ship your edit as is",
             )
         assert on_disk is not None
         user_data, kept = on_disk, True
@@ -443,9 +450,13 @@ def _check_user_data(data: bytes, path: Path) -> None:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise IsobuildError(f"{path} is not valid YAML{where}", hint="fix the edit; cloud-init would ignore the file") from None
+        raise IsobuildError(
+            f"{path} is not valid YAML{where}", hint="fix the edit; cloud-init would ignore the file"
+        ) from None
     if not isinstance(parsed, dict):
-        raise IsobuildError(f"{path} is not a cloud-config mapping", hint="fix the edit; cloud-init would ignore the file")
+        raise IsobuildError(
+            f"{path} is not a cloud-config mapping", hint="fix the edit; cloud-init would ignore the file"
+        )
 
 
 # -- kubeconfig ------------------------------------------------------------------------------
@@ -466,7 +477,9 @@ def admin_kubeconfig(
         authority = Pki.load(inv)
         url = server or cluster.server_url()
         if not url.startswith("https://"):
-            raise IsobuildError(f"--server {url!r} is not an https:// URL", hint="e.g. --server https://10.10.10.1:6443")
+            raise IsobuildError(
+                f"--server {url!r} is not an https:// URL", hint="e.g. --server https://10.10.10.1:6443"
+            )
         previous = _keypair({k: v for k, v in read_tree(inv.ssl).items()}, "admin")
         pair = pki.ensure_leaf(
             admin_spec(), authority.ca(Signer.CA), previous, cluster.key_type, ctx.now, cluster.cert_days

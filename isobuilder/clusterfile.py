@@ -109,18 +109,27 @@ def parse(text: bytes) -> Cluster:
         cluster_id=get("cluster_id", str, None, _check_uuid),
         kubernetes_version=get("kubernetes_version", str, model.DEFAULT_KUBERNETES_VERSION, _check_version),
         endpoint=_wrap(lambda: model.check_endpoint(endpoint), "cluster.yaml: endpoint") if endpoint else None,
-        service_cidr=get("service_cidr", str, model.DEFAULT_SERVICE_CIDR, lambda v: model.check_cidr(v, "service_cidr")),
+        service_cidr=get(
+            "service_cidr", str, model.DEFAULT_SERVICE_CIDR, lambda v: model.check_cidr(v, "service_cidr")
+        ),
         pod_cidr=get("pod_cidr", str, model.DEFAULT_POD_CIDR, lambda v: model.check_cidr(v, "pod_cidr")),
         domain=get("domain", str, model.DEFAULT_DOMAIN, model.check_domain),
         key_type=get("key_type", str, KeyType.ECDSA_P256.value, _enum(KeyType, "key_type")),
         ca_days=get("ca_days", int, 3650, _positive),
         cert_days=get("cert_days", int, 365, _positive),
         ssh_keys=tuple(get("ssh_keys", list, [], lambda v: [model.check_ssh_key(k) for k in v])),
-        flannel_version=get("flannel_version", str, model.DEFAULT_FLANNEL_VERSION, lambda v: model.check_addon_version(v, "flannel_version")),
+        flannel_version=get(
+            "flannel_version",
+            str,
+            model.DEFAULT_FLANNEL_VERSION,
+            lambda v: model.check_addon_version(v, "flannel_version"),
+        ),
         ingress_nginx_version=get(
-            "ingress_nginx_version", str, model.DEFAULT_INGRESS_NGINX_VERSION,
+            "ingress_nginx_version",
+            str,
+            model.DEFAULT_INGRESS_NGINX_VERSION,
             lambda v: model.check_addon_version(v, "ingress_nginx_version"),
-        ),  # fmt: skip
+        ),
         nodes=tuple(_parse_node(entry, i) for i, entry in enumerate(get("nodes", list, []))),
     )
     return _wrap(lambda: model.check_cluster(cluster), None)
@@ -176,7 +185,9 @@ def _enum(kind: type[Any], key: str) -> Callable[[str], Any]:
         try:
             return kind(value)
         except ValueError:
-            raise IsobuildError(f"{value!r} is not a {key}", hint="use one of " + ", ".join(kind)) from None
+            raise IsobuildError(
+                f"{value!r} is not a {key}", hint="use one of " + ", ".join(str(v) for v in kind)
+            ) from None
 
     return check
 
@@ -193,7 +204,9 @@ def _check_uuid(value: str) -> str:
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise IsobuildError(f"{value!r} is not a UUID", hint="restore cluster_id from a backup; it names the nodes") from None
+        raise IsobuildError(
+            f"{value!r} is not a UUID", hint="restore cluster_id from a backup; it names the nodes"
+        ) from None
 
 
 def _check_version(value: str) -> str:

@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from time import gmtime, struct_time
 from typing import Any
 
 CONFIG_2_LABEL = "config-2"  # cloud-init DataSourceConfigDrive looks for this label (or CONFIG-2)
@@ -36,8 +37,8 @@ class _FrozenClock:
     def time(self) -> float:
         return self._epoch
 
-    def localtime(self, secs: float | None = None) -> time.struct_time:
-        return time.gmtime(self._epoch if secs is None else secs)
+    def localtime(self, secs: float | None = None) -> struct_time:
+        return gmtime(self._epoch if secs is None else secs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
@@ -53,7 +54,7 @@ def _frozen_time(epoch: float) -> Iterator[None]:
 
     modules = [pycdlib.dates, pycdlib.headervd, pycdlib.pycdlib, pycdlib.udf, pycdlib.utils]
     with _clock_lock:
-        saved = [m.time for m in modules]  # type: ignore[attr-defined]
+        saved = [m.time for m in modules]
         try:
             for m in modules:
                 m.time = _FrozenClock(epoch)  # type: ignore[attr-defined]
@@ -63,11 +64,14 @@ def _frozen_time(epoch: float) -> Iterator[None]:
                 m.time = original  # type: ignore[attr-defined]
 
 
+def _d_chars(text: str) -> str:
+    return re.sub(r"[^A-Z0-9_]", "_", text.upper())
+
+
 def _iso_component(name: str, *, is_dir: bool, taken: set[str]) -> str:
     """An ISO9660 level-3 name (d-characters, <= 30 chars) for ``name``; Rock Ridge keeps the real one."""
     stem, dot, ext = name.rpartition(".") if not is_dir and "." in name.strip(".") else (name, "", "")
-    clean = lambda s: re.sub(r"[^A-Z0-9_]", "_", s.upper())  # noqa: E731
-    stem, ext = clean(stem)[: 30 - min(len(ext), 3) - 1], clean(ext)[:3]
+    stem, ext = _d_chars(stem)[: 30 - min(len(ext), 3) - 1], _d_chars(ext)[:3]
     for n in range(1000):
         base = stem if n == 0 else f"{stem[: 30 - 8]}_{n}"
         candidate = base if is_dir or not dot else f"{base}.{ext}"

@@ -21,9 +21,7 @@ def build(cluster_name: str, server: str, ca_pem: bytes, user: str, keypair: Key
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": cluster_name, "cluster": {"server": server, "certificate-authority-data": _b64(ca_pem)}}
-        ],
+        "clusters": [{"name": cluster_name, "cluster": {"server": server, "certificate-authority-data": _b64(ca_pem)}}],
         "users": [
             {
                 "name": context,
@@ -47,7 +45,9 @@ def parse(text: bytes, what: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
-        raise IsobuildError(f"{what} is not valid YAML ({_first_line(exc)})", hint="fix or move the file away") from None
+        raise IsobuildError(
+            f"{what} is not valid YAML ({_first_line(exc)})", hint="fix or move the file away"
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

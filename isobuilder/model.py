@@ -171,7 +171,7 @@ class Cluster:
 
 # -- value checks ---------------------------------------------------------------------------
 def is_ip(value: str) -> bool:
-    return netaddr.valid_ipv4(value) or netaddr.valid_ipv6(value)
+    return bool(netaddr.valid_ipv4(value) or netaddr.valid_ipv6(value))
 
 
 def bracket(host: str) -> str:
@@ -350,7 +350,7 @@ def check_cluster(cluster: Cluster) -> Cluster:
 
 
 def _overlaps(a: netaddr.IPNetwork, b: netaddr.IPNetwork) -> bool:
-    return a.version == b.version and (a.first <= b.last and b.first <= a.last)
+    return bool(a.version == b.version and a.first <= b.last and b.first <= a.last)
 
 
 def unique(values: Iterable[str]) -> tuple[str, ...]:

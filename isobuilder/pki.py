@@ -48,9 +48,7 @@ def key_to_pem(key: PrivateKey) -> bytes:
 
 
 def public_key_to_pem(key: PrivateKey) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def load_key(pem: bytes, what: str) -> PrivateKey:
@@ -111,13 +109,15 @@ def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
     return x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _hash_for(key: PrivateKey) -> hashes.HashAlgorithm:
+def _hash_for(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384:
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
         return hashes.SHA384()
     return hashes.SHA256()
 
 
-def _base(subject: x509.Name, public_key: PublicKey, issuer: x509.Name, now: dt.datetime, days: int) -> x509.CertificateBuilder:
+def _base(
+    subject: x509.Name, public_key: PublicKey, issuer: x509.Name, now: dt.datetime, days: int
+) -> x509.CertificateBuilder:
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -167,7 +167,11 @@ def issue_leaf(spec: CertSpec, key: PrivateKey, ca: KeyPair, now: dt.datetime, d
             hint="lower cert_days in cluster.yaml, or plan a CA rotation",
         )
     public = key.public_key()
-    usages = [u for u, on in ((ExtendedKeyUsageOID.SERVER_AUTH, spec.server), (ExtendedKeyUsageOID.CLIENT_AUTH, spec.client)) if on]
+    usages = [
+        u
+        for u, on in ((ExtendedKeyUsageOID.SERVER_AUTH, spec.server), (ExtendedKeyUsageOID.CLIENT_AUTH, spec.client))
+        if on
+    ]
     builder = (
         _base(_name(spec.common_name, spec.organizations), public, ca.cert.subject, now, days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

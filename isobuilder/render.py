@@ -194,7 +194,9 @@ def rbac_manifest() -> bytes:
 
 def flannel_kustomization(cluster: Cluster) -> bytes:
     """flannel's release manifest, pinned, with our pod CIDR patched in as data."""
-    net_conf = json.dumps({"Network": cluster.pod_cidr, "EnableNFTables": False, "Backend": {"Type": "vxlan"}}, indent=2)
+    net_conf = json.dumps(
+        {"Network": cluster.pod_cidr, "EnableNFTables": False, "Backend": {"Type": "vxlan"}}, indent=2
+    )
     url = f"https://github.com/flannel-io/flannel/releases/download/{cluster.flannel_version}/kube-flannel.yml"
     return dump_yaml(
         {
@@ -217,7 +219,9 @@ def ingress_kustomization(cluster: Cluster) -> bytes:
     """ingress-nginx's bare-metal release manifest, its Deployment swapped for the seed's design:
     a DaemonSet on ``role=edge-router`` nodes serving ports 80/443 on the host network."""
     tag = f"controller-{cluster.ingress_nginx_version}"
-    url = f"https://raw.githubusercontent.com/kubernetes/ingress-nginx/{tag}/deploy/static/provider/baremetal/deploy.yaml"
+    url = (
+        f"https://raw.githubusercontent.com/kubernetes/ingress-nginx/{tag}/deploy/static/provider/baremetal/deploy.yaml"
+    )
     delete_deployment = dump_yaml(
         {
             "$patch": "delete",

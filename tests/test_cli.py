@@ -171,7 +171,10 @@ def test_init_then_node_uses_the_cluster_settings(run: Run, inv: Path) -> None:
     config = yaml.safe_load((inv / "kubeconfig").read_text())
     assert config["clusters"][0] == {
         "name": "lab",
-        "cluster": {"server": "https://api.lab.test:8443", "certificate-authority-data": config["clusters"][0]["cluster"]["certificate-authority-data"]},
+        "cluster": {
+            "server": "https://api.lab.test:8443",
+            "certificate-authority-data": config["clusters"][0]["cluster"]["certificate-authority-data"],
+        },
     }
     assert config["current-context"] == "kubernetes-admin@lab"
 
@@ -202,7 +205,10 @@ def test_a_missing_cluster_yaml_with_a_ca_is_never_silently_replaced(run: Run, e
     for args in (("node", "c2", "10.0.0.1"), ("init",)):
         result = run(*args)
         assert result.code == 1
-        assert result.err.splitlines()[0] == f"Error: {example / 'ssl'} holds a CA but {example / 'cluster.yaml'} is missing"
+        assert (
+            result.err.splitlines()[0]
+            == f"Error: {example / 'ssl'} holds a CA but {example / 'cluster.yaml'} is missing"
+        )
     assert snapshot(example) == before
 
 
@@ -348,8 +354,8 @@ def test_kubeconfig_merge_keeps_other_clusters_and_backs_up(run: Run, example: P
     result = run("kubeconfig", "--merge")
     assert result.code == 0, result.err
     merged = yaml.safe_load(kube.read_text())
-    assert [c["name"] for c in merged["clusters"]][0] == "prod"
-    assert len(merged["clusters"]) == 2 and merged["users"][0] == OTHER["users"][0]  # type: ignore[index]
+    assert merged["clusters"][0]["name"] == "prod"
+    assert len(merged["clusters"]) == 2 and merged["users"][0] == OTHER["users"][0]
     assert merged["current-context"] == "prod"  # unchanged without --use
     assert stat.S_IMODE(kube.stat().st_mode) == 0o600
     backups = list(kube.parent.glob("config.bak-*"))
@@ -361,7 +367,9 @@ def test_kubeconfig_merge_keeps_other_clusters_and_backs_up(run: Run, example: P
     assert len(merged["clusters"]) == 2  # merged again, not duplicated
 
 
-def test_kubeconfig_merge_follows_KUBECONFIG(run: Run, example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kubeconfig_merge_follows_KUBECONFIG(
+    run: Run, example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "custom.yaml"
     monkeypatch.setenv("KUBECONFIG", f"{target}{os.pathsep}{tmp_path / 'second.yaml'}")
     assert run("kubeconfig", "--merge").code == 0

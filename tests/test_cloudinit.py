@@ -126,7 +126,7 @@ def test_edge_router_registers_its_label_and_the_controller_deploys_ingress(shar
 
 
 HOSTILE_COMMENTS = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x85\u2028\u2029"),
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n\x85\u2028\u2029"),
     max_size=60,
 )
 

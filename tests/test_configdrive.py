@@ -21,9 +21,7 @@ def test_every_node_iso_is_a_config_2_drive(shared_example: Path) -> None:
     blkid = require_tool("blkid")
     for folder in node_folders(shared_example):
         iso = folder / "config.iso"
-        out = subprocess.run(
-            [blkid, "-p", "-o", "export", str(iso)], capture_output=True, text=True, check=True
-        ).stdout
+        out = subprocess.run([blkid, "-p", "-o", "export", str(iso)], capture_output=True, text=True, check=True).stdout
         fields = dict(line.split("=", 1) for line in out.splitlines())
         assert fields["LABEL"] == "config-2", folder
         assert fields["TYPE"] == "iso9660", folder
