@@ -1,0 +1,113 @@
+"""Atomicity and serialisation of inventory changes, with real processes and real SIGKILLs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from isobuilder.inventory import File, Inventory, read_tree
+from tests.conftest import EPOCH
+
+
+def isobuild(inv: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
+    return subprocess.Popen(
+        [sys.executable, "-m", "isobuilder", "-q", "--inventory", str(inv), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def finish(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err.decode()
+
+
+def consistent(inv: Path) -> set[str]:
+    """The inventory's invariants after recovery; returns the node names."""
+    with Inventory(inv).locked():
+        pass  # taking the lock rolls back whatever a killed command left
+    assert not list((inv / ".isobuild").glob("tx-*"))
+    nodes = {n["name"] for n in yaml.safe_load((inv / "cluster.yaml").read_text())["nodes"]}
+    folders = {p.name.removeprefix("node-") for p in inv.glob("node-*")}
+    assert folders == nodes
+    for name in nodes:
+        folder = inv / f"node-{name}"
+        assert (folder / "config.iso").stat().st_size > 0
+        assert (folder / "ssl" / "kubelet.key").stat().st_size > 0
+    return nodes
+
+
+def test_concurrent_commands_are_serialised_and_none_is_lost(tmp_path: Path) -> None:
+    inv = tmp_path / "inv"
+    assert finish(isobuild(inv, "node", "c1", "10.0.0.1"))[0] == 0
+    procs = [isobuild(inv, "node", f"w{i}", f"10.0.0.{10 + i}", "--master", "10.0.0.1") for i in range(6)]
+    results = [finish(p) for p in procs]
+    assert all(code == 0 for code, _ in results), results
+    assert consistent(inv) == {"c1", *(f"w{i}" for i in range(6))}
+
+
+def test_a_killed_command_leaves_the_inventory_as_it_was_and_a_rerun_succeeds(tmp_path: Path) -> None:
+    inv = tmp_path / "inv"
+    assert finish(isobuild(inv, "node", "c1", "10.0.0.1"))[0] == 0
+    ca = (inv / "ssl" / "ca.key").read_bytes()
+    for attempt in range(12):
+        name = f"w{attempt}"
+        proc = isobuild(inv, "node", name, f"10.0.1.{attempt + 1}", "--master", "10.0.0.1")
+        time.sleep(0.02 + 0.03 * attempt)  # from start-up to well after the commit
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        consistent(inv)  # either without the node or with all of it, never half of it
+        code, err = finish(isobuild(inv, "node", name, f"10.0.1.{attempt + 1}", "--master", "10.0.0.1"))
+        assert code == 0, err
+        assert name in consistent(inv)
+    assert (inv / "ssl" / "ca.key").read_bytes() == ca
+
+
+def test_a_crash_in_the_middle_of_a_commit_is_rolled_back(tmp_path: Path) -> None:
+    """A journal left by a commit that died after its first rename: the next lock restores it."""
+    root = tmp_path / "inv"
+    inventory = Inventory(root)
+    with inventory.locked(), inventory.transaction() as tx:
+        tx.put_tree("node-a", {"f": File(b"old")})
+        tx.put_file("cluster.yaml", File(b"nodes: []\n"))
+        tx.commit()
+    tx = inventory.transaction()
+    tx.put_tree("node-a", {"f": File(b"new")})
+    tx.put_file("cluster.yaml", File(b"nodes: [changed]\n"))
+    # What commit() does, stopped (as by SIGKILL) after swapping in the first target only:
+    (tx.tx / "journal.json").write_text(
+        '{"targets": [{"index": 0, "target": "node-a"}, {"index": 1, "target": "cluster.yaml"}]}'
+    )
+    (root / "node-a").rename(tx.tx / "old" / "0")
+    (tx.tx / "new" / "0").rename(root / "node-a")
+    assert read_tree(root / "node-a") == {"f": b"new"}
+
+    with inventory.locked():
+        assert read_tree(root / "node-a") == {"f": b"old"}
+        assert (root / "cluster.yaml").read_bytes() == b"nodes: []\n"
+        assert not tx.tx.exists()
+
+
+def test_unchanged_files_keep_their_inode_when_a_folder_is_replaced(tmp_path: Path) -> None:
+    root = tmp_path / "inv"
+    inventory = Inventory(root)
+    with inventory.locked(), inventory.transaction() as tx:
+        tx.put_tree("node-a", {"same": File(b"1", 0o600), "other": File(b"x")})
+        tx.put_file("cluster.yaml", File(b"{}\n"))
+        tx.commit()
+    before = (root / "node-a" / "same").stat()
+    with inventory.locked(), inventory.transaction() as tx:
+        tx.put_tree("node-a", {"same": File(b"1", 0o600), "other": File(b"y")})
+        tx.commit()
+    after = (root / "node-a" / "same").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert (root / "node-a" / "other").read_bytes() == b"y"
+    assert oct((root / "node-a").stat().st_mode & 0o777) == oct(0o700)
