@@ -217,6 +217,8 @@ def node(
         say("  user_data: your hand edit is kept (nothing isobuild generates for it changed)")
     say(f"  folder:  {result.folder}/  (config.iso, install.sh, ssl/, cloud-config/)")
     say(f"  certs:   valid until {result.cert_expiry:%Y-%m-%d}")
+    for warning in result.warnings:
+        say(f"  warning: {warning}")
     nxt = "attach config.iso to the machine and boot it"
     say(f"  next:    {nxt}; then `isobuild kubeconfig`" if n.role is Role.CONTROLLER else f"  next:    {nxt}")
 

@@ -240,6 +240,7 @@ class NodeResult:
     cluster_created: bool
     cert_expiry: dt.datetime
     kept_hand_edit: bool
+    warnings: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -251,6 +252,7 @@ class NodeResult:
             "cluster_created": self.cluster_created,
             "cert_expiry": self.cert_expiry.isoformat(),
             "kept_hand_edit": self.kept_hand_edit,
+            "warnings": list(self.warnings),
         }
 
 
@@ -289,7 +291,11 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterOptions) -> Nod
                 tx.put_file("cluster.yaml", File(cluster_text))
             tx.commit()
     expiry = pki.load_cert(tree["ssl/kubelet.crt"].content, "kubelet.crt").not_valid_after_utc
-    return NodeResult(node, folder, tuple(changed), created, expiry, kept)
+    warnings = () if model.merged_ssh_keys(updated, node) else (_NO_SSH_KEY,)
+    return NodeResult(node, folder, tuple(changed), created, expiry, kept, warnings)
+
+
+_NO_SSH_KEY = "no SSH key: nobody can log in to this node (add --ssh-key FILE, or ssh_keys in cluster.yaml)"
 
 
 def _changes(folder: Path, existing: Mapping[str, bytes], tree: Mapping[str, File]) -> list[str]:
