@@ -6,6 +6,7 @@ configdrive) and hands them to one inventory transaction. Nothing here prints.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -439,9 +440,11 @@ def image(ctx: Context, folder: Path) -> Path:
     _check_user_data(user_data, source / "openstack/latest/user_data")
     iso = configdrive.build_iso(files, configdrive.CONFIG_2_LABEL, ctx.iso_epoch)
     target = folder / ISO
-    if target.exists() and target.read_bytes() == iso:
-        return target
-    write_outside(target, iso, 0o600)
+    parent = Inventory(folder.resolve().parent)
+    # Inside an inventory, wait for any other isobuild command on it; a lone folder needs no lock.
+    with parent.locked() if parent.has_cluster() else contextlib.nullcontext():
+        if not (target.exists() and target.read_bytes() == iso):
+            write_outside(target, iso, 0o600)
     return target
 
 

@@ -105,11 +105,9 @@ def node_identities(cluster: Cluster, node: Node) -> list[Identity]:
     etcd_names = etcd_sans(node)
     ids += [
         Identity("apiserver", Signer.CA, CertSpec("kube-apiserver", sans=apiserver_sans(cluster, node), server=True)),
-        Identity(
-            "apiserver-kubelet-client",
-            Signer.CA,
-            CertSpec("kube-apiserver-kubelet-client", (CLUSTER_ADMINS_GROUP,), client=True),
-        ),
+        # No Organization since kubeadm 1.36 (kubernetes/kubernetes#138957): the user is bound to
+        # system:kubelet-api-admin by name (render.rbac_manifest), not made a cluster admin.
+        Identity("apiserver-kubelet-client", Signer.CA, CertSpec("kube-apiserver-kubelet-client", client=True)),
         Identity("apiserver-etcd-client", Signer.ETCD, CertSpec("kube-apiserver-etcd-client", client=True)),
         Identity("front-proxy-client", Signer.FRONT_PROXY, CertSpec("front-proxy-client", client=True)),
         Identity("etcd/server", Signer.ETCD, CertSpec(node.name, sans=etcd_names, server=True, client=True)),
