@@ -311,7 +311,7 @@ def ingress_daemonset(cluster: Cluster) -> bytes:
 def worker_configs(cluster: Cluster, node: Node) -> list[HostFile]:
     """What kubeadm would write on a joining node, written by us: no join token needed."""
     flags = " ".join(f"--{k}={v}" for k, v in kubelet_flags(node).items())
-    env = f"KUBELET_KUBEADM_ARGS={json.dumps(f'--container-runtime-endpoint={CRI_SOCKET} {flags}')}\n"
+    env = f"KUBELET_KUBEADM_ARGS={json.dumps(flags)}\n"
     return [
         HostFile("/var/lib/kubelet/config.yaml", dump_yaml(kubelet_configuration(cluster, full=True))),
         HostFile("/var/lib/kubelet/kubeadm-flags.env", env.encode()),
