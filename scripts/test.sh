@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the real tools the tests run against (Debian packages,
 # when run as root), the Python dev tools into ./.venv, then ruff, mypy and pytest.
-# Slow tests (VM boots) are excluded here: scripts/test-slow.sh runs them.
+# Tests marked "slow" (VM boots; none yet) are excluded here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
