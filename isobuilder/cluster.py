@@ -448,6 +448,15 @@ def image(ctx: Context, folder: Path) -> Path:
     return target
 
 
+def _read_outside(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        raise IsobuildError(f"cannot read {path}: {exc.strerror}", hint="check the file and its permissions") from None
+
+
 def _check_user_data(data: bytes, path: Path) -> None:
     """Catch a broken hand edit before it ships: cloud-config must stay a YAML mapping."""
     import yaml
@@ -489,7 +498,10 @@ def admin_kubeconfig(
             raise IsobuildError(
                 f"--server {url!r} is not an https:// URL", hint="e.g. --server https://10.10.10.1:6443"
             )
-        previous = _keypair({k: v for k, v in read_tree(inv.ssl).items()}, "admin")
+        # Read the file to merge into before anything is written: a corrupt one stops us here.
+        current = _read_outside(merge_into) if merge_into is not None else b""
+        base = kubeconfig.parse(current, str(merge_into)) if merge_into is not None else {}
+        previous = _keypair(authority.files, "admin")
         pair = pki.ensure_leaf(
             admin_spec(), authority.ca(Signer.CA), previous, cluster.key_type, ctx.now, cluster.cert_days
         )
@@ -506,9 +518,7 @@ def admin_kubeconfig(
     backup = None
     target = output or merge_into or inv.root / "kubeconfig"
     if merge_into is not None:
-        current = merge_into.read_bytes() if merge_into.exists() else b""
-        merged = kubeconfig.merge(kubeconfig.parse(current, str(merge_into)), config, use=use)
-        text = kubeconfig.dump(merged)
+        text = kubeconfig.dump(kubeconfig.merge(base, config, use=use))
         if current and current != text:
             backup = merge_into.with_name(f"{merge_into.name}.bak-{ctx.now:%Y%m%dT%H%M%SZ}")
             write_outside(backup, current, 0o600)

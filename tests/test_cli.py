@@ -400,3 +400,18 @@ def test_inventory_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("ISOBUILD_INVENTORY", str(tmp_path / "envinv"))
     assert main(["-q", "node", "c1", "10.0.0.1"]) == 0
     assert (tmp_path / "envinv" / "cluster.yaml").exists()
+
+
+def test_kubeconfig_merge_into_a_corrupt_file_writes_nothing(run: Run, tmp_path: Path) -> None:
+    assert run("node", "c1", "10.0.0.1").code == 0
+    kube = tmp_path / "home" / ".kube" / "config"
+    kube.parent.mkdir(parents=True)
+    kube.write_text("clusters: [\n")
+    inventory = tmp_path / "inventory"
+    before = snapshot(inventory)
+    result = run("kubeconfig", "--merge")
+    assert result.code == 1
+    assert result.err.splitlines()[0].startswith(f"Error: {kube} is not valid YAML")
+    assert snapshot(inventory) == before
+    assert kube.read_text() == "clusters: [\n"
+    assert list(kube.parent.iterdir()) == [kube]
