@@ -52,7 +52,7 @@ class Context:
     def create(cls, root: Path, now: dt.datetime | None = None, environ: Mapping[str, str] = os.environ) -> Context:
         now = now or dt.datetime.now(dt.UTC)
         sde = environ.get("SOURCE_DATE_EPOCH", "")
-        if sde and not sde.isdigit():
+        if sde and not (sde.isascii() and sde.isdigit() and int(sde) < 253402300800):  # before year 10000
             raise IsobuildError(
                 f"SOURCE_DATE_EPOCH={sde!r} is not a number of seconds", hint="unset it or set it to e.g. $(date +%s)"
             )
@@ -157,9 +157,9 @@ def load_cluster(inventory: Inventory) -> Cluster:
 
 
 def _refuse_orphan_ca(inventory: Inventory) -> None:
-    if (inventory.ssl / "ca.key").exists() or (inventory.ssl / "ca.crt").exists():
+    if inventory.ssl.is_dir() and any(inventory.ssl.iterdir()):
         raise IsobuildError(
-            f"{inventory.ssl} holds a CA but {inventory.cluster_file} is missing",
+            f"{inventory.ssl} holds a PKI but {inventory.cluster_file} is missing",
             hint="restore cluster.yaml from your backup; to start a new cluster, move ssl/ away first",
         )
 
@@ -200,7 +200,11 @@ def plan_node(cluster: Cluster, request: NodeRequest) -> Node:
     name = model.check_name(request.name)
     ip = model.check_ip(request.ip, "node IP")
     master = model.check_ip(request.master, "--master IP") if request.master else None
-    role = request.role or (Role.WORKER if master else Role.CONTROLLER)
+    current = cluster.node(name)
+    if request.role is None and master is None and current is not None:
+        role = current.role  # an update: `isobuild node w1 NEW_IP` keeps w1 a worker
+    else:
+        role = request.role or (Role.WORKER if master else Role.CONTROLLER)
     if role.is_control_plane and master:
         raise IsobuildError(
             f"node {name!r}: --master goes with workers and edge routers, not with --role controller",
@@ -211,11 +215,16 @@ def plan_node(cluster: Cluster, request: NodeRequest) -> Node:
             f"node {name!r}: a {role} needs a controller to join",
             hint="add a controller first (isobuild node NAME IP), then pass --master CONTROLLER_IP",
         )
-    current = cluster.node(name)
     if current is not None and current.role is not role:
         raise IsobuildError(
             f"node {name!r} is a {current.role}; refusing to turn it into a {role}",
             hint=f"pick another name, or remove {name!r} from cluster.yaml and its folder first",
+        )
+    others = [n.name for n in cluster.controllers() if n.name != name]
+    if role.is_control_plane and others:
+        raise IsobuildError(
+            f"node {name!r} would be a second controller; this cluster's controller is {others[0]!r}",
+            hint="add it as a worker with --master; several controllers (HA) are not supported yet",
         )
     labels = dict(model.parse_label(text) for text in request.labels)
     return Node(
@@ -282,14 +291,13 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterOptions) -> Nod
         existing = read_tree(folder)
         tree, kept = node_tree(ctx, updated, node, authority, existing, force=request.force)
         changed = _changes(folder, existing, tree)
-        cluster_text = clusterfile.dump(updated)
         with inv.transaction() as tx:
             if created:
                 tx.put_tree("ssl", ssl_tree)
             if changed:
                 tx.put_tree(node.folder, tree)
-            if inv.read("cluster.yaml") != cluster_text:
-                tx.put_file("cluster.yaml", File(cluster_text))
+            if created or updated != cluster:  # an unchanged cluster keeps the operator's comments
+                tx.put_file("cluster.yaml", File(clusterfile.dump(updated)))
             tx.commit()
     expiry = pki.load_cert(tree["ssl/kubelet.crt"].content, "kubelet.crt").not_valid_after_utc
     warnings = () if model.merged_ssh_keys(updated, node) else (_NO_SSH_KEY,)
@@ -365,7 +373,7 @@ def node_tree(
     host.append(render.HostFile(render.INSTALL_PATH, install, 0o700))
 
     user_data = render.user_data(cluster, node, host)
-    state = json.loads(existing.get(STATE, b"{}") or b"{}")
+    state = _state(existing.get(STATE))
     on_disk = existing.get(USER_DATA)
     hand_edited = on_disk is not None and _sha256(on_disk) != state.get("user_data_sha256")
     kept = False
@@ -381,10 +389,11 @@ def node_tree(
     else:
         state = {"user_data_sha256": _sha256(user_data)}
 
-    cloud = {
-        rel: File(content, 0o600 if rel == USER_DATA else 0o644)
+    folder = ctx.inventory.node_dir(node.folder)
+    cloud = {  # files the operator added to the drive stay on it, with their modes
+        rel: File(content, _mode(folder / rel) or 0o600)
         for rel, content in existing.items()
-        if rel.startswith(CLOUD_DIR + "/")  # files the operator added to the drive stay on it
+        if rel.startswith(CLOUD_DIR + "/")
     }
     cloud[USER_DATA] = File(user_data, 0o600)
     cloud[META_DATA] = File(render.meta_data(cluster, node), 0o644)
@@ -394,11 +403,19 @@ def node_tree(
     tree[ISO] = File(iso, 0o600)
     tree["install.sh"] = File(install, 0o755)
     tree[STATE] = File((json.dumps(state, sort_keys=True) + "\n").encode(), 0o644)
-    folder = ctx.inventory.node_dir(node.folder)
     for rel, content in existing.items():  # the operator's own files in the folder are kept
-        if rel not in tree and not rel.startswith(("ssl/", CLOUD_DIR + "/")):
+        if rel not in tree:
             tree[rel] = File(content, _mode(folder / rel) or 0o600)
     return tree, kept
+
+
+def _state(text: bytes | None) -> dict[str, str]:
+    """What isobuild generated last; unreadable counts as unknown (so user_data counts as edited)."""
+    try:
+        state = json.loads(text or b"{}")
+    except ValueError:
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
 def _keypair(existing: Mapping[str, bytes], stem: str) -> pki.KeyPair | None:
@@ -438,14 +455,22 @@ def image(ctx: Context, folder: Path) -> Path:
     if user_data is None:
         raise IsobuildError(f"{source}/openstack/latest/user_data not found", hint="a config-2 drive needs a user_data")
     _check_user_data(user_data, source / "openstack/latest/user_data")
-    iso = configdrive.build_iso(files, configdrive.CONFIG_2_LABEL, ctx.iso_epoch)
     target = folder / ISO
     parent = Inventory(folder.resolve().parent)
     # Inside an inventory, wait for any other isobuild command on it; a lone folder needs no lock.
     with parent.locked() if parent.has_cluster() else contextlib.nullcontext():
-        if not (target.exists() and target.read_bytes() == iso):
-            write_outside(target, iso, 0o600)
+        if _drive_files(target) != files:  # the same files: keep the image (and its mtime)
+            write_outside(target, configdrive.build_iso(files, configdrive.CONFIG_2_LABEL, ctx.iso_epoch), 0o600)
     return target
+
+
+def _drive_files(iso: Path) -> dict[str, bytes] | None:
+    from pycdlib.pycdlibexception import PyCdlibException
+
+    try:
+        return configdrive.read_iso(iso.read_bytes())[1]
+    except (OSError, PyCdlibException):  # missing, or not an ISO we can read: build a new one
+        return None
 
 
 def _read_outside(path: Path) -> bytes:
@@ -509,9 +534,8 @@ def admin_kubeconfig(
         text = kubeconfig.dump(config)
         with inv.transaction() as tx:
             if pair is not previous:
-                ssl = {rel: File(c, 0o600 if rel.endswith(".key") else 0o644) for rel, c in authority.files.items()}
-                ssl |= {"admin.crt": File(pair.cert_pem, 0o644), "admin.key": File(pair.key_pem, 0o600)}
-                tx.put_tree("ssl", ssl)
+                tx.put_file("ssl/admin.key", File(pair.key_pem, 0o600))
+                tx.put_file("ssl/admin.crt", File(pair.cert_pem, 0o644))
             if output is None and merge_into is None and inv.read("kubeconfig") != text:
                 tx.put_file("kubeconfig", File(text, 0o600))
             tx.commit()

@@ -152,10 +152,17 @@ def _parse_node(entry: object, index: int) -> Node:
         ip=get("ip", str, None, model.check_ip),
         role=get("role", str, None, _enum(Role, "role")),
         master=get("master", str, None, lambda v: model.check_ip(v, "master IP")) if entry.get("master") else None,
-        labels=_wrap(lambda: dict(model.check_label(str(k), str(v)) for k, v in labels.items()), where),
-        sans=get("sans", list, [], lambda v: model.check_sans([str(s) for s in v])),
+        labels=_wrap(lambda: dict(model.check_label(_text(k), _text(v)) for k, v in labels.items()), where),
+        sans=get("sans", list, [], lambda v: model.check_sans([_text(s) for s in v])),
         ssh_keys=tuple(get("ssh_keys", list, [], lambda v: [model.check_ssh_key(k) for k in v])),
     )
+
+
+def _text(value: object) -> str:
+    """YAML turns `yes`, `1.5` or `null` into other types; a label or SAN must be written as text."""
+    if not isinstance(value, str):
+        raise IsobuildError(f"{value!r} is not a string", hint="quote it in cluster.yaml, e.g. 'yes'")
+    return value
 
 
 class _Getter:
@@ -193,8 +200,8 @@ def _enum(kind: type[Any], key: str) -> Callable[[str], Any]:
 
 
 def _positive(value: int) -> int:
-    if value <= 0:
-        raise IsobuildError(f"{value} is not a positive number of days", hint=_FIX)
+    if not 0 < value <= 36500:
+        raise IsobuildError(f"{value} is not a number of days from 1 to 36500", hint=_FIX)
     return value
 
 

@@ -87,7 +87,10 @@ class Inventory:
         return self.root / folder
 
     def has_cluster(self) -> bool:
-        return self.cluster_file.exists()
+        try:
+            return self.cluster_file.exists()
+        except OSError as exc:  # e.g. a path too long for the filesystem
+            raise _fail("read", self.cluster_file, exc) from None
 
     def read(self, relative: str) -> bytes | None:
         path = self.root / relative
@@ -151,7 +154,10 @@ class Transaction:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        shutil.rmtree(self.tx, ignore_errors=True)  # staged files of a failed or finished commit
+        # A journal still here means a commit whose rollback did not finish: the next command's
+        # lock recovers it. Anything else here is staging of a finished or abandoned transaction.
+        if not (self.tx / "journal.json").exists():
+            shutil.rmtree(self.tx, ignore_errors=True)
 
     def _slot(self, target: str) -> Path:
         if target in self.targets:
@@ -205,9 +211,12 @@ class Transaction:
                 (self.tx / "new" / str(index)).rename(path)
             (self.tx / "journal.json").rename(self.tx / "committed")  # the commit point
             _fsync_dir(self.root)
-        except OSError as exc:
+        except BaseException as exc:  # OSError, but also Ctrl-C or SystemExit half-way through
             _rollback(self.root, self.tx, journal)
-            raise _fail("update", self.root, exc) from None
+            (self.tx / "journal.json").unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise _fail("update", self.root, exc) from None
+            raise
 
 
 def _makedirs(path: Path, top: Path, mode: int) -> None:
@@ -249,7 +258,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_outside(path: Path, content: bytes, mode: int = 0o600) -> None:
-    """Atomically replace a file outside the inventory (e.g. ~/.kube/config): temp file, then rename."""
+    """Atomically replace a file outside the inventory (e.g. ~/.kube/config): temp file, then rename.
+    A symlink (a dotfiles-managed kubeconfig) is followed, not replaced."""
+    path = path.resolve() if path.is_symlink() else path
+    if path.is_dir():
+        raise IsobuildError(f"{path} is a folder", hint="give a file path")
     tmp = path.with_name(f".{path.name}.isobuild-{secrets.token_hex(4)}")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import ipaddress
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -95,12 +96,6 @@ class Node:
 
     def all_labels(self) -> dict[str, str]:
         return {**self.role.builtin_labels(), **self.labels}
-
-    def san_ips(self) -> list[str]:
-        return [s for s in self.sans if is_ip(s)]
-
-    def san_names(self) -> list[str]:
-        return [s for s in self.sans if not is_ip(s)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,18 +185,21 @@ def split_host_port(value: str) -> tuple[str, int]:
     elif value.count(":") == 1:
         host, _, port_text = value.partition(":")
         port = _port(port_text, value)
-    if not (is_ip(host) or _DNS_SUBDOMAIN.match(host)):
+    if is_ip(host):
+        return normal_ip(host), port
+    if not _DNS_SUBDOMAIN.match(host):
         raise _bad("endpoint", value, "use a DNS name or an IP address, optionally with :PORT")
     return host, port
 
 
 def check_endpoint(value: str) -> str:
-    split_host_port(value)
-    return value
+    """``value`` in one canonical form, ``host:port`` or ``[v6]:port``, so equal endpoints compare equal."""
+    host, port = split_host_port(value)
+    return f"{bracket(host)}:{port}"
 
 
 def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise _bad("endpoint", whole, "the port must be a number from 1 to 65535")
     return int(text)
 
@@ -211,20 +209,29 @@ def _bad(what: str, value: object, hint: str) -> IsobuildError:
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+    # 52: the kubelet's certificate CN "system:node:<name>" must fit X.509's 64 characters.
+    if not isinstance(name, str) or len(name) > 52 or not _DNS_SUBDOMAIN.match(name):
         raise _bad(
             "node name",
             name,
-            "use an RFC 1123 name: lowercase letters, digits, '-' and '.', e.g. worker1 or edge.example.com",
+            "use an RFC 1123 name of at most 52 characters: lowercase letters, digits, '-' and '.', "
+            "e.g. worker1 or edge.example.com",
         )
     return name
+
+
+def normal_ip(value: str) -> str:
+    """The canonical text of an address, as a certificate's SAN reads back (RFC 5952 for IPv6)."""
+    return str(ipaddress.ip_address(value))
 
 
 def check_ip(ip: str, what: str = "IP address") -> str:
     if not isinstance(ip, str) or not is_ip(ip):
         raise _bad(what, ip, "use a plain IPv4 or IPv6 address such as 10.10.10.2")
-    addr = netaddr.IPAddress(ip)
-    if addr.is_loopback() or addr.is_multicast() or addr.is_link_local() or int(addr) == 0 or ip == "255.255.255.255":
+    addr = ipaddress.ip_address(ip)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        raise _bad(what, ip, f"use the IPv4 address itself: {addr.ipv4_mapped}")
+    if addr.is_loopback or addr.is_multicast or addr.is_link_local or addr.is_unspecified or ip == "255.255.255.255":
         raise _bad(what, ip, "a node needs a unicast address that other machines can reach")
     return str(addr)
 
@@ -276,7 +283,7 @@ def check_ssh_key(key: str) -> str:
 
 def check_san(value: str) -> str:
     if isinstance(value, str) and is_ip(value):
-        return str(netaddr.IPAddress(value))
+        return normal_ip(value)
     if not isinstance(value, str) or len(value) > 253 or not _DNS_SUBDOMAIN.match(value.removeprefix("*.")):
         raise _bad("SAN", value, "use a DNS name (e.g. api.example.com) or an IP address")
     return value
@@ -287,7 +294,7 @@ def check_label(key: str, value: str) -> tuple[str, str]:
     ok_prefix = not prefix or (len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix))
     if not (ok_prefix and _LABEL_NAME.match(name) and _LABEL_VALUE.match(value)):
         raise _bad("label", f"{key}={value}", "use key=value with Kubernetes label syntax, e.g. zone=rack1")
-    if prefix and (prefix.endswith("kubernetes.io") or prefix.endswith("k8s.io")):
+    if prefix and any(prefix == d or prefix.endswith("." + d) for d in ("kubernetes.io", "k8s.io")):
         allowed = key in _KUBELET_ALLOWED_LABELS or any(
             prefix == p or prefix.endswith("." + p) for p in _KUBELET_ALLOWED_PREFIXES
         )

@@ -117,6 +117,29 @@ def test_a_new_ip_reissues_only_that_nodes_certs_and_keeps_keys(run: Run, exampl
     assert snapshot(example / "node-worker2") == other_before
 
 
+def test_an_update_without_role_options_keeps_the_role(run: Run, example: Path) -> None:
+    result = run("node", "example.com", "123.234.234.124")
+    assert result.code == 0, result.err
+    entry = next(
+        n for n in yaml.safe_load((example / "cluster.yaml").read_text())["nodes"] if n["name"] == "example.com"
+    )
+    assert entry == {"name": "example.com", "ip": "123.234.234.124", "role": "edge", "master": "10.10.10.1"}
+
+
+def test_operator_files_and_comments_survive_an_update(run: Run, example: Path) -> None:
+    (example / "cluster.yaml").write_text((example / "cluster.yaml").read_text() + "# my note\n")
+    notes = example / "node-worker1" / "ssl" / "NOTES.txt"
+    notes.write_text("rack 4, slot 2\n")
+    extra = example / "node-worker1" / "cloud-config" / "openstack" / "latest" / "vendor_data.json"
+    extra.write_text("{}")
+    extra.chmod(0o600)
+    assert run("node", "worker1", "10.10.10.2", "--master", "10.10.10.1").code == 0
+    assert (example / "cluster.yaml").read_text().endswith("# my note\n")  # nothing changed: not rewritten
+    assert run("node", "worker1", "10.10.10.23").code == 0
+    assert notes.read_text() == "rack 4, slot 2\n"
+    assert stat.S_IMODE(extra.stat().st_mode) == 0o600
+
+
 def test_an_extra_san_lands_in_the_apiserver_cert(run: Run, example: Path) -> None:
     result = run("node", "controller", "10.10.10.1", "--san", "api.example.com", "--san", "192.0.2.10")
     assert result.code == 0, result.err
@@ -207,7 +230,7 @@ def test_a_missing_cluster_yaml_with_a_ca_is_never_silently_replaced(run: Run, e
         assert result.code == 1
         assert (
             result.err.splitlines()[0]
-            == f"Error: {example / 'ssl'} holds a CA but {example / 'cluster.yaml'} is missing"
+            == f"Error: {example / 'ssl'} holds a PKI but {example / 'cluster.yaml'} is missing"
         )
     assert snapshot(example) == before
 
@@ -254,7 +277,8 @@ BAD_ON_EXAMPLE = [
     (("node", "controller", "10.10.10.1", "--master", "10.10.10.1"), "Error: node 'controller' is a controller; refusing to turn it into a worker"),
     (("node", "c2", "10.10.10.8", "--master", "10.10.10.1", "--role", "controller"), "Error: node 'c2': --master goes with workers"),
     (("node", "controller", "10.10.10.9", "--role", "worker"), "Error: node 'controller' is a controller; refusing to turn it into a worker"),
-    (("node", "worker1", "10.10.10.2"), "Error: node 'worker1' is a worker; refusing to turn it into a controller"),
+    (("node", "worker1", "10.10.10.2", "--role", "controller"), "Error: node 'worker1' is a worker; refusing to turn it into a controller"),
+    (("node", "c2", "10.10.10.8"), "Error: node 'c2' would be a second controller; this cluster's controller is 'controller'"),
     (("node", "w9", "10.10.10.9", "--master", "10.10.10.2"), "Error: --master 10.10.10.2 of node 'w9' is not a controller of this cluster"),
 ]  # fmt: skip
 
