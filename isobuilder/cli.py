@@ -293,9 +293,6 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             print(f"Hint: {exc.hint}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("Error: interrupted; the inventory is unchanged", file=sys.stderr)
-        return 130
     except Exception as exc:  # a bug: one line, not a traceback, unless --debug
         if settings.debug:
             raise

@@ -25,7 +25,6 @@ from isobuilder.identities import (
     admin_spec,
     apiserver_sans,
     ca_files_for,
-    identity_for,
     node_identities,
     node_kubeconfigs,
 )
@@ -361,7 +360,7 @@ def node_tree(
             server_for(cluster, node, local=local),
             authority.files["ca.crt"],
             user,
-            pairs[identity_for(kc)],
+            pairs[kc.identity],
         )
         host.append(render.HostFile(f"/etc/kubernetes/{kc.file}", kubeconfig.dump(config), 0o600))
 
@@ -515,6 +514,9 @@ def admin_kubeconfig(
     ctx: Context, *, server: str | None, output: Path | None, merge_into: Path | None, use: bool
 ) -> KubeconfigResult:
     inv = ctx.inventory
+    for path in (output, merge_into):
+        if path is not None and path.is_dir():
+            raise IsobuildError(f"{path} is a folder", hint="give the kubeconfig's file path")
     with inv.locked():
         cluster = load_cluster(inv)
         authority = Pki.load(inv)

@@ -34,6 +34,7 @@ _SETTINGS: dict[str, str] = {
     "ssh_keys": "SSH public keys installed on every node.",
     "flannel_version": "Pinned flannel release (CNI).",
     "ingress_nginx_version": "Pinned ingress-nginx controller release for edge routers.",
+    "containerd_version": "containerd.io package version (prefix) from Docker's repository, e.g. 2. or 2.1.4.",
 }
 _NODE_KEYS = ("name", "ip", "role", "master", "labels", "sans", "ssh_keys")
 
@@ -65,6 +66,7 @@ def _settings(cluster: Cluster) -> dict[str, Any]:
         "ssh_keys": list(cluster.ssh_keys),
         "flannel_version": cluster.flannel_version,
         "ingress_nginx_version": cluster.ingress_nginx_version,
+        "containerd_version": cluster.containerd_version,
     }
 
 
@@ -129,6 +131,12 @@ def parse(text: bytes) -> Cluster:
             str,
             model.DEFAULT_INGRESS_NGINX_VERSION,
             lambda v: model.check_addon_version(v, "ingress_nginx_version"),
+        ),
+        containerd_version=get(
+            "containerd_version",
+            str,
+            model.DEFAULT_CONTAINERD_VERSION,
+            lambda v: model.check_package_version(v, "containerd_version"),
         ),
         nodes=tuple(_parse_node(entry, i) for i, entry in enumerate(get("nodes", list, []))),
     )

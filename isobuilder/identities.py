@@ -51,6 +51,11 @@ class Kubeconfig(enum.StrEnum):
         }[self]
 
     @property
+    def identity(self) -> str:
+        """The ssl/ file stem whose keypair this kubeconfig embeds."""
+        return self.value
+
+    @property
     def uses_local_apiserver(self) -> bool:
         # kubeadm points controller-manager.conf and scheduler.conf at the local apiserver
         # (advertise address) so they keep working while the endpoint/VIP is down.
@@ -128,11 +133,6 @@ def node_kubeconfigs(node: Node) -> list[Kubeconfig]:
     if node.role.is_control_plane:
         return [Kubeconfig.ADMIN, Kubeconfig.CONTROLLER_MANAGER, Kubeconfig.SCHEDULER, Kubeconfig.KUBELET]
     return [Kubeconfig.KUBELET]
-
-
-def identity_for(kubeconfig: Kubeconfig) -> str:
-    """The ssl/ file stem whose keypair a kubeconfig embeds."""
-    return kubeconfig.value
 
 
 def ca_files_for(node: Node) -> list[str]:

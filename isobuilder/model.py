@@ -21,6 +21,7 @@ from isobuilder.errors import IsobuildError
 DEFAULT_KUBERNETES_VERSION = "1.37.1"
 DEFAULT_FLANNEL_VERSION = "v0.28.9"
 DEFAULT_INGRESS_NGINX_VERSION = "v1.15.1"
+DEFAULT_CONTAINERD_VERSION = "2."  # a containerd.io version prefix: the newest 2.x
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"  # kubeadm's default serviceSubnet
 DEFAULT_POD_CIDR = "10.244.0.0/16"  # flannel's default Network
 DEFAULT_DOMAIN = "cluster.local"
@@ -115,6 +116,7 @@ class Cluster:
     ssh_keys: tuple[str, ...] = ()
     flannel_version: str = DEFAULT_FLANNEL_VERSION
     ingress_nginx_version: str = DEFAULT_INGRESS_NGINX_VERSION
+    containerd_version: str = DEFAULT_CONTAINERD_VERSION
     nodes: tuple[Node, ...] = ()
 
     # -- derived values ------------------------------------------------------------------
@@ -267,6 +269,12 @@ def parse_kubernetes_version(value: str) -> tuple[int, int, int]:
 def check_addon_version(value: str, what: str) -> str:
     if not isinstance(value, str) or not _ADDON_VERSION.match(value):
         raise _bad(what, value, "use a release tag such as v1.2.3")
+    return value
+
+
+def check_package_version(value: str, what: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9][0-9A-Za-z.+~:-]*", value):
+        raise _bad(what, value, "use a Debian package version or its prefix, e.g. 2. or 2.1.4")
     return value
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from isobuilder import __version__
-from isobuilder.model import API_PORT, Cluster, Node, Role, merged_ssh_keys, sorted_labels
+from isobuilder.model import API_PORT, Cluster, Node, Role, bracket, merged_ssh_keys, sorted_labels
 
 ADDONS_DIR = "/etc/kubernetes/isobuild"
 INSTALL_PATH = "/opt/isobuild/install.sh"
@@ -36,10 +36,6 @@ class HostFile:
     path: str
     content: bytes
     mode: int = 0o644
-
-    @property
-    def secret(self) -> bool:
-        return self.mode & 0o077 == 0
 
 
 # -- YAML and shell serialisation ---------------------------------------------------------
@@ -153,7 +149,7 @@ def kubeadm_configuration(cluster: Cluster, node: Node, cert_sans: list[str]) ->
         "kind": "ClusterConfiguration",
         "clusterName": cluster.name,
         "kubernetesVersion": f"v{cluster.kubernetes_version.removeprefix('v')}",
-        "controlPlaneEndpoint": f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
+        "controlPlaneEndpoint": f"{bracket(host)}:{port}",
         "certificatesDir": PKI_DIR,
         "encryptionAlgorithm": _kubeadm_algorithm(cluster),
         "networking": {
@@ -337,7 +333,7 @@ def install_script(cluster: Cluster, node: Node) -> bytes:
         role=node.role.value,
         kubernetes_version=cluster.kubernetes_version.removeprefix("v"),
         kubernetes_minor=cluster.kubernetes_minor(),
-        containerd_version="",
+        containerd_version=cluster.containerd_version,
         addons_dir=ADDONS_DIR,
     ).encode()
 

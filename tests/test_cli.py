@@ -243,6 +243,9 @@ BAD_NODE_ARGS = [
     (("node", "c_1", "10.0.0.1"), "Error: invalid node name 'c_1'"),
     (("node", "-c1", "10.0.0.1"), None),  # looks like an option: usage error from the parser (exit 2)
     (("node", "c1", "127.0.0.1"), "Error: invalid node IP '127.0.0.1'"),
+    (("node", "c1", "::ffff:10.0.0.9"), "Error: invalid node IP '::ffff:10.0.0.9'"),
+    (("node", "n" * 53, "10.0.0.1"), f"Error: invalid node name '{'n' * 53}'"),
+    (("node", "c1", "10.0.0.1", "--endpoint", "api:\u00b2"), "Error: invalid endpoint"),
     (("node", "c1", "10.96.0.5"), "Error: IP 10.96.0.5 of node 'c1' is inside the service CIDR 10.96.0.0/12"),
     (("node", "c1", "10.244.3.4"), "Error: IP 10.244.3.4 of node 'c1' is inside the pod CIDR 10.244.0.0/16"),
     (("node", "w1", "10.0.0.2", "--master", "10.0.0.1"), "Error: --master 10.0.0.1 of node 'w1' is not a controller of this cluster"),
@@ -317,6 +320,46 @@ def test_corrupt_inventory_files(run: Run, example: Path, path: str, content: by
         assert result.err.startswith(first_line), result.err
         assert result.err.splitlines()[1].startswith("Hint: ")
     assert snapshot(example) == before
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "first_line"),
+    [
+        ("cert_days: 365", "cert_days: 99999999", "Error: cluster.yaml: cert_days: 99999999 is not a number of days"),
+        ("cert_days: 365", "cert_days: true", "Error: cluster.yaml: 'cert_days' must be a int"),
+        ("\nnodes:\n", "\nnodes: {}\nold_nodes:\n", "Error: cluster.yaml: unknown setting 'old_nodes'"),
+        ("\nnodes:\n", "\nnodes: {}\n_:\n", "Error: cluster.yaml: unknown setting '_'"),
+        (
+            "  master: 10.10.10.1\n",
+            "  master: 10.10.10.1\n  labels: {zone: yes}\n",
+            "Error: cluster.yaml: nodes[1]: True is not a string",
+        ),
+    ],
+)
+def test_cluster_yaml_with_wrong_types(run: Run, example: Path, old: str, new: str, first_line: str) -> None:
+    text = (example / "cluster.yaml").read_text()
+    assert old in text
+    (example / "cluster.yaml").write_text(text.replace(old, new, 1))
+    result = run("node", "w9", "10.10.10.9", "--master", "10.10.10.1")
+    assert result.code == 1
+    assert result.err.splitlines()[0].startswith(first_line), result.err
+
+
+def test_cluster_yaml_nodes_not_a_list(run: Run, example: Path) -> None:
+    text = (example / "cluster.yaml").read_text()
+    (example / "cluster.yaml").write_text(text[: text.index("\nnodes:")] + "\nnodes: {}\n")
+    result = run("kubeconfig")
+    assert result.code == 1
+    assert result.err.splitlines()[0] == "Error: cluster.yaml: 'nodes' must be a list"
+
+
+def test_bad_source_date_epoch_and_output(run: Run, example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "\u00b2")
+    result = run("image", str(example / "node-worker1"))
+    assert result.code == 1 and result.err.startswith("Error: SOURCE_DATE_EPOCH=")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    result = run("kubeconfig", "-o", str(example))
+    assert result.code == 1 and result.err.startswith(f"Error: {example} is a folder")
 
 
 def test_cluster_yaml_with_an_unknown_setting(run: Run, example: Path) -> None:
