@@ -328,7 +328,6 @@ def test_corrupt_inventory_files(run: Run, example: Path, path: str, content: by
         ("cert_days: 365", "cert_days: 99999999", "Error: cluster.yaml: cert_days: 99999999 is not a number of days"),
         ("cert_days: 365", "cert_days: true", "Error: cluster.yaml: 'cert_days' must be a int"),
         ("\nnodes:\n", "\nnodes: {}\nold_nodes:\n", "Error: cluster.yaml: unknown setting 'old_nodes'"),
-        ("\nnodes:\n", "\nnodes: {}\n_:\n", "Error: cluster.yaml: unknown setting '_'"),
         (
             "  master: 10.10.10.1\n",
             "  master: 10.10.10.1\n  labels: {zone: yes}\n",
