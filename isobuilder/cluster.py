@@ -397,9 +397,13 @@ def node_tree(
     cloud[USER_DATA] = File(user_data, 0o600)
     cloud[META_DATA] = File(render.meta_data(cluster, node), 0o644)
     tree.update(cloud)
-    same_drive = existing.get(ISO) is not None and all(existing.get(r) == f.content for r, f in cloud.items())
-    iso = existing[ISO] if same_drive else drive_image(cloud, ctx.iso_epoch)
-    tree[ISO] = File(iso, 0o600)
+    wanted = {rel.removeprefix(CLOUD_DIR + "/"): f.content for rel, f in cloud.items()}
+    current_iso = existing.get(ISO)
+    # Keep the image (bytes and mtime) when it already holds exactly these files.
+    if current_iso is not None and _drive_files(current_iso) == wanted:
+        tree[ISO] = File(current_iso, 0o600)
+    else:
+        tree[ISO] = File(configdrive.build_iso(wanted, configdrive.CONFIG_2_LABEL, ctx.iso_epoch), 0o600)
     tree["install.sh"] = File(install, 0o755)
     tree[STATE] = File((json.dumps(state, sort_keys=True) + "\n").encode(), 0o644)
     for rel, content in existing.items():  # the operator's own files in the folder are kept
@@ -435,11 +439,6 @@ def server_for(cluster: Cluster, node: Node, *, local: bool) -> str:
     return cluster.server_url(via_ip=node.master)
 
 
-def drive_image(cloud: Mapping[str, File], epoch: float) -> bytes:
-    files = {rel.removeprefix(CLOUD_DIR + "/"): f.content for rel, f in cloud.items()}
-    return configdrive.build_iso(files, configdrive.CONFIG_2_LABEL, epoch)
-
-
 # -- image -------------------------------------------------------------------------------------
 def image(ctx: Context, folder: Path) -> Path:
     """Re-package ``folder/cloud-config/`` into ``folder/config.iso``; nothing else changes."""
@@ -458,17 +457,18 @@ def image(ctx: Context, folder: Path) -> Path:
     parent = Inventory(folder.resolve().parent)
     # Inside an inventory, wait for any other isobuild command on it; a lone folder needs no lock.
     with parent.locked() if parent.has_cluster() else contextlib.nullcontext():
-        if _drive_files(target) != files:  # the same files: keep the image (and its mtime)
+        if _drive_files(_read_outside(target)) != files:  # the same files: keep the image (and its mtime)
             write_outside(target, configdrive.build_iso(files, configdrive.CONFIG_2_LABEL, ctx.iso_epoch), 0o600)
     return target
 
 
-def _drive_files(iso: Path) -> dict[str, bytes] | None:
+def _drive_files(iso: bytes) -> dict[str, bytes] | None:
+    """The files on a config drive image; None when it is not one we can read (then: rebuild)."""
     from pycdlib.pycdlibexception import PyCdlibException
 
     try:
-        return configdrive.read_iso(iso.read_bytes())[1]
-    except (OSError, PyCdlibException):  # missing, or not an ISO we can read: build a new one
+        return configdrive.read_iso(iso)[1]
+    except PyCdlibException:
         return None
 
 

@@ -481,3 +481,13 @@ def test_kubeconfig_merge_into_a_corrupt_file_writes_nothing(run: Run, tmp_path:
     assert snapshot(inventory) == before
     assert kube.read_text() == "clusters: [\n"
     assert list(kube.parent.iterdir()) == [kube]
+
+
+def test_node_repackages_a_kept_hand_edit_the_drive_does_not_hold_yet(run: Run, example: Path) -> None:
+    from isobuilder.configdrive import read_iso
+
+    folder = example / "node-worker1"
+    user_data = folder / "cloud-config/openstack/latest/user_data"
+    user_data.write_bytes(user_data.read_bytes() + b"\npackages: [htop]\n")  # edited, `image` forgotten
+    assert run("node", "worker1", "10.10.10.2").code == 0
+    assert read_iso((folder / "config.iso").read_bytes())[1]["openstack/latest/user_data"] == user_data.read_bytes()
