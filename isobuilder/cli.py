@@ -280,8 +280,9 @@ def _default_kubeconfig() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code. Tests call this with an argv list."""
+    global settings
     command = typer.main.get_command(app)
-    settings.__init__()  # type: ignore[misc]  # fresh settings for each in-process call
+    settings = Settings()  # fresh for each in-process call (tests call main() many times)
     try:
         command.main(args=argv, prog_name="isobuild", standalone_mode=True)
     except SystemExit as exc:

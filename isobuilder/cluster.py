@@ -155,7 +155,7 @@ def load_cluster(inventory: Inventory) -> Cluster:
     return clusterfile.parse(text)
 
 
-def _refuse_orphan_ca(inventory: Inventory) -> None:
+def _refuse_orphan_pki(inventory: Inventory) -> None:
     if inventory.ssl.is_dir() and any(inventory.ssl.iterdir()):
         raise IsobuildError(
             f"{inventory.ssl} holds a PKI but {inventory.cluster_file} is missing",
@@ -171,7 +171,7 @@ def init(ctx: Context, options: ClusterOptions) -> Cluster:
                 f"a cluster already exists in {ctx.inventory.root}",
                 hint=f"change its settings by editing {ctx.inventory.cluster_file}; the CA is never re-made",
             )
-        _refuse_orphan_ca(ctx.inventory)
+        _refuse_orphan_pki(ctx.inventory)
         cluster = new_cluster(options)
         with ctx.inventory.transaction() as tx:
             tx.put_tree("ssl", create_pki(cluster, ctx.now))
@@ -271,7 +271,7 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterOptions) -> Nod
     with inv.locked():
         created = not inv.has_cluster()
         if created:
-            _refuse_orphan_ca(inv)
+            _refuse_orphan_pki(inv)
             cluster = new_cluster(options)
             ssl_tree = create_pki(cluster, ctx.now)
             authority = Pki({k: f.content for k, f in ssl_tree.items()})
@@ -448,7 +448,7 @@ def image(ctx: Context, folder: Path) -> Path:
             f"{source} not found",
             hint="give a node folder made by `isobuild node`, e.g. isobuild image inventory/node-worker1",
         )
-    files = {rel: content for rel, content in read_tree(source).items()}
+    files = read_tree(source)
     user_data = files.get("openstack/latest/user_data")
     if user_data is None:
         raise IsobuildError(f"{source}/openstack/latest/user_data not found", hint="a config-2 drive needs a user_data")

@@ -173,6 +173,9 @@ def _text(value: object) -> str:
     return value
 
 
+_KINDS = {int: "a whole number", str: "a string", list: "a list", dict: "a mapping"}
+
+
 class _Getter:
     def __init__(self, data: Mapping[str, Any], where: str) -> None:
         self.data, self.where = data, where
@@ -182,7 +185,7 @@ class _Getter:
         if value is None:
             value = default
         if value is None or not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise IsobuildError(f"{self.where}: {key!r} must be a {kind.__name__}", hint=_FIX)
+            raise IsobuildError(f"{self.where}: {key!r} must be {_KINDS[kind]}", hint=_FIX)
         return _wrap(lambda: check(value), f"{self.where}: {key}") if check else value
 
 

@@ -326,7 +326,7 @@ def test_corrupt_inventory_files(run: Run, example: Path, path: str, content: by
     ("old", "new", "first_line"),
     [
         ("cert_days: 365", "cert_days: 99999999", "Error: cluster.yaml: cert_days: 99999999 is not a number of days"),
-        ("cert_days: 365", "cert_days: true", "Error: cluster.yaml: 'cert_days' must be a int"),
+        ("cert_days: 365", "cert_days: true", "Error: cluster.yaml: 'cert_days' must be a whole number"),
         ("cert_days: 365", "cert_days: 4000", "Error: cert_days (4000) is longer than ca_days (3650)"),
         ("\nnodes:\n", "\nnodes: {}\nold_nodes:\n", "Error: cluster.yaml: unknown setting 'old_nodes'"),
         (
