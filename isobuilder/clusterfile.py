@@ -9,7 +9,7 @@ import yaml
 
 from isobuilder import model
 from isobuilder.errors import IsobuildError
-from isobuilder.model import Cluster, KeyType, Node, Role
+from isobuilder.model import Cluster, Format, KeyType, Media, Node, Role
 
 T = TypeVar("T")
 
@@ -35,8 +35,16 @@ _SETTINGS: dict[str, str] = {
     "flannel_version": "Pinned flannel release (CNI).",
     "ingress_nginx_version": "Pinned ingress-nginx controller release for edge routers.",
     "containerd_version": "containerd.io package version (prefix) from Docker's repository, e.g. 2. or 2.1.4.",
+    "format": "First-boot config: cloud-config (cloud-init) or ignition (Flatcar); a node may override it.",
+    "media": "Drive: config-2 (OpenStack config drive) or nocloud (label cidata); a node may override it.",
+    "cni_plugins_version": "Pinned CNI plugins release for ignition nodes (containernetworking/plugins).",
+    "flatcar_channel": "Flatcar channel install.sh installs on ignition nodes: stable, beta, alpha or lts.",
+    "flatcar_version": "Flatcar release install.sh installs (flatcar-install -V): current or e.g. 4459.2.1.",
 }
-_NODE_KEYS = ("name", "ip", "role", "master", "labels", "sans", "ssh_keys")
+_NODE_KEYS = (
+    "name", "ip", "role", "master", "labels", "sans", "ssh_keys", "format", "media",
+    "mac", "prefix", "gateway", "dns", "mtu",
+)  # fmt: skip
 
 
 def dump(cluster: Cluster) -> bytes:
@@ -67,6 +75,11 @@ def _settings(cluster: Cluster) -> dict[str, Any]:
         "flannel_version": cluster.flannel_version,
         "ingress_nginx_version": cluster.ingress_nginx_version,
         "containerd_version": cluster.containerd_version,
+        "format": cluster.format.value,
+        "media": cluster.media.value,
+        "cni_plugins_version": cluster.cni_plugins_version,
+        "flatcar_channel": cluster.flatcar_channel,
+        "flatcar_version": cluster.flatcar_version,
     }
 
 
@@ -80,6 +93,16 @@ def _node_mapping(node: Node) -> dict[str, Any]:
         entry["sans"] = list(node.sans)
     if node.ssh_keys:
         entry["ssh_keys"] = list(node.ssh_keys)
+    optional = {
+        "format": node.format and node.format.value,
+        "media": node.media and node.media.value,
+        "mac": node.mac,
+        "prefix": node.prefix,
+        "gateway": node.gateway,
+        "dns": list(node.dns),
+        "mtu": node.mtu,
+    }
+    entry.update({k: v for k, v in optional.items() if v})
     return entry
 
 
@@ -138,6 +161,16 @@ def parse(text: bytes) -> Cluster:
             model.DEFAULT_CONTAINERD_VERSION,
             lambda v: model.check_package_version(v, "containerd_version"),
         ),
+        format=get("format", str, Format.CLOUD_CONFIG.value, _enum(Format, "format")),
+        media=get("media", str, Media.CONFIG_2.value, _enum(Media, "media")),
+        cni_plugins_version=get(
+            "cni_plugins_version",
+            str,
+            model.DEFAULT_CNI_PLUGINS_VERSION,
+            lambda v: model.check_addon_version(v, "cni_plugins_version"),
+        ),
+        flatcar_channel=get("flatcar_channel", str, model.DEFAULT_FLATCAR_CHANNEL, model.check_flatcar_channel),
+        flatcar_version=get("flatcar_version", str, model.DEFAULT_FLATCAR_VERSION, model.check_flatcar_version),
         nodes=tuple(_parse_node(entry, i) for i, entry in enumerate(get("nodes", list, []))),
     )
     return _wrap(lambda: model.check_cluster(cluster), None)
@@ -155,14 +188,22 @@ def _parse_node(entry: object, index: int) -> Node:
             raise IsobuildError(f"{where}: {required!r} is missing", hint=_FIX)
     get = _Getter(entry, where)
     labels = get("labels", dict, {})
+    ip = get("ip", str, None, model.check_ip)
     return Node(
         name=get("name", str, None, model.check_name),
-        ip=get("ip", str, None, model.check_ip),
+        ip=ip,
         role=get("role", str, None, _enum(Role, "role")),
         master=get("master", str, None, lambda v: model.check_ip(v, "master IP")) if entry.get("master") else None,
         labels=_wrap(lambda: dict(model.check_label(_text(k), _text(v)) for k, v in labels.items()), where),
         sans=get("sans", list, [], lambda v: model.check_sans([_text(s) for s in v])),
         ssh_keys=tuple(get("ssh_keys", list, [], lambda v: [model.check_ssh_key(k) for k in v])),
+        format=get("format", str, None, _enum(Format, "format")) if entry.get("format") else None,
+        media=get("media", str, None, _enum(Media, "media")) if entry.get("media") else None,
+        mac=get("mac", str, None, model.check_mac) if entry.get("mac") else None,
+        prefix=get("prefix", int, None, lambda v: model.check_prefix(v, ip)) if entry.get("prefix") is not None else None,
+        gateway=get("gateway", str, None, lambda v: model.check_ip(v, "gateway")) if entry.get("gateway") else None,
+        dns=tuple(get("dns", list, [], lambda v: model.unique(model.check_ip(_text(d), "DNS server") for d in v))),
+        mtu=get("mtu", int, None, model.check_mtu) if entry.get("mtu") is not None else None,
     )
 
 

@@ -22,6 +22,10 @@ DEFAULT_KUBERNETES_VERSION = "1.37.1"
 DEFAULT_FLANNEL_VERSION = "v0.28.9"
 DEFAULT_INGRESS_NGINX_VERSION = "v1.15.1"
 DEFAULT_CONTAINERD_VERSION = "2."  # a containerd.io version prefix: the newest 2.x
+DEFAULT_CNI_PLUGINS_VERSION = "v1.8.0"  # containernetworking/plugins, for Ignition (Flatcar) nodes
+DEFAULT_FLATCAR_CHANNEL = "stable"
+DEFAULT_FLATCAR_VERSION = "current"
+FLATCAR_CHANNELS = ("stable", "beta", "alpha", "lts")
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"  # kubeadm's default serviceSubnet
 DEFAULT_POD_CIDR = "10.244.0.0/16"  # flannel's default Network
 DEFAULT_DOMAIN = "cluster.local"
@@ -65,6 +69,24 @@ class Role(enum.StrEnum):
         return {"role": "edge-router"} if self is Role.EDGE else {}
 
 
+class Format(enum.StrEnum):
+    """What the node's first-boot config is written for."""
+
+    CLOUD_CONFIG = "cloud-config"  # cloud-init: Ubuntu, Debian and other cloud images
+    IGNITION = "ignition"  # Ignition spec 3.3.0: Flatcar Container Linux (Fedora CoreOS reads it too)
+
+
+class Media(enum.StrEnum):
+    """The drive the config travels on."""
+
+    CONFIG_2 = "config-2"  # OpenStack config drive: cloud-init, Ignition's openstack platform
+    NOCLOUD = "nocloud"  # cloud-init NoCloud (cloud-localds, Proxmox), Ignition's proxmoxve platform
+
+    @property
+    def label(self) -> str:
+        return "cidata" if self is Media.NOCLOUD else "config-2"
+
+
 class KeyType(enum.StrEnum):
     ECDSA_P256 = "ecdsa-p256"
     ECDSA_P384 = "ecdsa-p384"
@@ -90,10 +112,23 @@ class Node:
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     sans: tuple[str, ...] = ()
     ssh_keys: tuple[str, ...] = ()
+    format: Format | None = None  # None: the cluster's
+    media: Media | None = None  # None: the cluster's
+    # Static networking on the NIC with this MAC; on when ``prefix`` is set (the MAC alone only
+    # names the NIC, e.g. for DHCP reservations).
+    mac: str | None = None
+    prefix: int | None = None
+    gateway: str | None = None
+    dns: tuple[str, ...] = ()
+    mtu: int | None = None
 
     @property
     def folder(self) -> str:
         return f"node-{self.name}"
+
+    @property
+    def static(self) -> bool:
+        return self.prefix is not None
 
     def all_labels(self) -> dict[str, str]:
         return {**self.role.builtin_labels(), **self.labels}
@@ -117,11 +152,22 @@ class Cluster:
     flannel_version: str = DEFAULT_FLANNEL_VERSION
     ingress_nginx_version: str = DEFAULT_INGRESS_NGINX_VERSION
     containerd_version: str = DEFAULT_CONTAINERD_VERSION
+    format: Format = Format.CLOUD_CONFIG
+    media: Media = Media.CONFIG_2
+    cni_plugins_version: str = DEFAULT_CNI_PLUGINS_VERSION
+    flatcar_channel: str = DEFAULT_FLATCAR_CHANNEL
+    flatcar_version: str = DEFAULT_FLATCAR_VERSION
     nodes: tuple[Node, ...] = ()
 
     # -- derived values ------------------------------------------------------------------
     def controllers(self) -> list[Node]:
         return [n for n in self.nodes if n.role.is_control_plane]
+
+    def format_of(self, node: Node) -> Format:
+        return node.format or self.format
+
+    def media_of(self, node: Node) -> Media:
+        return node.media or self.media
 
     def node(self, name: str) -> Node | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -297,6 +343,94 @@ def check_san(value: str) -> str:
     return value
 
 
+def check_mac(value: str) -> str:
+    """A unicast Ethernet MAC in one canonical form (lowercase, colons), as Linux and cloud-init show it."""
+    try:
+        mac = netaddr.EUI(value, version=48, dialect=netaddr.mac_unix_expanded) if isinstance(value, str) else None
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        mac = None
+    if mac is None or not re.fullmatch(r"[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}", value):
+        raise _bad("MAC address", value, "use six hex bytes, e.g. 52:54:00:12:34:56")
+    if mac.words[0] & 1:
+        raise _bad("MAC address", value, "a multicast MAC cannot name a NIC: the first byte must be even")
+    if int(mac) == 0:
+        raise _bad("MAC address", value, "00:00:00:00:00:00 names no NIC")
+    return str(mac)
+
+
+def split_ip_prefix(value: str) -> tuple[str, int | None]:
+    """``IP`` or ``IP/PREFIX`` (the node's address in CIDR form)."""
+    ip, sep, prefix = value.partition("/") if isinstance(value, str) else (value, "", "")
+    return ip, check_prefix(prefix, ip) if sep else None
+
+
+def check_prefix(value: str | int, ip: str) -> int:
+    bits = 128 if isinstance(ip, str) and netaddr.valid_ipv6(ip) else 32
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or not 8 <= int(text) <= bits:
+        raise _bad("prefix length", value, f"use a number of network bits from 8 to {bits}, e.g. 24")
+    return int(text)
+
+
+def check_mtu(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 576 <= value <= 9216:
+        raise _bad("MTU", value, "use a number of bytes from 576 to 9216, e.g. 1500 or 9000")
+    return value
+
+
+def check_flatcar_channel(value: str) -> str:
+    if value not in FLATCAR_CHANNELS:
+        raise _bad("Flatcar channel", value, "use one of " + ", ".join(FLATCAR_CHANNELS))
+    return value
+
+
+def check_flatcar_version(value: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"current|\d+\.\d+\.\d+", value):
+        raise _bad("Flatcar version", value, "use current or a release such as 4459.2.1")
+    return value
+
+
+def check_node_network(node: Node, cluster: Cluster) -> None:
+    """Static networking of one node: complete, inside its own network, clear of the cluster's."""
+    where = f"node {node.name!r}"
+    extras = [flag for flag, v in (("--gateway", node.gateway), ("--dns", node.dns), ("--mtu", node.mtu)) if v]
+    if node.prefix is None:
+        if extras:
+            raise IsobuildError(
+                f"{where}: {extras[0]} needs a static address with its prefix length",
+                hint=f"give the IP as IP/PREFIX (e.g. {node.ip}/24) or add --prefix",
+            )
+        return
+    if node.mac is None:
+        raise IsobuildError(
+            f"{where}: static networking needs the MAC of the NIC it configures",
+            hint="add --mac, e.g. --mac 52:54:00:12:34:56 (ip link show on the machine tells it)",
+        )
+    net = netaddr.IPNetwork(f"{node.ip}/{node.prefix}")
+    if net.version == 4 and node.prefix < 31 and netaddr.IPAddress(node.ip) in (net.network, net.broadcast):
+        raise IsobuildError(
+            f"{where}: {node.ip} is the network or broadcast address of {net.cidr}",
+            hint="pick a host address of the network, or another prefix length",
+        )
+    for cidr, what in ((cluster.service_cidr, "service"), (cluster.pod_cidr, "pod")):
+        if _overlaps(net.cidr, netaddr.IPNetwork(cidr)):
+            raise IsobuildError(
+                f"{where}: its network {net.cidr} overlaps the {what} CIDR {cidr}",
+                hint=f"pods and services would be unreachable: change the prefix or {what}_cidr in cluster.yaml",
+            )
+    if node.gateway is not None:
+        gateway = netaddr.IPAddress(node.gateway)
+        if gateway.version != net.version or gateway not in net.cidr:
+            raise IsobuildError(
+                f"{where}: gateway {node.gateway} is outside its network {net.cidr}",
+                hint="the gateway must be on the node's own network; check the IP, --prefix and --gateway",
+            )
+        if node.gateway == node.ip:
+            raise IsobuildError(f"{where}: the gateway is the node's own IP", hint="give the router's address")
+    if node.mtu is not None and net.version == 6 and node.mtu < 1280:
+        raise _bad("MTU", node.mtu, "IPv6 needs an MTU of at least 1280")
+
+
 def check_label(key: str, value: str) -> tuple[str, str]:
     prefix, _, name = key.rpartition("/")
     ok_prefix = not prefix or (len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix))
@@ -339,6 +473,7 @@ def check_cluster(cluster: Cluster) -> Cluster:
         )
     names: set[str] = set()
     ips: dict[str, str] = {}
+    macs: dict[str, str] = {}
     controllers = {n.ip for n in cluster.nodes if n.role.is_control_plane}
     for node in cluster.nodes:
         if node.name in names:
@@ -350,6 +485,14 @@ def check_cluster(cluster: Cluster) -> Cluster:
                 hint="every node needs its own IP; to move a node, run isobuild node with its name and new IP",
             )
         ips[node.ip] = node.name
+        if node.mac is not None:
+            if node.mac in macs:
+                raise IsobuildError(
+                    f"MAC {node.mac} of node {node.name!r} is already used by node {macs[node.mac]!r}",
+                    hint="every NIC has its own MAC; check --mac",
+                )
+            macs[node.mac] = node.name
+        check_node_network(node, cluster)
         for net, what in ((service, "service"), (pods, "pod")):
             if netaddr.IPAddress(node.ip) in net:
                 raise IsobuildError(
