@@ -29,11 +29,14 @@ from isobuilder.identities import (
     node_kubeconfigs,
 )
 from isobuilder.inventory import File, Inventory, read_tree, write_outside
-from isobuilder.model import Cluster, KeyType, Node, Role
+from isobuilder.model import Cluster, Format, KeyType, Media, Node, Role
 
-CLOUD_DIR = "cloud-config"
-USER_DATA = f"{CLOUD_DIR}/openstack/latest/user_data"
-META_DATA = f"{CLOUD_DIR}/openstack/latest/meta_data.json"
+CLOUD_DIR = "cloud-config"  # the drive's files, as they appear on config.iso
+DRIVE_INSTALLER = "install.sh"  # Ignition nodes: the disk installer travels on the drive too
+# Every drive path isobuild writes, whatever the medium: a medium switch drops the old ones.
+GENERATED_DRIVE_FILES = frozenset(
+    {p for m in Media for p in (m.user_data_path, m.meta_data_path, m.network_path)} | {DRIVE_INSTALLER}
+)
 ISO = "config.iso"
 STATE = ".isobuild.json"  # what isobuild generated last; tells a hand edit from our own output
 EMBEDDED_IN_KUBECONFIG = {"admin", "controller-manager", "scheduler"}
@@ -368,18 +371,29 @@ def node_tree(
         host += render.controller_configs(cluster, node, list(apiserver_sans(cluster, node)))
     else:
         host += render.worker_configs(cluster, node)
-    install = render.install_script(cluster, node)
-    host.append(render.HostFile(render.INSTALL_PATH, install, 0o700))
+    media = cluster.media_of(node)
+    drive: dict[str, bytes] = {media.meta_data_path: _meta_data(cluster, node, media)}
+    if node.static:
+        drive[media.network_path] = _network_file(node, media)
+    if cluster.format_of(node) is Format.IGNITION:
+        host.append(render.HostFile(render.SETUP_PATH, render.flatcar_setup_script(cluster, node), 0o700))
+        user_data = render.ignition_config(cluster, node, host)
+        install = render.flatcar_install_script(cluster, node, media.user_data_path)
+        drive[DRIVE_INSTALLER] = install
+    else:
+        install = render.install_script(cluster, node)
+        host.append(render.HostFile(render.INSTALL_PATH, install, 0o700))
+        user_data = render.user_data(cluster, node, host)
 
-    user_data = render.user_data(cluster, node, host)
     state = _state(existing.get(STATE))
-    on_disk = existing.get(USER_DATA)
+    on_disk = _user_data_on_disk(existing, media)
     hand_edited = on_disk is not None and _sha256(on_disk) != state.get("user_data_sha256")
     kept = False
     if hand_edited and not force:
         if _sha256(user_data) != state.get("user_data_sha256"):
             raise IsobuildError(
-                f"{node.folder}/{USER_DATA} was edited by hand and this change would overwrite it",
+                f"{node.folder}/{CLOUD_DIR}/{media.user_data_path} was edited by hand "
+                "and this change would overwrite it",
                 hint="re-run with --force to replace it (your edit is lost), "
                 "or `isobuild image` to ship your edit as is",
             )
@@ -387,15 +401,16 @@ def node_tree(
         user_data, kept = on_disk, True
     else:
         state = {"user_data_sha256": _sha256(user_data)}
+    drive[media.user_data_path] = user_data
 
     folder = ctx.inventory.node_dir(node.folder)
     cloud = {  # files the operator added to the drive stay on it, with their modes
         rel: File(content, _mode(folder / rel) or 0o600)
         for rel, content in existing.items()
-        if rel.startswith(CLOUD_DIR + "/")
+        if rel.startswith(CLOUD_DIR + "/") and rel.removeprefix(CLOUD_DIR + "/") not in GENERATED_DRIVE_FILES
     }
-    cloud[USER_DATA] = File(user_data, 0o600)
-    cloud[META_DATA] = File(render.meta_data(cluster, node), 0o644)
+    for path, content in drive.items():
+        cloud[f"{CLOUD_DIR}/{path}"] = File(content, 0o600 if path == media.user_data_path else 0o644)
     tree.update(cloud)
     wanted = {rel.removeprefix(CLOUD_DIR + "/"): f.content for rel, f in cloud.items()}
     current_iso = existing.get(ISO)
@@ -403,13 +418,36 @@ def node_tree(
     if current_iso is not None and _drive_files(current_iso) == wanted:
         tree[ISO] = File(current_iso, 0o600)
     else:
-        tree[ISO] = File(configdrive.build_iso(wanted, configdrive.CONFIG_2_LABEL, ctx.iso_epoch), 0o600)
+        tree[ISO] = File(configdrive.build_iso(wanted, media.label, ctx.iso_epoch), 0o600)
     tree["install.sh"] = File(install, 0o755)
     tree[STATE] = File((json.dumps(state, sort_keys=True) + "\n").encode(), 0o644)
     for rel, content in existing.items():  # the operator's own files in the folder are kept
         if rel not in tree:
             tree[rel] = File(content, _mode(folder / rel) or 0o600)
     return tree, kept
+
+
+def _meta_data(cluster: Cluster, node: Node, media: Media) -> bytes:
+    if media is Media.NOCLOUD:
+        return render.nocloud_meta_data(cluster, node)
+    return render.meta_data(cluster, node)
+
+
+def _network_file(node: Node, media: Media) -> bytes:
+    from isobuilder import network
+
+    if media is Media.NOCLOUD:
+        return network.network_config_v2(node)
+    return network.openstack_network_data(node)
+
+
+def _user_data_on_disk(existing: Mapping[str, bytes], media: Media) -> bytes | None:
+    """The drive's user data as it is on disk: at this medium's path, or the other's (a medium switch)."""
+    for m in (media, *Media):
+        found = existing.get(f"{CLOUD_DIR}/{m.user_data_path}")
+        if found is not None:
+            return found
+    return None
 
 
 def _state(text: bytes | None) -> dict[str, str]:
@@ -449,16 +487,19 @@ def image(ctx: Context, folder: Path) -> Path:
             hint="give a node folder made by `isobuild node`, e.g. isobuild image inventory/node-worker1",
         )
     files = read_tree(source)
-    user_data = files.get("openstack/latest/user_data")
-    if user_data is None:
-        raise IsobuildError(f"{source}/openstack/latest/user_data not found", hint="a config-2 drive needs a user_data")
-    _check_user_data(user_data, source / "openstack/latest/user_data")
+    media = Media.of_drive(files)
+    if media is None:
+        raise IsobuildError(
+            f"{source} holds no user data",
+            hint="a config-2 drive needs openstack/latest/user_data, a NoCloud drive user-data",
+        )
+    _check_user_data(files[media.user_data_path], source / media.user_data_path)
     target = folder / ISO
     parent = Inventory(folder.resolve().parent)
     # Inside an inventory, wait for any other isobuild command on it; a lone folder needs no lock.
     with parent.locked() if parent.has_cluster() else contextlib.nullcontext():
         if _drive_files(_read_outside(target)) != files:  # the same files: keep the image (and its mtime)
-            write_outside(target, configdrive.build_iso(files, configdrive.CONFIG_2_LABEL, ctx.iso_epoch), 0o600)
+            write_outside(target, configdrive.build_iso(files, media.label, ctx.iso_epoch), 0o600)
     return target
 
 
@@ -482,9 +523,21 @@ def _read_outside(path: Path) -> bytes:
 
 
 def _check_user_data(data: bytes, path: Path) -> None:
-    """Catch a broken hand edit before it ships: cloud-config must stay a YAML mapping."""
+    """Catch a broken hand edit before it ships: cloud-config must stay a YAML mapping, Ignition JSON."""
     import yaml
 
+    hint = "fix the edit; the node would boot without its configuration"
+    if data.lstrip().startswith(b"{"):
+        try:
+            parsed = json.loads(data)
+        except ValueError as exc:
+            where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+            raise IsobuildError(f"{path} is not valid JSON{where}", hint=hint) from None
+        section = parsed.get("ignition") if isinstance(parsed, dict) else None
+        version = section.get("version") if isinstance(section, dict) else None
+        if not isinstance(version, str):
+            raise IsobuildError(f"{path} is not an Ignition config (no ignition.version)", hint=hint)
+        return
     if not data.startswith(b"#cloud-config"):
         return  # a script or another format: cloud-init decides
     try:
@@ -492,13 +545,9 @@ def _check_user_data(data: bytes, path: Path) -> None:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise IsobuildError(
-            f"{path} is not valid YAML{where}", hint="fix the edit; cloud-init would ignore the file"
-        ) from None
+        raise IsobuildError(f"{path} is not valid YAML{where}", hint=hint) from None
     if not isinstance(parsed, dict):
-        raise IsobuildError(
-            f"{path} is not a cloud-config mapping", hint="fix the edit; cloud-init would ignore the file"
-        )
+        raise IsobuildError(f"{path} is not a cloud-config mapping", hint=hint)
 
 
 # -- kubeconfig ------------------------------------------------------------------------------

@@ -189,6 +189,10 @@ def _parse_node(entry: object, index: int) -> Node:
     get = _Getter(entry, where)
     labels = get("labels", dict, {})
     ip = get("ip", str, None, model.check_ip)
+
+    def has(key: str) -> bool:
+        return entry.get(key) is not None
+
     return Node(
         name=get("name", str, None, model.check_name),
         ip=ip,
@@ -200,10 +204,12 @@ def _parse_node(entry: object, index: int) -> Node:
         format=get("format", str, None, _enum(Format, "format")) if entry.get("format") else None,
         media=get("media", str, None, _enum(Media, "media")) if entry.get("media") else None,
         mac=get("mac", str, None, model.check_mac) if entry.get("mac") else None,
-        prefix=get("prefix", int, None, lambda v: model.check_prefix(v, ip)) if entry.get("prefix") is not None else None,
+        prefix=get("prefix", int, None, lambda v: model.check_prefix(v, ip))
+        if entry.get("prefix") is not None
+        else None,
         gateway=get("gateway", str, None, lambda v: model.check_ip(v, "gateway")) if entry.get("gateway") else None,
         dns=tuple(get("dns", list, [], lambda v: model.unique(model.check_ip(_text(d), "DNS server") for d in v))),
-        mtu=get("mtu", int, None, model.check_mtu) if entry.get("mtu") is not None else None,
+        mtu=get("mtu", int, None, model.check_mtu) if has("mtu") else None,
     )
 
 

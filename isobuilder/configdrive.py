@@ -16,7 +16,6 @@ from collections.abc import Iterator, Mapping
 from time import gmtime, struct_time
 from typing import Any
 
-CONFIG_2_LABEL = "config-2"  # cloud-init DataSourceConfigDrive looks for this label (or CONFIG-2)
 FILE_MODE = 0o100400  # the drive carries private keys: readable by root only once mounted
 DIR_MODE = 0o040500
 

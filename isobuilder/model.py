@@ -86,6 +86,24 @@ class Media(enum.StrEnum):
     def label(self) -> str:
         return "cidata" if self is Media.NOCLOUD else "config-2"
 
+    @property
+    def user_data_path(self) -> str:
+        return "user-data" if self is Media.NOCLOUD else "openstack/latest/user_data"
+
+    @property
+    def meta_data_path(self) -> str:
+        return "meta-data" if self is Media.NOCLOUD else "openstack/latest/meta_data.json"
+
+    @property
+    def network_path(self) -> str:
+        return "network-config" if self is Media.NOCLOUD else "openstack/latest/network_data.json"
+
+    @classmethod
+    def of_drive(cls, paths: Iterable[str]) -> Media | None:
+        """The medium a drive folder's files are laid out for, by where its user data sits."""
+        present = set(paths)
+        return next((m for m in cls if m.user_data_path in present), None)
+
 
 class KeyType(enum.StrEnum):
     ECDSA_P256 = "ecdsa-p256"

@@ -17,11 +17,13 @@ from typing import Any
 
 import yaml
 
-from isobuilder import __version__
-from isobuilder.model import API_PORT, Cluster, Node, Role, bracket, merged_ssh_keys, sorted_labels
+from isobuilder import __version__, ignition
+from isobuilder.model import API_PORT, Cluster, Format, Node, Role, bracket, merged_ssh_keys, sorted_labels
 
 ADDONS_DIR = "/etc/kubernetes/isobuild"
 INSTALL_PATH = "/opt/isobuild/install.sh"
+SETUP_PATH = "/opt/isobuild/setup.sh"  # Ignition nodes: the first-boot setup isobuild-setup.service runs
+FLATCAR_VOLUME_PLUGIN_DIR = "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/"  # /usr is read-only there
 PKI_DIR = "/etc/kubernetes/pki"
 KUBELET_PKI_DIR = "/var/lib/kubelet/pki"
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
@@ -103,7 +105,7 @@ def kubelet_flags(node: Node) -> dict[str, str]:
     return flags
 
 
-def kubelet_configuration(cluster: Cluster, *, full: bool) -> dict[str, Any]:
+def kubelet_configuration(cluster: Cluster, node: Node, *, full: bool) -> dict[str, Any]:
     """The KubeletConfiguration; ``full`` adds what kubeadm fills in itself on a controller."""
     config: dict[str, Any] = {
         "apiVersion": KUBELET_API,
@@ -116,6 +118,8 @@ def kubelet_configuration(cluster: Cluster, *, full: bool) -> dict[str, Any]:
         "rotateCertificates": False,
         "serverTLSBootstrap": False,
     }
+    if cluster.format_of(node) is Format.IGNITION:
+        config["volumePluginDir"] = FLATCAR_VOLUME_PLUGIN_DIR
     if full:
         config |= {
             "authentication": {
@@ -159,7 +163,7 @@ def kubeadm_configuration(cluster: Cluster, node: Node, cert_sans: list[str]) ->
         },
         "apiServer": {"certSANs": cert_sans},
     }
-    return dump_yaml(init, cluster_config, kubelet_configuration(cluster, full=False))
+    return dump_yaml(init, cluster_config, kubelet_configuration(cluster, node, full=False))
 
 
 def _kubeadm_algorithm(cluster: Cluster) -> str:
@@ -309,7 +313,7 @@ def worker_configs(cluster: Cluster, node: Node) -> list[HostFile]:
     flags = " ".join(f"--{k}={v}" for k, v in kubelet_flags(node).items())
     env = f"KUBELET_KUBEADM_ARGS={json.dumps(flags)}\n"
     return [
-        HostFile("/var/lib/kubelet/config.yaml", dump_yaml(kubelet_configuration(cluster, full=True))),
+        HostFile("/var/lib/kubelet/config.yaml", dump_yaml(kubelet_configuration(cluster, node, full=True))),
         HostFile("/var/lib/kubelet/kubeadm-flags.env", env.encode()),
     ]
 
@@ -324,7 +328,7 @@ def controller_configs(cluster: Cluster, node: Node, cert_sans: list[str]) -> li
     ]
 
 
-# -- the three node documents -------------------------------------------------------------
+# -- the node documents ----------------------------------------------------------------------
 def install_script(cluster: Cluster, node: Node) -> bytes:
     return render_template(
         "install.sh.j2",
@@ -336,6 +340,55 @@ def install_script(cluster: Cluster, node: Node) -> bytes:
         containerd_version=cluster.containerd_version,
         addons_dir=ADDONS_DIR,
     ).encode()
+
+
+def flatcar_setup_script(cluster: Cluster, node: Node) -> bytes:
+    return render_template(
+        "flatcar-setup.sh.j2",
+        node_name=node.name,
+        node_ip=node.ip,
+        role=node.role.value,
+        kubernetes_version=cluster.kubernetes_version.removeprefix("v"),
+        cni_plugins_version=cluster.cni_plugins_version,
+        addons_dir=ADDONS_DIR,
+    ).encode()
+
+
+def flatcar_install_script(cluster: Cluster, node: Node, config_path: str) -> bytes:
+    """install.sh of an Ignition node: the disk installer run from a Flatcar live boot."""
+    return render_template(
+        "flatcar-install.sh.j2",
+        node_name=node.name,
+        flatcar_channel=cluster.flatcar_channel,
+        flatcar_version=cluster.flatcar_version,
+        label=cluster.media_of(node).label,
+        config_path=config_path,
+    ).encode()
+
+
+def _static_text(name: str) -> str:
+    return (templates_dir() / name).read_text()
+
+
+def ignition_config(cluster: Cluster, node: Node, files: list[HostFile]) -> bytes:
+    """The node's Ignition config: its files, the kubelet unit and the first-boot setup unit."""
+    from isobuilder import network
+
+    host = [ignition.File(f.path, f.content, f.mode) for f in files]
+    if node.static:
+        host.append(ignition.File(network.NETWORKD_PATH, network.networkd_file(node), 0o644))
+    units = [
+        ignition.Unit("containerd.service", enabled=True),
+        ignition.Unit(
+            "kubelet.service",
+            _static_text("kubelet.service"),
+            enabled=True,
+            dropins=(("10-kubeadm.conf", _static_text("10-kubeadm.conf")),),
+        ),
+        ignition.Unit("isobuild-setup.service", _static_text("isobuild-setup.service"), enabled=True),
+    ]
+    spec = ignition.Butane(hostname=node.name, ssh_keys=merged_ssh_keys(cluster, node), files=host, units=units)
+    return ignition.dumps(ignition.translate(spec))
 
 
 def user_data(cluster: Cluster, node: Node, files: list[HostFile]) -> bytes:
@@ -358,6 +411,12 @@ def user_data(cluster: Cluster, node: Node, files: list[HostFile]) -> bytes:
         write_files=write_files,
         runcmd=[[INSTALL_PATH]],
     ).encode()
+
+
+def nocloud_meta_data(cluster: Cluster, node: Node) -> bytes:
+    """NoCloud's ``meta-data``: an instance-id stable per node (cloud-init runs once per id)."""
+    data = {"instance-id": f"iid-{cluster.node_uuid(node)}", "local-hostname": node.name}
+    return yaml.safe_dump(data, sort_keys=True).encode()
 
 
 def meta_data(cluster: Cluster, node: Node) -> bytes:

@@ -24,7 +24,7 @@ log "setting up ${ROLE} ${NODE_NAME} (${NODE_IP}), Kubernetes ${K8S_VERSION}"
 require_files() {
   local f
   for f in "$@"; do
-    [[ -s "$f" ]] || die "missing $f: boot with this node's config.iso attached so cloud-init writes it"
+    [[ -s "$f" ]] || die "missing $f: boot with this node's config.iso attached: its first-boot config writes it"
   done
 }
 
