@@ -17,7 +17,7 @@ import typer
 
 from isobuilder import __version__
 from isobuilder.errors import IsobuildError
-from isobuilder.model import KeyType, Role
+from isobuilder.model import Format, KeyType, Media, Role
 
 app = typer.Typer(
     name="isobuild",
@@ -87,6 +87,12 @@ PodCidrOpt = Annotated[str | None, typer.Option("--pod-cidr", help="Pod CIDR [10
 DomainOpt = Annotated[str | None, typer.Option("--domain", help="Cluster DNS domain [cluster.local].")]
 VersionOpt = Annotated[str | None, typer.Option("--k8s-version", help="Kubernetes version to pin.")]
 KeyTypeOpt = Annotated[KeyType | None, typer.Option("--key-type", help="Key algorithm [ecdsa-p256].")]
+FormatOpt = Annotated[
+    Format | None, typer.Option("--format", help="cloud-config (cloud-init) or ignition (Flatcar) [cloud-config].")
+]
+MediaOpt = Annotated[
+    Media | None, typer.Option("--media", help="config-2 (OpenStack config drive) or nocloud (cidata) [config-2].")
+]
 SshKeyOpt = Annotated[
     list[Path] | None, typer.Option("--ssh-key", help="SSH public key file; repeatable.", show_default=False)
 ]
@@ -120,10 +126,14 @@ def _cluster_options(
     k8s_version: str | None,
     key_type: KeyType | None,
     ssh_keys: tuple[str, ...],
+    format: Format | None = None,
+    media: Media | None = None,
 ) -> Any:
     from isobuilder.cluster import ClusterOptions
 
-    return ClusterOptions(name, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, ssh_keys)
+    return ClusterOptions(
+        name, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, ssh_keys, format, media
+    )
 
 
 @app.command()
@@ -136,18 +146,23 @@ def init(
     k8s_version: VersionOpt = None,
     key_type: KeyTypeOpt = None,
     ssh_key: SshKeyOpt = None,
+    format: FormatOpt = None,
+    media: MediaOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Create the cluster: cluster.yaml and its CAs in ssl/ (once; never re-made).
 
+    --format and --media set the cluster's defaults; a node may override them.
+
     \b
     Example:
       isobuild init --name lab --endpoint api.lab.example --ssh-key ~/.ssh/id_ed25519.pub
+      isobuild init --format ignition            # Flatcar nodes by default
     """
     from isobuilder import cluster as ops
 
     options = _cluster_options(
-        name, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, _read_ssh_keys(ssh_key)
+        name, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, _read_ssh_keys(ssh_key), format, media
     )
     created = ops.init(_context(), options)
     if as_json:
@@ -159,12 +174,21 @@ def init(
 @app.command()
 def node(
     name: Annotated[str, typer.Argument(help="Node name (RFC 1123), also its hostname.")],
-    ip: Annotated[str, typer.Argument(help="The node's IP address.")],
+    ip: Annotated[str, typer.Argument(help="The node's IP address, or IP/PREFIX for a static address.")],
     master: Annotated[str | None, typer.Option("--master", help="Controller IP to join: makes a worker.")] = None,
     role: Annotated[Role | None, typer.Option("--role", help="controller, worker or edge.")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", help="Node label k=v; repeatable.")] = None,
     san: Annotated[list[str] | None, typer.Option("--san", help="Extra SAN (name or IP); repeatable.")] = None,
     ssh_key: SshKeyOpt = None,
+    format: Annotated[
+        Format | None, typer.Option("--format", help="This node's config: cloud-config or ignition.")
+    ] = None,
+    media: Annotated[Media | None, typer.Option("--media", help="This node's drive: config-2 or nocloud.")] = None,
+    mac: Annotated[str | None, typer.Option("--mac", help="MAC of the NIC to configure statically.")] = None,
+    prefix: Annotated[int | None, typer.Option("--prefix", help="Prefix length of a static address.")] = None,
+    gateway: Annotated[str | None, typer.Option("--gateway", help="Default gateway (static).")] = None,
+    dns: Annotated[list[str] | None, typer.Option("--dns", help="DNS server (static); repeatable.")] = None,
+    mtu: Annotated[int | None, typer.Option("--mtu", help="MTU of the NIC (static).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a hand-edited user_data.")] = False,
     name_: NameOpt = None,
     endpoint: EndpointOpt = None,
@@ -180,12 +204,15 @@ def node(
     No --master makes a controller; --master makes a worker; --role edge an edge router.
     The first node creates the cluster (the cluster options apply then). Options not
     given keep the node's current values. --ssh-key on the first node goes to the cluster.
+    A static address (IP/PREFIX or --prefix) needs --mac: the NIC it is set on.
 
     \b
     Example:
       isobuild node controller 10.10.10.1
       isobuild node worker1 10.10.10.2 --master 10.10.10.1 --label zone=rack1
       isobuild node example.com 123.234.234.123 --master 10.10.10.1 --role edge
+      isobuild node worker3 10.10.10.4/24 --master 10.10.10.1 --mac 52:54:00:00:00:04 \\
+          --gateway 10.10.10.254 --dns 1.1.1.1 --format ignition --media nocloud
     """
     from isobuilder import cluster as ops
 
@@ -203,6 +230,13 @@ def node(
         labels=tuple(label or ()),
         sans=tuple(san or ()),
         ssh_keys=() if first else keys,
+        format=format,
+        media=media,
+        mac=mac,
+        prefix=prefix,
+        gateway=gateway,
+        dns=tuple(dns or ()),
+        mtu=mtu,
         force=force,
     )
     result = ops.add_node(ctx, request, options)

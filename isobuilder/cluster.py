@@ -74,6 +74,8 @@ class ClusterOptions:
     kubernetes_version: str | None = None
     key_type: KeyType | None = None
     ssh_keys: tuple[str, ...] = ()
+    format: Format | None = None
+    media: Media | None = None
 
     def checked(self) -> ClusterOptions:
         return ClusterOptions(
@@ -85,6 +87,8 @@ class ClusterOptions:
             kubernetes_version=_version(self.kubernetes_version) if self.kubernetes_version else None,
             key_type=self.key_type,
             ssh_keys=model.unique(model.check_ssh_key(k) for k in self.ssh_keys),
+            format=self.format,
+            media=self.media,
         )
 
     def conflicts(self, cluster: Cluster) -> list[str]:
@@ -195,12 +199,26 @@ class NodeRequest:
     labels: tuple[str, ...] = ()
     sans: tuple[str, ...] = ()
     ssh_keys: tuple[str, ...] = ()
+    format: Format | None = None
+    media: Media | None = None
+    mac: str | None = None
+    prefix: int | None = None
+    gateway: str | None = None
+    dns: tuple[str, ...] = ()
+    mtu: int | None = None
     force: bool = False
 
 
 def plan_node(cluster: Cluster, request: NodeRequest) -> Node:
     name = model.check_name(request.name)
-    ip = model.check_ip(request.ip, "node IP")
+    address, cidr_prefix = model.split_ip_prefix(request.ip)
+    ip = model.check_ip(address, "node IP")
+    if cidr_prefix is not None and request.prefix is not None and cidr_prefix != request.prefix:
+        raise IsobuildError(
+            f"node {name!r}: {request.ip} and --prefix {request.prefix} disagree", hint="give the prefix once"
+        )
+    prefix = cidr_prefix if cidr_prefix is not None else request.prefix
+    prefix = model.check_prefix(prefix, ip) if prefix is not None else None
     master = model.check_ip(request.master, "--master IP") if request.master else None
     current = cluster.node(name)
     if request.role is None and master is None and current is not None:
@@ -229,18 +247,32 @@ def plan_node(cluster: Cluster, request: NodeRequest) -> Node:
             hint="add it as a worker with --master; several controllers (HA) are not supported yet",
         )
     labels = dict(model.parse_label(text) for text in request.labels)
+    mac = model.check_mac(request.mac) if request.mac else None
+    gateway = model.check_ip(request.gateway, "gateway") if request.gateway else None
+    dns = model.unique(model.check_ip(d, "DNS server") for d in request.dns)
+    mtu = model.check_mtu(request.mtu) if request.mtu is not None else None
+
+    def keep(value: Any, field: str, default: Any = None) -> Any:
+        """The value given on the command line, else the node's current one, else ``default``."""
+        if value is not None and value != ():
+            return value
+        return getattr(current, field) if current else default
+
     return Node(
         name=name,
         ip=ip,
         role=role,
-        master=master if master else (current.master if current else None),
+        master=keep(master, "master"),
         labels=labels if request.labels else (current.labels if current else {}),
-        sans=model.check_sans(request.sans) if request.sans else (current.sans if current else ()),
-        ssh_keys=(
-            model.unique(model.check_ssh_key(k) for k in request.ssh_keys)
-            if request.ssh_keys
-            else (current.ssh_keys if current else ())
-        ),
+        sans=keep(model.check_sans(request.sans), "sans", ()),
+        ssh_keys=keep(model.unique(model.check_ssh_key(k) for k in request.ssh_keys), "ssh_keys", ()),
+        format=keep(request.format, "format"),
+        media=keep(request.media, "media"),
+        mac=keep(mac, "mac"),
+        prefix=keep(prefix, "prefix"),
+        gateway=keep(gateway, "gateway"),
+        dns=keep(dns, "dns", ()),
+        mtu=keep(mtu, "mtu"),
     )
 
 

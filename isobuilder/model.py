@@ -424,6 +424,7 @@ def check_node_network(node: Node, cluster: Cluster) -> None:
             f"{where}: static networking needs the MAC of the NIC it configures",
             hint="add --mac, e.g. --mac 52:54:00:12:34:56 (ip link show on the machine tells it)",
         )
+    check_prefix(node.prefix, node.ip)  # a kept prefix may not fit a new address's family
     net = netaddr.IPNetwork(f"{node.ip}/{node.prefix}")
     if net.version == 4 and node.prefix < 31 and netaddr.IPAddress(node.ip) in (net.network, net.broadcast):
         raise IsobuildError(
