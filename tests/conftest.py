@@ -114,5 +114,41 @@ def shared_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield inventory
 
 
+# The issue's mixed cluster: a Flatcar controller (Ignition), Ubuntu workers (cloud-config), NoCloud
+# drives, static addresses on three nodes (one of them IPv6-free Flatcar on NoCloud: Proxmox's path).
+MIXED = (
+    ["node", "ctrl", "10.10.10.1/24", "--format", "ignition", "--mac", "52:54:00:00:00:01",
+     "--gateway", "10.10.10.254", "--dns", "1.1.1.1", "--dns", "9.9.9.9", "--mtu", "9000"],
+    ["node", "worker1", "10.10.10.2/24", "--master", "10.10.10.1", "--mac", "52:54:00:00:00:02",
+     "--gateway", "10.10.10.254", "--dns", "10.10.10.53"],
+    ["node", "worker2", "10.10.10.3", "--master", "10.10.10.1", "--media", "nocloud"],
+    ["node", "worker3", "10.10.10.4/24", "--master", "10.10.10.1", "--format", "ignition", "--media", "nocloud",
+     "--mac", "52:54:00:00:00:04", "--gateway", "10.10.10.254"],
+    ["node", "edge", "192.0.2.10/28", "--master", "10.10.10.1", "--role", "edge", "--media", "nocloud",
+     "--mac", "52:54:00:00:00:05", "--gateway", "192.0.2.1", "--dns", "192.0.2.2"],
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def mixed_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The mixed cluster, built once for read-only tests."""
+    root = tmp_path_factory.mktemp("mixed")
+    inventory = root / "inventory"
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = EPOCH
+    try:
+        key = root / "id.pub"
+        key.write_text(SSH_KEY + "\n")
+        assert main(["-q", "--inventory", str(inventory), "init", "--ssh-key", str(key)]) == 0
+        for args in MIXED:
+            assert main(["-q", "--inventory", str(inventory), *args]) == 0, args
+    finally:
+        if old is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = old
+    yield inventory
+
+
 def node_folders(inventory: Path) -> list[Path]:
     return sorted(p for p in inventory.glob("node-*") if p.is_dir())

@@ -1,0 +1,226 @@
+"""Ignition configs as their real consumers see them: ignition-validate, Ignition's own files
+stage writing into a scratch root, systemd-analyze on the units it installs, shellcheck."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SSH_KEY, Run, require_tool
+
+IGNITION = "/usr/lib/dracut/modules.d/30ignition/ignition"  # Debian's ignition package ships it there
+CONFIG_2_USER_DATA = "cloud-config/openstack/latest/user_data"
+NOCLOUD_USER_DATA = "cloud-config/user-data"
+IGNITION_NODES = {"ctrl": CONFIG_2_USER_DATA, "worker3": NOCLOUD_USER_DATA}
+
+
+def decode(contents: dict[str, Any]) -> bytes:
+    """A file's bytes from its Ignition ``contents`` (data URL, optionally gzip)."""
+    header, _, payload = contents["source"].partition(",")
+    assert header in ("data:", "data:;base64"), header
+    data = base64.b64decode(payload) if header.endswith(";base64") else urllib.parse.unquote_to_bytes(payload)
+    return gzip.decompress(data) if contents.get("compression") == "gzip" else data
+
+
+def config_of(inventory: Path, node: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((inventory / f"node-{node}" / IGNITION_NODES[node]).read_text())
+    return data
+
+
+def files_of(config: dict[str, Any]) -> dict[str, tuple[int, bytes]]:
+    return {f["path"]: (f["mode"], decode(f["contents"])) for f in config["storage"]["files"]}
+
+
+def test_ignition_validate_accepts_every_config(mixed_example: Path) -> None:
+    validate = require_tool("ignition-validate")
+    for node, path in IGNITION_NODES.items():
+        result = subprocess.run([validate, str(mixed_example / f"node-{node}" / path)], capture_output=True, text=True)
+        assert result.returncode == 0 and not result.stdout + result.stderr, f"{node}: {result.stdout}{result.stderr}"
+        assert config_of(mixed_example, node)["ignition"]["version"] == "3.3.0"
+
+
+def test_ignition_validate_rejects_a_broken_config(tmp_path: Path) -> None:
+    """The validator is not a rubber stamp: a mode as a string is refused."""
+    validate = require_tool("ignition-validate")
+    bad = {"ignition": {"version": "3.3.0"}, "storage": {"files": [{"path": "/etc/x", "mode": "0644"}]}}
+    (tmp_path / "bad.ign").write_text(json.dumps(bad))
+    assert subprocess.run([validate, str(tmp_path / "bad.ign")], capture_output=True).returncode != 0
+
+
+@pytest.fixture
+def scratch_root() -> Iterator[Path]:
+    """What Ignition's files stage expects of a Flatcar root: the core user, an SELinux config.
+
+    Outside pytest's private (0700) tmp dirs: Ignition writes the SSH keys as the core user.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="isobuild-ignition-"))
+    parent.chmod(0o755)
+    root = parent / "root"
+    (root / "etc/selinux").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\ncore:x:500:500:Core:/home/core:/bin/bash\n")
+    (root / "etc/group").write_text("root:x:0:\ncore:x:500:\n")
+    (root / "etc/selinux/config").write_text("SELINUX=disabled\nSELINUXTYPE=targeted\n")
+    (root / "home/core").mkdir(parents=True)
+    os.chown(root / "home/core", 500, 500)
+    yield root
+    shutil.rmtree(parent)
+
+
+def _apply(config: Path, root: Path, state: Path) -> str:
+    """Run Ignition's fetch and files stages (platform ``file``) into ``root``; returns the log."""
+    env = {**os.environ, "IGNITION_CONFIG_FILE": str(config)}
+    log = ""
+    for stage in ("fetch", "files"):
+        result = subprocess.run(
+            [IGNITION, "-platform", "file", "-stage", stage, "-root", str(root), "-log-to-stdout",
+             "-config-cache", str(state / "cache.json"), "-state-file", str(state / "state")],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        log += result.stdout + result.stderr
+        if stage == "fetch":
+            assert result.returncode == 0, log
+    return log
+
+
+@pytest.mark.parametrize("node", sorted(IGNITION_NODES))
+def test_ignition_files_stage_writes_every_file_and_unit(
+    mixed_example: Path, scratch_root: Path, tmp_path: Path, node: str
+) -> None:
+    if not Path(IGNITION).exists():
+        pytest.fail(f"{IGNITION} missing: scripts/test.sh installs Debian's ignition package")
+    if os.geteuid() != 0:
+        pytest.fail("Ignition's files stage sets owners: run the tests as root (CI does)")
+    root = scratch_root
+    state = tmp_path / "state"
+    state.mkdir()
+    log = _apply(mixed_example / f"node-{node}" / IGNITION_NODES[node], root, state)
+    # Every file and unit is written; the one step left is SELinux relabelling, which needs
+    # Flatcar's policy and setfiles, not present in a scratch root on Debian.
+    critical = [line for line in log.splitlines() if line.startswith("CRITICAL")]
+    assert critical and all("relabel" in line for line in critical), log[-3000:]
+
+    config = config_of(mixed_example, node)
+    for path, (mode, content) in files_of(config).items():
+        target = root / path.lstrip("/")
+        assert target.read_bytes() == content, path
+        info = target.stat()
+        assert (info.st_mode & 0o7777, info.st_uid, info.st_gid) == (mode, 0, 0), path
+    assert (root / "etc/hostname").read_text() == f"{node}\n"
+    assert (root / "opt/isobuild/setup.sh").stat().st_mode & 0o777 == 0o700
+    assert (root / "etc/kubernetes/kubelet.conf").stat().st_mode & 0o777 == 0o600
+    keys = root / "home/core/.ssh/authorized_keys.d/ignition"
+    assert keys.read_text().strip() == SSH_KEY
+    units = root / "etc/systemd/system"
+    assert (units / "kubelet.service.d/10-kubeadm.conf").exists()
+    preset = (root / "etc/systemd/system-preset/20-ignition.preset").read_text().split("\n")
+    assert {"enable containerd.service", "enable kubelet.service", "enable isobuild-setup.service"} <= set(preset)
+    network = root / "etc/systemd/network/00-isobuild.network"
+    assert "MACAddress=52:54:00:00:00:0" in network.read_text()
+    if node == "ctrl":
+        assert (root / "etc/kubernetes/pki/ca.key").stat().st_mode & 0o777 == 0o600
+    else:
+        assert not (root / "etc/kubernetes/pki/ca.key").exists()
+
+
+def test_systemd_analyze_verifies_the_units(mixed_example: Path, tmp_path: Path) -> None:
+    """The units Ignition installs, checked by systemd itself against a root holding them."""
+    analyze = require_tool("systemd-analyze")
+    root = tmp_path / "root"
+    shutil.copytree("/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    config = config_of(mixed_example, "ctrl")
+    for unit in config["systemd"]["units"]:
+        if "contents" not in unit:
+            continue  # containerd.service: Flatcar ships it
+        base = root / "etc/systemd/system"
+        (base / unit["name"]).parent.mkdir(parents=True, exist_ok=True)
+        (base / unit["name"]).write_text(unit["contents"])
+        for dropin in unit.get("dropins", []):
+            (base / f"{unit['name']}.d").mkdir(exist_ok=True)
+            (base / f"{unit['name']}.d" / dropin["name"]).write_text(dropin["contents"])
+    for path, (mode, content) in files_of(config).items():  # the programs the units start
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        target.chmod(mode)
+    (root / "opt/bin").mkdir(parents=True)
+    shutil.copy("/bin/true", root / "opt/bin/kubelet")  # what setup.sh downloads
+    for name in ("kubelet.service", "isobuild-setup.service"):
+        result = subprocess.run(
+            [analyze, "verify", "--man=no", f"--root={root}", f"/etc/systemd/system/{name}"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 0 and not result.stderr.strip(), f"{name}: {result.stderr}"
+
+
+def test_shellcheck_passes_on_setup_and_disk_installer(mixed_example: Path, tmp_path: Path) -> None:
+    shellcheck = require_tool("shellcheck")
+    scripts = []
+    for node in IGNITION_NODES:
+        setup = tmp_path / f"{node}-setup.sh"
+        setup.write_bytes(files_of(config_of(mixed_example, node))["/opt/isobuild/setup.sh"][1])
+        scripts += [str(setup), str(mixed_example / f"node-{node}" / "install.sh")]
+    result = subprocess.run([shellcheck, "--shell=bash", *scripts], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_disk_installer_reads_the_config_from_its_own_drive(mixed_example: Path) -> None:
+    """install.sh of an Ignition node travels on the drive and knows where the config sits on it."""
+    for node, user_data in IGNITION_NODES.items():
+        folder = mixed_example / f"node-{node}"
+        script = (folder / "install.sh").read_text()
+        assert (folder / "cloud-config/install.sh").read_text() == script
+        label = "config-2" if user_data == CONFIG_2_USER_DATA else "cidata"
+        assert f'LABEL="{label}"' in script
+        assert f"CONFIG_PATH={user_data.removeprefix('cloud-config/')} " in script
+        assert 'flatcar-install -d "$DISK" -C "$CHANNEL" -V "$VERSION" -i "$config"' in script
+
+
+def test_disk_installer_refuses_bad_use(mixed_example: Path, tmp_path: Path) -> None:
+    """Run for real (bash): usage errors come before anything touches a disk."""
+    script = mixed_example / "node-ctrl" / "install.sh"
+    usage = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    not_a_disk = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True, text=True)
+    assert not_a_disk.returncode == 1
+    assert "not a block device" in not_a_disk.stderr or "run as root" in not_a_disk.stderr
+
+
+def test_flatcar_setup_pins_and_verifies_downloads(mixed_example: Path) -> None:
+    setup = files_of(config_of(mixed_example, "worker3"))["/opt/isobuild/setup.sh"][1].decode()
+    assert "K8S_VERSION=1.37.1" in setup and "CNI_VERSION=v1.8.0" in setup
+    assert "sha256sum --check" in setup
+    assert "start_kubelet\n" in setup and "kubeadm init" not in setup
+    controller = files_of(config_of(mixed_example, "ctrl"))["/opt/isobuild/setup.sh"][1].decode()
+    assert "init_control_plane\napply_addons\n" in controller
+    kubelet = files_of(config_of(mixed_example, "worker3"))["/var/lib/kubelet/config.yaml"][1].decode()
+    assert "volumePluginDir: /opt/libexec/kubernetes/kubelet-plugins/volume/exec/" in kubelet
+
+
+def test_ignition_config_carries_no_cloud_config(mixed_example: Path) -> None:
+    for node, path in IGNITION_NODES.items():
+        text = (mixed_example / f"node-{node}" / path).read_text()
+        assert not text.startswith("#cloud-config")
+        assert "write_files" not in text
+
+
+def test_hostile_values_stay_data_in_ignition(run: Run, inv: Path, tmp_path: Path) -> None:
+    """A label value with JSON and shell metacharacters cannot change the config's structure."""
+    assert run("node", "c1", "10.0.0.1", "--format", "ignition").code == 0
+    result = run("node", "w1", "10.0.0.2", "--master", "10.0.0.1", "--format", "ignition", "--label", 'a=b"},{x')
+    assert result.code == 1  # not a label value Kubernetes accepts
+    assert (
+        run("node", "w1", "10.0.0.2", "--master", "10.0.0.1", "--format", "ignition", "--label", "a=b-c_d.e").code == 0
+    )
+    config = json.loads((inv / "node-w1" / CONFIG_2_USER_DATA).read_text())
+    assert set(config) == {"ignition", "storage", "systemd"}  # no passwd: no SSH key given
