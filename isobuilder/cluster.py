@@ -454,7 +454,7 @@ def node_tree(
     tree["install.sh"] = File(install, 0o755)
     tree[STATE] = File((json.dumps(state, sort_keys=True) + "\n").encode(), 0o644)
     for rel, content in existing.items():  # the operator's own files in the folder are kept
-        if rel not in tree:
+        if rel not in tree and not rel.startswith(CLOUD_DIR + "/"):
             tree[rel] = File(content, _mode(folder / rel) or 0o600)
     return tree, kept
 

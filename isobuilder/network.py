@@ -60,7 +60,8 @@ def network_config_v2(node: Node) -> bytes:
     if net.version == 6:
         ethernet["accept-ra"] = False
     if node.gateway:
-        ethernet["routes"] = [{"to": "default", "via": node.gateway}]
+        # "0.0.0.0/0", not netplan's "default": cloud-init before 23.1 (Debian 12's) refuses the keyword.
+        ethernet["routes"] = [{"to": "::/0" if net.version == 6 else "0.0.0.0/0", "via": node.gateway}]
     if node.dns:
         ethernet["nameservers"] = {"addresses": list(node.dns)}
     if node.mtu:
