@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(cloud-init xorriso genisoimage etcd-server etcd-client shellcheck openssl util-linux)
+debs=(cloud-init xorriso genisoimage etcd-server etcd-client shellcheck openssl util-linux ignition systemd iproute2)
 command -v kubectl >/dev/null || debs+=(kubernetes-client)
 missing=()
 for pkg in "${debs[@]}"; do

@@ -161,8 +161,8 @@ mount --bind "$CONF" /etc/systemd/network
 chown -R systemd-network:systemd-network /run/systemd/netif
 /lib/systemd/systemd-networkd >"$OUT/networkd.log" 2>&1 &
 pid=$!
-for _ in $(seq 50); do  # until the NIC is configured, at most 5 s
-  grep -qs '^ADMIN_STATE=configured' /run/systemd/netif/links/* && break
+for _ in $(seq 50); do  # until our NIC is routable, at most 5 s
+  grep -qs '^OPER_STATE=routable' /run/systemd/netif/links/* && break
   sleep 0.1
 done
 cat /run/systemd/netif/links/* >"$OUT/links" 2>/dev/null || true
