@@ -5,6 +5,7 @@ After an intended change: ISOBUILD_UPDATE_GOLDEN=1 pytest tests/test_golden.py, 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -67,3 +68,60 @@ def test_rendered_files_match_golden(fixed_cluster: Path, node: str) -> None:
     skeleton = {k: v for k, v in data.items() if k != "write_files"}
     skeleton["write_files"] = [{k: v for k, v in f.items() if k != "content"} for f in data["write_files"]]
     check(f"{node}/user_data.skeleton.yaml", yaml.safe_dump(skeleton, sort_keys=False))
+
+
+# Ignition files that hold no secret and nothing random (the rest: path, mode and a marker).
+IGNITION_PLAIN = {
+    "/etc/hostname",
+    "/etc/systemd/network/00-isobuild.network",
+    "/opt/isobuild/setup.sh",
+    "/var/lib/kubelet/config.yaml",
+    "/var/lib/kubelet/kubeadm-flags.env",
+}
+
+
+@pytest.fixture
+def fixed_mixed(run: Run, inv: Path) -> Path:
+    assert run("init", "--name", "golden", "--format", "ignition").code == 0
+    text = (inv / "cluster.yaml").read_text()
+    (inv / "cluster.yaml").write_text(text.replace(yaml.safe_load(text)["cluster_id"], CLUSTER_ID))
+    assert run("node", "controller", "10.10.10.1").code == 0
+    assert run("node", "flatcar1", "10.10.10.5/24", "--master", "10.10.10.1", "--mac", "52:54:00:00:00:05",
+               "--gateway", "10.10.10.254", "--dns", "1.1.1.1", "--mtu", "1450").code == 0  # fmt: skip
+    assert run("node", "ubuntu1", "10.10.10.6/24", "--master", "10.10.10.1", "--format", "cloud-config",
+               "--media", "nocloud", "--mac", "52:54:00:00:00:06", "--gateway", "10.10.10.254").code == 0  # fmt: skip
+    return inv
+
+
+def test_ignition_config_matches_golden(fixed_mixed: Path) -> None:
+    from tests.test_ignition import decode
+
+    folder = fixed_mixed / "node-flatcar1"
+    config = json.loads((folder / "cloud-config/openstack/latest/user_data").read_text())
+    for entry in config["storage"]["files"]:
+        content = decode(entry.pop("contents"))
+        entry["contents"] = content.decode() if entry["path"] in IGNITION_PLAIN else "<secret or random>"
+    check("flatcar1/ignition.skeleton.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+    check("flatcar1/network_data.json", (folder / "cloud-config/openstack/latest/network_data.json").read_text())
+    check("flatcar1/install.sh", (folder / "install.sh").read_text())
+    nocloud = fixed_mixed / "node-ubuntu1/cloud-config"
+    check("ubuntu1/network-config", (nocloud / "network-config").read_text())
+    check("ubuntu1/meta-data", (nocloud / "meta-data").read_text())
+
+
+def test_ignition_drives_are_byte_identical_when_rebuilt_elsewhere(fixed_mixed: Path, run: Run, tmp_path: Path) -> None:
+    """Same inputs and SOURCE_DATE_EPOCH: a copy rebuilt in another folder gives the same bytes
+    (gzip inside the data URLs carries no timestamp)."""
+    import shutil
+
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(fixed_mixed, copy)
+    for folder in ("node-flatcar1", "node-ubuntu1"):
+        (copy / folder / "config.iso").unlink()
+        for user_data in (copy / folder / "cloud-config").rglob("user*data"):
+            user_data.unlink()
+        (copy / folder / ".isobuild.json").unlink()
+    assert run("node", "flatcar1", "10.10.10.5", inventory=copy).code == 0
+    assert run("node", "ubuntu1", "10.10.10.6", inventory=copy).code == 0
+    for folder in ("node-flatcar1", "node-ubuntu1"):
+        assert (copy / folder / "config.iso").read_bytes() == (fixed_mixed / folder / "config.iso").read_bytes()

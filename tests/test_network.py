@@ -4,6 +4,8 @@ configuring a NIC in a network namespace."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import textwrap
@@ -13,8 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from isobuilder import network
+from isobuilder.cli import main
 from isobuilder.model import Node, Role
 from tests.conftest import Run, require_tool
 from tests.test_cloudinit import SYSTEM_PYTHON
@@ -321,3 +326,31 @@ def test_cluster_yaml_format_and_media_apply_to_nodes_without_their_own(run: Run
     (inv / "cluster.yaml").write_text(bad)
     result = run("node", "w2", "10.0.0.3", "--master", "10.0.0.1")
     assert result.code == 1 and "cluster.yaml: media: 'floppy' is not a media" in result.err
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ip=st.one_of(st.text(max_size=24), st.ip_addresses().map(str), st.ip_addresses().map(lambda a: f"{a}/24")),
+    mac=st.one_of(st.text(max_size=20), st.from_regex(r"[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}", fullmatch=True)),
+    gateway=st.one_of(st.text(max_size=20), st.ip_addresses().map(str)),
+    dns=st.lists(st.one_of(st.text(max_size=16), st.ip_addresses().map(str)), max_size=3),
+)
+def test_hostile_network_options_never_crash(
+    tmp_path_factory: pytest.TempPathFactory, ip: str, mac: str, gateway: str, dns: list[str]
+) -> None:
+    """Any text for the address, MAC, gateway and DNS: a node folder, or one Error line and nothing on disk."""
+    if any(v.startswith("-") for v in (ip, mac, gateway, *dns)):
+        return  # parsed as options: the parser's usage error, exit 2
+    root = tmp_path_factory.mktemp("hostile-net") / "inv"
+    args = ["--inventory", str(root), "node", "n1", ip, "--mac", mac, "--gateway", gateway]
+    for server in dns:
+        args += ["--dns", server]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(args)
+    assert code in (0, 1), err.getvalue()
+    assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue(), err.getvalue()
+    if code == 1:
+        assert err.getvalue().startswith("Error: ") and not root.exists()
+    else:
+        assert (root / "node-n1/cloud-config/openstack/latest/network_data.json").exists() == ("/" in ip)
