@@ -250,10 +250,15 @@ def node(
     if result.kept_hand_edit:
         say("  user_data: your hand edit is kept (nothing isobuild generates for it changed)")
     say(f"  folder:  {result.folder}/  (config.iso, install.sh, ssl/, cloud-config/)")
+    network = f", static {n.ip}/{n.prefix} on {n.mac}" if n.static else ""
+    say(f"  drive:   {result.format} on a {result.media.label} drive{network}")
     say(f"  certs:   valid until {result.cert_expiry:%Y-%m-%d}")
     for warning in result.warnings:
         say(f"  warning: {warning}")
-    nxt = "attach config.iso to the machine and boot it"
+    if result.format is Format.IGNITION:
+        nxt = "attach config.iso to a Flatcar image and boot it (bare metal: run install.sh from the live image)"
+    else:
+        nxt = "attach config.iso to the machine and boot it"
     say(f"  next:    {nxt}; then `isobuild kubeconfig`" if n.role is Role.CONTROLLER else f"  next:    {nxt}")
 
 

@@ -284,6 +284,8 @@ class NodeResult:
     cluster_created: bool
     cert_expiry: dt.datetime
     kept_hand_edit: bool
+    format: Format
+    media: Media
     warnings: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
@@ -296,6 +298,9 @@ class NodeResult:
             "cluster_created": self.cluster_created,
             "cert_expiry": self.cert_expiry.isoformat(),
             "kept_hand_edit": self.kept_hand_edit,
+            "format": self.format.value,
+            "media": self.media.value,
+            "static_network": self.node.static,
             "warnings": list(self.warnings),
         }
 
@@ -335,7 +340,9 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterOptions) -> Nod
             tx.commit()
     expiry = pki.load_cert(tree["ssl/kubelet.crt"].content, "kubelet.crt").not_valid_after_utc
     warnings = () if model.merged_ssh_keys(updated, node) else (_NO_SSH_KEY,)
-    return NodeResult(node, folder, tuple(changed), created, expiry, kept, warnings)
+    return NodeResult(
+        node, folder, tuple(changed), created, expiry, kept, updated.format_of(node), updated.media_of(node), warnings
+    )
 
 
 _NO_SSH_KEY = "no SSH key: nobody can log in to this node (add --ssh-key FILE, or ssh_keys in cluster.yaml)"

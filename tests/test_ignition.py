@@ -224,3 +224,14 @@ def test_hostile_values_stay_data_in_ignition(run: Run, inv: Path, tmp_path: Pat
     )
     config = json.loads((inv / "node-w1" / CONFIG_2_USER_DATA).read_text())
     assert set(config) == {"ignition", "storage", "systemd"}  # no passwd: no SSH key given
+
+
+def test_no_ca_key_in_a_worker_ignition_config(mixed_example: Path) -> None:
+    """The contents are compressed inside the config, so a byte scan of the ISO proves nothing:
+    decode every file of the worker's config and look for each CA and service-account key."""
+    secrets = {p.name: p.read_bytes().strip() for p in (mixed_example / "ssl").rglob("*.key")}
+    assert {"ca.key", "front-proxy-ca.key", "sa.key"} <= set(secrets)
+    worker = b"".join(content for _mode, content in files_of(config_of(mixed_example, "worker3")).values())
+    assert not [name for name, key in secrets.items() if key in worker]
+    controller = b"".join(content for _mode, content in files_of(config_of(mixed_example, "ctrl")).values())
+    assert secrets["ca.key"] in controller  # the scan finds a key where one belongs
