@@ -53,7 +53,10 @@ def dump(cluster: Cluster) -> bytes:
     for key, comment in _SETTINGS.items():
         parts.append(f"\n# {comment}\n")
         parts.append(yaml.safe_dump({key: values[key]}, sort_keys=False, default_flow_style=False, width=1 << 30))
-    parts.append("\n# Nodes: one mapping each (name, ip, role: controller|worker|edge, and options).\n")
+    parts.append(
+        "\n# Nodes: one mapping each (name, ip, role: controller|worker|edge, and options: master, labels,"
+        "\n# sans, ssh_keys, format, media; static networking: mac, prefix, gateway, dns, mtu).\n"
+    )
     nodes = [_node_mapping(n) for n in cluster.nodes]
     parts.append(yaml.safe_dump({"nodes": nodes}, sort_keys=False, default_flow_style=False, width=1 << 30))
     return "".join(parts).encode()
@@ -204,9 +207,7 @@ def _parse_node(entry: object, index: int) -> Node:
         format=get("format", str, None, _enum(Format, "format")) if entry.get("format") else None,
         media=get("media", str, None, _enum(Media, "media")) if entry.get("media") else None,
         mac=get("mac", str, None, model.check_mac) if entry.get("mac") else None,
-        prefix=get("prefix", int, None, lambda v: model.check_prefix(v, ip))
-        if entry.get("prefix") is not None
-        else None,
+        prefix=get("prefix", int, None, lambda v: model.check_prefix(v, ip)) if has("prefix") else None,
         gateway=get("gateway", str, None, lambda v: model.check_ip(v, "gateway")) if entry.get("gateway") else None,
         dns=tuple(get("dns", list, [], lambda v: model.unique(model.check_ip(_text(d), "DNS server") for d in v))),
         mtu=get("mtu", int, None, model.check_mtu) if has("mtu") else None,
