@@ -1,4 +1,4 @@
-"""A node's first-boot configuration: cloud-config user_data, install.sh, meta_data.json.
+"""A node's first-boot configuration: cloud-config or Ignition user data, the scripts, meta data.
 
 Pure: cluster, node and PEM bytes in, bytes out. Structured content (kubeadm and kubelet
 configs, kubeconfigs, manifests, the YAML values inside user_data) is built as data and
