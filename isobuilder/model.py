@@ -232,6 +232,8 @@ class Cluster:
 
 # -- value checks ---------------------------------------------------------------------------
 def is_ip(value: str) -> bool:
+    if "\x00" in value:  # netaddr hands the text to inet_pton, which raises on a NUL
+        return False
     return bool(netaddr.valid_ipv4(value) or netaddr.valid_ipv6(value))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -88,6 +89,20 @@ def example(run: Run, inv: Path, ssh_key_file: Path) -> Path:
     return inv
 
 
+@contextlib.contextmanager
+def _fixed_epoch() -> Iterator[None]:
+    """SOURCE_DATE_EPOCH for session fixtures (monkeypatch is per test)."""
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = EPOCH
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One example cluster for read-only tests (faster than building one per test)."""
@@ -95,9 +110,7 @@ def shared_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     key = root / "id.pub"
     key.write_text(SSH_KEY + "\n")
     inventory = root / "inventory"
-    old = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = EPOCH
-    try:
+    with _fixed_epoch():
         for args in (
             ["node", "controller", "10.10.10.1", "--ssh-key", str(key), "--san", "127.0.0.1"],
             ["node", "worker1", "10.10.10.2", "--master", "10.10.10.1"],
@@ -106,11 +119,6 @@ def shared_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             ["kubeconfig"],
         ):
             assert main(["-q", "--inventory", str(inventory), *args]) == 0
-    finally:
-        if old is None:
-            del os.environ["SOURCE_DATE_EPOCH"]
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = old
     yield inventory
 
 
@@ -134,19 +142,12 @@ def mixed_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The mixed cluster, built once for read-only tests."""
     root = tmp_path_factory.mktemp("mixed")
     inventory = root / "inventory"
-    old = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = EPOCH
-    try:
-        key = root / "id.pub"
-        key.write_text(SSH_KEY + "\n")
+    key = root / "id.pub"
+    key.write_text(SSH_KEY + "\n")
+    with _fixed_epoch():
         assert main(["-q", "--inventory", str(inventory), "init", "--ssh-key", str(key)]) == 0
         for args in MIXED:
             assert main(["-q", "--inventory", str(inventory), *args]) == 0, args
-    finally:
-        if old is None:
-            del os.environ["SOURCE_DATE_EPOCH"]
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = old
     yield inventory
 
 

@@ -354,3 +354,11 @@ def test_hostile_network_options_never_crash(
         assert err.getvalue().startswith("Error: ") and not root.exists()
     else:
         assert (root / "node-n1/cloud-config/openstack/latest/network_data.json").exists() == ("/" in ip)
+
+
+def test_a_nul_in_cluster_yaml_is_a_clean_error(cluster: Run, inv: Path) -> None:
+    """argv cannot carry a NUL, but cluster.yaml can ("\\0" in YAML); found by hypothesis."""
+    text = (inv / "cluster.yaml").read_text().replace("gateway: 10.0.0.254", 'gateway: "10.0.0.254\\0"')
+    (inv / "cluster.yaml").write_text(text)
+    result = cluster("node", "c1", "10.0.0.1")
+    assert result.code == 1 and "invalid gateway" in result.err and "internal error" not in result.err
