@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from isobuilder import clusterfile, configdrive, kubeconfig, model, pki, render
+from isobuilder import clusterfile, configdrive, kubeconfig, model, network, pki, render
 from isobuilder.errors import IsobuildError
 from isobuilder.identities import (
     Kubeconfig,
@@ -473,8 +473,6 @@ def _meta_data(cluster: Cluster, node: Node, media: Media) -> bytes:
 
 
 def _network_file(node: Node, media: Media) -> bytes:
-    from isobuilder import network
-
     if media is Media.NOCLOUD:
         return network.network_config_v2(node)
     return network.openstack_network_data(node)
@@ -582,9 +580,7 @@ def _check_user_data(data: bytes, path: Path) -> None:
     try:
         parsed = yaml.safe_load(data)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise IsobuildError(f"{path} is not valid YAML{where}", hint=hint) from None
+        raise IsobuildError(f"{path} is not valid YAML{clusterfile.yaml_error_line(exc)}", hint=hint) from None
     if not isinstance(parsed, dict):
         raise IsobuildError(f"{path} is not a cloud-config mapping", hint=hint)
 

@@ -113,13 +113,17 @@ def _node_mapping(node: Node) -> dict[str, Any]:
 _FIX = "fix cluster.yaml by hand (see the comments in it), or restore it from a backup"
 
 
+def yaml_error_line(exc: yaml.YAMLError) -> str:
+    """`` at line N`` for a YAML error that knows where it is, else nothing."""
+    mark = getattr(exc, "problem_mark", None)
+    return f" at line {mark.line + 1}" if mark is not None else ""
+
+
 def parse(text: bytes) -> Cluster:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise IsobuildError(f"cluster.yaml is not valid YAML{where}", hint=_FIX) from None
+        raise IsobuildError(f"cluster.yaml is not valid YAML{yaml_error_line(exc)}", hint=_FIX) from None
     except UnicodeDecodeError:
         raise IsobuildError("cluster.yaml is not UTF-8 text", hint=_FIX) from None
     if not isinstance(data, dict):

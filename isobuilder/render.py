@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from isobuilder import __version__, ignition
+from isobuilder import __version__, ignition, network
 from isobuilder.model import API_PORT, Cluster, Format, Node, Role, bracket, merged_ssh_keys, sorted_labels
 
 ADDONS_DIR = "/etc/kubernetes/isobuild"
@@ -329,28 +329,29 @@ def controller_configs(cluster: Cluster, node: Node, cert_sans: list[str]) -> li
 
 
 # -- the node documents ----------------------------------------------------------------------
+def _script_values(cluster: Cluster, node: Node) -> dict[str, str]:
+    """What install.sh and Flatcar's setup.sh both know of their node."""
+    return {
+        "node_name": node.name,
+        "node_ip": node.ip,
+        "role": node.role.value,
+        "kubernetes_version": cluster.kubernetes_version.removeprefix("v"),
+        "addons_dir": ADDONS_DIR,
+    }
+
+
 def install_script(cluster: Cluster, node: Node) -> bytes:
     return render_template(
         "install.sh.j2",
-        node_name=node.name,
-        node_ip=node.ip,
-        role=node.role.value,
-        kubernetes_version=cluster.kubernetes_version.removeprefix("v"),
+        **_script_values(cluster, node),
         kubernetes_minor=cluster.kubernetes_minor(),
         containerd_version=cluster.containerd_version,
-        addons_dir=ADDONS_DIR,
     ).encode()
 
 
 def flatcar_setup_script(cluster: Cluster, node: Node) -> bytes:
     return render_template(
-        "flatcar-setup.sh.j2",
-        node_name=node.name,
-        node_ip=node.ip,
-        role=node.role.value,
-        kubernetes_version=cluster.kubernetes_version.removeprefix("v"),
-        cni_plugins_version=cluster.cni_plugins_version,
-        addons_dir=ADDONS_DIR,
+        "flatcar-setup.sh.j2", **_script_values(cluster, node), cni_plugins_version=cluster.cni_plugins_version
     ).encode()
 
 
@@ -366,14 +367,13 @@ def flatcar_install_script(cluster: Cluster, node: Node, config_path: str) -> by
     ).encode()
 
 
+@functools.cache
 def _static_text(name: str) -> str:
     return (templates_dir() / name).read_text()
 
 
 def ignition_config(cluster: Cluster, node: Node, files: list[HostFile]) -> bytes:
     """The node's Ignition config: its files, the kubelet unit and the first-boot setup unit."""
-    from isobuilder import network
-
     host = [ignition.File(f.path, f.content, f.mode) for f in files]
     if node.static:
         host.append(ignition.File(network.NETWORKD_PATH, network.networkd_file(node), 0o644))

@@ -215,15 +215,15 @@ def test_ignition_config_carries_no_cloud_config(mixed_example: Path) -> None:
 
 
 def test_hostile_values_stay_data_in_ignition(run: Run, inv: Path, tmp_path: Path) -> None:
-    """A label value with JSON and shell metacharacters cannot change the config's structure."""
-    assert run("node", "c1", "10.0.0.1", "--format", "ignition").code == 0
-    result = run("node", "w1", "10.0.0.2", "--master", "10.0.0.1", "--format", "ignition", "--label", 'a=b"},{x')
-    assert result.code == 1  # not a label value Kubernetes accepts
-    assert (
-        run("node", "w1", "10.0.0.2", "--master", "10.0.0.1", "--format", "ignition", "--label", "a=b-c_d.e").code == 0
-    )
-    config = json.loads((inv / "node-w1" / CONFIG_2_USER_DATA).read_text())
-    assert set(config) == {"ignition", "storage", "systemd"}  # no passwd: no SSH key given
+    """An SSH key comment full of JSON and shell metacharacters stays one string in the config."""
+    hostile = SSH_KEY + ' x"]},"storage":{"files":[{"path":"/etc/shadow"}]},"y":["$(reboot)'
+    key = tmp_path / "hostile.pub"
+    key.write_text(hostile + "\n")
+    assert run("node", "c1", "10.0.0.1", "--format", "ignition", "--ssh-key", str(key)).code == 0
+    config = json.loads((inv / "node-c1" / CONFIG_2_USER_DATA).read_text())
+    assert set(config) == {"ignition", "passwd", "storage", "systemd"}
+    assert config["passwd"]["users"] == [{"name": "core", "sshAuthorizedKeys": [hostile]}]
+    assert "/etc/shadow" not in {f["path"] for f in config["storage"]["files"]}
 
 
 def test_no_ca_key_in_a_worker_ignition_config(mixed_example: Path) -> None:

@@ -146,12 +146,15 @@ def test_cloud_init_schema_accepts_nocloud_user_data(mixed_example: Path) -> Non
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_instance_ids_are_stable_and_unique(mixed_example: Path, run: Run, tmp_path: Path) -> None:
-    ids = [
-        yaml.safe_load((mixed_example / f"node-{n}/cloud-config/meta-data").read_text())["instance-id"]
-        for n in ("worker2", "worker3", "edge")
-    ]
-    assert len(set(ids)) == 3
+def test_instance_ids_are_stable_and_unique(mixed_example: Path) -> None:
+    """instance-id derives from the cluster id and the node name: a rebuild keeps it, so
+    cloud-init does not run first-boot modules again."""
+    cluster_id = uuid.UUID(yaml.safe_load((mixed_example / "cluster.yaml").read_text())["cluster_id"])
+    ids = {}
+    for node in ("worker2", "worker3", "edge"):
+        ids[node] = yaml.safe_load((mixed_example / f"node-{node}/cloud-config/meta-data").read_text())["instance-id"]
+        assert ids[node] == f"iid-{uuid.uuid5(cluster_id, node)}"
+    assert len(set(ids.values())) == 3
 
 
 # -- systemd-networkd applies our file -------------------------------------------------------
