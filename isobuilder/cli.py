@@ -311,6 +311,65 @@ def kubeconfig_cmd(
         say(f"  previous file saved as {result.backup}")
 
 
+@app.command()
+def pxe(
+    http_endpoint: Annotated[
+        str, typer.Option("--http-endpoint", help="matchbox's HTTP endpoint, e.g. http://10.10.10.254:8080.")
+    ],
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder [INVENTORY/pxe].")] = None,
+    os_version: Annotated[
+        str | None, typer.Option("--os-version", help="Flatcar release to PXE-boot and install [cluster.yaml's].")
+    ] = None,
+    install_disk: Annotated[str, typer.Option("--install-disk", help="Disk Flatcar nodes install to.")] = "/dev/sda",
+    next_server: Annotated[
+        str | None, typer.Option("--next-server", help="TFTP server IP for iPXE chain-loading in the DHCP files.")
+    ] = None,
+    no_secrets: Annotated[
+        bool, typer.Option("--no-secrets", help="Leave private keys out of the configs matchbox serves.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Export every node with a MAC for network boot: matchbox, DHCP, inventories.
+
+    Writes matchbox groups, profiles and configs (Flatcar nodes: a two-stage install;
+    cloud-config nodes: cloud_id), dnsmasq and ISC dhcpd static mappings, and a CSV, JSON and
+    Ansible inventory of the cluster. Nodes without a MAC are skipped, with the reason.
+    matchbox serves configs over HTTP to anything that asks with a node's MAC: they hold the
+    node's private keys unless you pass --no-secrets.
+
+    \b
+    Example:
+      isobuild node worker1 10.10.10.2 --master 10.10.10.1 --mac 52:54:00:00:00:02
+      isobuild pxe --http-endpoint http://10.10.10.254:8080 --next-server 10.10.10.254
+      sudo rsync -a inventory/pxe/matchbox/ /var/lib/matchbox/
+    """
+    from isobuilder import cluster as ops
+    from isobuilder.pxe import PxeOptions
+
+    options = PxeOptions(http_endpoint, os_version or "", install_disk, next_server, secrets=not no_secrets)
+    result = ops.pxe_export(_context(), options, out)
+    if as_json:
+        emit_json(result.as_json())
+    exported, skipped = result.export.exported, result.export.skipped
+    status = "written" if result.changed else "up to date, nothing written"
+    say(f"pxe export in {result.out}/: {len(exported)} network-boot nodes, {len(skipped)} skipped ({status})")
+    for e in exported:
+        how = "Flatcar install, then its config" if e.format is Format.IGNITION else "cloud-config (cloud-config-url)"
+        say(f"  {e.node.name}: {e.node.mac} {e.node.ip}, {how}")
+    for name, why in skipped:
+        say(f"  skipped {name}: {why}")
+    for note in result.export.notes:
+        say(f"  note: {note}")
+    if result.serves_secrets:
+        say("  secrets: matchbox serves these configs over HTTP to any machine that asks with a node's MAC;")
+        say("           they hold private keys. Keep matchbox on an isolated provisioning network, or --no-secrets.")
+    withheld = sum(len(e.withheld) for e in exported)
+    if withheld:
+        say(f"  secrets: {withheld} files with private keys left out (--json lists them); deliver them another way")
+    say(f"  next:    sudo rsync -a {result.out}/matchbox/ /var/lib/matchbox/")
+    say("           and include dnsmasq-hosts.conf (conf-file=) or dhcpd-hosts.conf (include) in your DHCP server")
+
+
 def _default_kubeconfig() -> Path:
     env = os.environ.get("KUBECONFIG", "")
     first = next((p for p in env.split(os.pathsep) if p), "")

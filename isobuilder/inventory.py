@@ -272,3 +272,31 @@ def write_outside(path: Path, content: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise _fail("write", path, exc) from None
+
+
+def replace_tree_outside(path: Path, tree: Tree, *, dir_mode: int = 0o700) -> bool:
+    """Make folder ``path`` (outside the inventory) hold exactly ``tree``: staged beside it, then
+    swapped in by two renames, so readers see the old folder or the new one, never a mix.
+    Returns False when it already held exactly ``tree`` (then nothing is touched)."""
+    current = read_tree(path)
+    if current == {rel: f.content for rel, f in tree.items()} and all(_same(path / r, f) for r, f in tree.items()):
+        return False
+    token = secrets.token_hex(4)
+    staged, old = path.with_name(f".{path.name}.isobuild-{token}"), path.with_name(f".{path.name}.old-{token}")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staged.mkdir(mode=dir_mode)
+        for rel in sorted(tree):
+            _makedirs((staged / rel).parent, staged, dir_mode)
+            write_new_file(staged / rel, tree[rel].content, tree[rel].mode)
+        if path.exists():
+            path.rename(old)
+        staged.rename(path)
+    except OSError as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        if old.exists() and not path.exists():
+            old.rename(path)
+        raise _fail("write", path, exc) from None
+    shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(path.parent)
+    return True

@@ -247,7 +247,7 @@ def split_host_port(value: str) -> tuple[str, int]:
     if value.startswith("["):
         host, sep, rest = value[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise _bad("endpoint", value, "use HOST, HOST:PORT or [IPv6]:PORT")
+            raise bad_value("endpoint", value, "use HOST, HOST:PORT or [IPv6]:PORT")
         if rest:
             port = _port(rest[1:], value)
     elif value.count(":") == 1:
@@ -256,7 +256,7 @@ def split_host_port(value: str) -> tuple[str, int]:
     if is_ip(host):
         return normal_ip(host), port
     if not _DNS_SUBDOMAIN.match(host):
-        raise _bad("endpoint", value, "use a DNS name or an IP address, optionally with :PORT")
+        raise bad_value("endpoint", value, "use a DNS name or an IP address, optionally with :PORT")
     return host, port
 
 
@@ -268,18 +268,18 @@ def check_endpoint(value: str) -> str:
 
 def _port(text: str, whole: str) -> int:
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
-        raise _bad("endpoint", whole, "the port must be a number from 1 to 65535")
+        raise bad_value("endpoint", whole, "the port must be a number from 1 to 65535")
     return int(text)
 
 
-def _bad(what: str, value: object, hint: str) -> IsobuildError:
+def bad_value(what: str, value: object, hint: str) -> IsobuildError:
     return IsobuildError(f"invalid {what} {value!r}", hint=hint)
 
 
 def check_name(name: str) -> str:
     # 52: the kubelet's certificate CN "system:node:<name>" must fit X.509's 64 characters.
     if not isinstance(name, str) or len(name) > 52 or not _DNS_SUBDOMAIN.match(name):
-        raise _bad(
+        raise bad_value(
             "node name",
             name,
             "use an RFC 1123 name of at most 52 characters: lowercase letters, digits, '-' and '.', "
@@ -295,12 +295,12 @@ def normal_ip(value: str) -> str:
 
 def check_ip(ip: str, what: str = "IP address") -> str:
     if not isinstance(ip, str) or not is_ip(ip):
-        raise _bad(what, ip, "use a plain IPv4 or IPv6 address such as 10.10.10.2")
+        raise bad_value(what, ip, "use a plain IPv4 or IPv6 address such as 10.10.10.2")
     addr = ipaddress.ip_address(ip)
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        raise _bad(what, ip, f"use the IPv4 address itself: {addr.ipv4_mapped}")
+        raise bad_value(what, ip, f"use the IPv4 address itself: {addr.ipv4_mapped}")
     if addr.is_loopback or addr.is_multicast or addr.is_link_local or addr.is_unspecified or ip == "255.255.255.255":
-        raise _bad(what, ip, "a node needs a unicast address that other machines can reach")
+        raise bad_value(what, ip, "a node needs a unicast address that other machines can reach")
     return str(addr)
 
 
@@ -308,46 +308,46 @@ def check_cidr(value: str, what: str) -> str:
     try:
         net = netaddr.IPNetwork(value)
     except (netaddr.AddrFormatError, ValueError, TypeError):
-        raise _bad(what, value, "use CIDR notation such as 10.96.0.0/12") from None
+        raise bad_value(what, value, "use CIDR notation such as 10.96.0.0/12") from None
     if "/" not in str(value) or str(net.cidr) != str(net):
-        raise _bad(what, value, f"use the network address, e.g. {net.cidr}")
+        raise bad_value(what, value, f"use the network address, e.g. {net.cidr}")
     if net.size < 16:
-        raise _bad(what, value, "the network is too small for a cluster")
+        raise bad_value(what, value, "the network is too small for a cluster")
     return str(net)
 
 
 def check_domain(value: str) -> str:
     if not isinstance(value, str) or not _DNS_SUBDOMAIN.match(value):
-        raise _bad("cluster domain", value, "use a DNS domain such as cluster.local")
+        raise bad_value("cluster domain", value, "use a DNS domain such as cluster.local")
     return value
 
 
 def parse_kubernetes_version(value: str) -> tuple[int, int, int]:
     match = _K8S_VERSION.match(value) if isinstance(value, str) else None
     if not match:
-        raise _bad("Kubernetes version", value, f"use MAJOR.MINOR.PATCH, e.g. {DEFAULT_KUBERNETES_VERSION}")
+        raise bad_value("Kubernetes version", value, f"use MAJOR.MINOR.PATCH, e.g. {DEFAULT_KUBERNETES_VERSION}")
     major, minor, patch = (int(g) for g in match.groups())
     if (major, minor) < (1, 31):
-        raise _bad("Kubernetes version", value, "isobuild targets kubeadm's v1beta4 config: use 1.31 or newer")
+        raise bad_value("Kubernetes version", value, "isobuild targets kubeadm's v1beta4 config: use 1.31 or newer")
     return major, minor, patch
 
 
 def check_addon_version(value: str, what: str) -> str:
     if not isinstance(value, str) or not _ADDON_VERSION.match(value):
-        raise _bad(what, value, "use a release tag such as v1.2.3")
+        raise bad_value(what, value, "use a release tag such as v1.2.3")
     return value
 
 
 def check_package_version(value: str, what: str) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9][0-9A-Za-z.+~:-]*", value):
-        raise _bad(what, value, "use a Debian package version or its prefix, e.g. 2. or 2.1.4")
+        raise bad_value(what, value, "use a Debian package version or its prefix, e.g. 2. or 2.1.4")
     return value
 
 
 def check_ssh_key(key: str) -> str:
     key = key.strip() if isinstance(key, str) else key
     if not isinstance(key, str) or not _SSH_KEY.match(key):
-        raise _bad(
+        raise bad_value(
             "SSH public key",
             key[:40] + "..." if isinstance(key, str) and len(key) > 40 else key,
             "give an OpenSSH public key file (one 'ssh-ed25519 AAAA... comment' line)",
@@ -359,7 +359,7 @@ def check_san(value: str) -> str:
     if isinstance(value, str) and is_ip(value):
         return normal_ip(value)
     if not isinstance(value, str) or len(value) > 253 or not _DNS_SUBDOMAIN.match(value.removeprefix("*.")):
-        raise _bad("SAN", value, "use a DNS name (e.g. api.example.com) or an IP address")
+        raise bad_value("SAN", value, "use a DNS name (e.g. api.example.com) or an IP address")
     return value
 
 
@@ -370,11 +370,11 @@ def check_mac(value: str) -> str:
     except (netaddr.AddrFormatError, ValueError, TypeError):
         mac = None
     if mac is None or not re.fullmatch(r"[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}", value):
-        raise _bad("MAC address", value, "use six hex bytes, e.g. 52:54:00:12:34:56")
+        raise bad_value("MAC address", value, "use six hex bytes, e.g. 52:54:00:12:34:56")
     if mac.words[0] & 1:
-        raise _bad("MAC address", value, "a multicast MAC cannot name a NIC: the first byte must be even")
+        raise bad_value("MAC address", value, "a multicast MAC cannot name a NIC: the first byte must be even")
     if int(mac) == 0:
-        raise _bad("MAC address", value, "00:00:00:00:00:00 names no NIC")
+        raise bad_value("MAC address", value, "00:00:00:00:00:00 names no NIC")
     return str(mac)
 
 
@@ -388,25 +388,25 @@ def check_prefix(value: str | int, ip: str) -> int:
     bits = 128 if isinstance(ip, str) and netaddr.valid_ipv6(ip) else 32
     text = str(value)
     if not (text.isascii() and text.isdigit()) or not 8 <= int(text) <= bits:
-        raise _bad("prefix length", value, f"use a number of network bits from 8 to {bits}, e.g. 24")
+        raise bad_value("prefix length", value, f"use a number of network bits from 8 to {bits}, e.g. 24")
     return int(text)
 
 
 def check_mtu(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 576 <= value <= 9216:
-        raise _bad("MTU", value, "use a number of bytes from 576 to 9216, e.g. 1500 or 9000")
+        raise bad_value("MTU", value, "use a number of bytes from 576 to 9216, e.g. 1500 or 9000")
     return value
 
 
 def check_flatcar_channel(value: str) -> str:
     if value not in FLATCAR_CHANNELS:
-        raise _bad("Flatcar channel", value, "use one of " + ", ".join(FLATCAR_CHANNELS))
+        raise bad_value("Flatcar channel", value, "use one of " + ", ".join(FLATCAR_CHANNELS))
     return value
 
 
 def check_flatcar_version(value: str) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"current|\d+\.\d+\.\d+", value):
-        raise _bad("Flatcar version", value, "use current or a release such as 4459.2.1")
+        raise bad_value("Flatcar version", value, "use current or a release such as 4459.2.1")
     return value
 
 
@@ -449,20 +449,20 @@ def check_node_network(node: Node, cluster: Cluster) -> None:
         if node.gateway == node.ip:
             raise IsobuildError(f"{where}: the gateway is the node's own IP", hint="give the router's address")
     if node.mtu is not None and net.version == 6 and node.mtu < 1280:
-        raise _bad("MTU", node.mtu, "IPv6 needs an MTU of at least 1280")
+        raise bad_value("MTU", node.mtu, "IPv6 needs an MTU of at least 1280")
 
 
 def check_label(key: str, value: str) -> tuple[str, str]:
     prefix, _, name = key.rpartition("/")
     ok_prefix = not prefix or (len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix))
     if not (ok_prefix and _LABEL_NAME.match(name) and _LABEL_VALUE.match(value)):
-        raise _bad("label", f"{key}={value}", "use key=value with Kubernetes label syntax, e.g. zone=rack1")
+        raise bad_value("label", f"{key}={value}", "use key=value with Kubernetes label syntax, e.g. zone=rack1")
     if prefix and any(prefix == d or prefix.endswith("." + d) for d in ("kubernetes.io", "k8s.io")):
         allowed = key in _KUBELET_ALLOWED_LABELS or any(
             prefix == p or prefix.endswith("." + p) for p in _KUBELET_ALLOWED_PREFIXES
         )
         if not allowed:
-            raise _bad(
+            raise bad_value(
                 "label",
                 f"{key}={value}",
                 "the NodeRestriction admission plugin forbids a kubelet to set this label on itself; "
@@ -474,7 +474,7 @@ def check_label(key: str, value: str) -> tuple[str, str]:
 def parse_label(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep:
-        raise _bad("label", text, "use key=value, e.g. --label zone=rack1")
+        raise bad_value("label", text, "use key=value, e.g. --label zone=rack1")
     return check_label(key, value)
 
 
