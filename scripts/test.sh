@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(cloud-init xorriso genisoimage etcd-server etcd-client shellcheck openssl util-linux ignition systemd iproute2)
+debs=(cloud-init xorriso genisoimage etcd-server etcd-client shellcheck openssl util-linux ignition systemd iproute2
+      dnsmasq-base isc-dhcp-server isc-dhcp-client)
 command -v kubectl >/dev/null || debs+=(kubernetes-client)
 missing=()
 for pkg in "${debs[@]}"; do
@@ -15,6 +16,13 @@ if ((${#missing[@]})); then
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "test: installing ${missing[*]}" >&2
     apt-get update -q
+    # The tests start their own etcd, dnsmasq and dhcpd: keep the packages' services from starting
+    # (isc-dhcp-server's would fail without a config). Debian's policy-rc.d convention, removed after.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+      trap 'rm -f "$policy"' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   else
     echo "test: missing Debian packages: ${missing[*]} (run as root to install them)" >&2

@@ -125,3 +125,19 @@ def test_ignition_drives_are_byte_identical_when_rebuilt_elsewhere(fixed_mixed: 
     assert run("node", "ubuntu1", "10.10.10.6", inventory=copy).code == 0
     for folder in ("node-flatcar1", "node-ubuntu1"):
         assert (copy / folder / "config.iso").read_bytes() == (fixed_mixed / folder / "config.iso").read_bytes()
+
+
+def test_pxe_export_matches_golden(fixed_mixed: Path, run: Run) -> None:
+    """Everything `isobuild pxe` writes that holds no key: matchbox groups and profiles, the install
+    stage's Ignition (script decoded), the DHCP files and the inventories."""
+    from tests.test_ignition import decode
+
+    assert run("pxe", "--http-endpoint", "http://10.10.10.254:8080", "--next-server", "10.10.10.254").code == 0
+    out = fixed_mixed / "pxe"
+    plain = [p for p in sorted(out.rglob("*")) if p.is_file() and p.parent.name in ("pxe", "groups", "profiles")]
+    for path in plain:
+        check(f"pxe/{path.relative_to(out)}", path.read_text())
+    install = json.loads((out / "matchbox/ignition/golden_flatcar1_install.ign").read_text())
+    for entry in install["storage"]["files"]:
+        entry["contents"] = decode(entry.pop("contents")).decode()
+    check("pxe/matchbox/ignition/golden_flatcar1_install.json", json.dumps(install, indent=2, sort_keys=True) + "\n")
