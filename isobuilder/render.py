@@ -41,7 +41,11 @@ class HostFile:
 
 
 # -- YAML and shell serialisation ---------------------------------------------------------
-class _Dumper(yaml.SafeDumper):
+# libyaml's emitter (PyYAML's wheels ship it) is ~10x faster than the pure-Python one.
+SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(SafeDumper):  # type: ignore[valid-type,misc]
     """Block style, literal ``|`` for multi-line strings (PEMs, scripts) so user_data stays readable."""
 
 
