@@ -388,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     except IsobuildError as exc:
         if settings.debug:
             raise
-        print(f"Error: {exc.message}", file=sys.stderr)
+        for line in (exc.message, *exc.details):
+            print(f"Error: {line}", file=sys.stderr)
         if exc.hint:
             print(f"Hint: {exc.hint}", file=sys.stderr)
         return 1

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 
 class IsobuildError(Exception):
-    """A problem the user can fix: one line of message, one line of hint."""
+    """A problem the user can fix: one line of message, one line of hint. ``details`` carries
+    further problems found in the same pass (each printed as its own ``Error:`` line)."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", details: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = details
 
     def __str__(self) -> str:
         return self.message

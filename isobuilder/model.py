@@ -11,7 +11,7 @@ import enum
 import ipaddress
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import netaddr
 
@@ -480,52 +480,71 @@ def parse_label(text: str) -> tuple[str, str]:
 
 def check_cluster(cluster: Cluster) -> Cluster:
     """Every rule that spans more than one value. Raises on the first problem found."""
+    for problem in cluster_problems(cluster):
+        raise problem
+    return cluster
+
+
+def cluster_problems(cluster: Cluster) -> Iterator[IsobuildError]:
+    """Every problem of the cluster, in cluster.yaml's order (``build`` reports them all at once)."""
     service = netaddr.IPNetwork(cluster.service_cidr)
     pods = netaddr.IPNetwork(cluster.pod_cidr)
     if _overlaps(service, pods):
-        raise IsobuildError(
+        yield IsobuildError(
             f"the service CIDR {service} overlaps the pod CIDR {pods}",
             hint="pick two separate ranges in cluster.yaml (service_cidr, pod_cidr)",
         )
     if cluster.cert_days > cluster.ca_days:
-        raise IsobuildError(
+        yield IsobuildError(
             f"cert_days ({cluster.cert_days}) is longer than ca_days ({cluster.ca_days})",
             hint="a certificate cannot outlive its CA: lower cert_days in cluster.yaml",
+        )
+    control_plane = cluster.controllers()
+    if len(control_plane) > 1:
+        yield IsobuildError(
+            f"nodes {control_plane[0].name!r} and {control_plane[1].name!r} are both controllers",
+            hint="one controller per cluster (HA is not supported yet): make the others workers",
         )
     names: set[str] = set()
     ips: dict[str, str] = {}
     macs: dict[str, str] = {}
-    controllers = {n.ip for n in cluster.nodes if n.role.is_control_plane}
+    controllers = {n.ip for n in control_plane}
     for node in cluster.nodes:
         if node.name in names:
-            raise IsobuildError(f"node name {node.name!r} is used twice", hint="node names must be unique")
+            yield IsobuildError(f"node name {node.name!r} is used twice", hint="node names must be unique")
         names.add(node.name)
         if node.ip in ips:
-            raise IsobuildError(
+            yield IsobuildError(
                 f"IP {node.ip} of node {node.name!r} is already used by node {ips[node.ip]!r}",
                 hint="every node needs its own IP; to move a node, run isobuild node with its name and new IP",
             )
-        ips[node.ip] = node.name
+        ips.setdefault(node.ip, node.name)
         if node.mac is not None:
             if node.mac in macs:
-                raise IsobuildError(
+                yield IsobuildError(
                     f"MAC {node.mac} of node {node.name!r} is already used by node {macs[node.mac]!r}",
                     hint="every NIC has its own MAC; check --mac",
                 )
-            macs[node.mac] = node.name
-        check_node_network(node, cluster)
+            macs.setdefault(node.mac, node.name)
+        try:
+            check_node_network(node, cluster)
+        except IsobuildError as exc:
+            yield exc
         for net, what in ((service, "service"), (pods, "pod")):
             if netaddr.IPAddress(node.ip) in net:
-                raise IsobuildError(
+                yield IsobuildError(
                     f"IP {node.ip} of node {node.name!r} is inside the {what} CIDR {net}",
                     hint=f"node IPs must lie outside service_cidr and pod_cidr; change the IP or {what}_cidr",
                 )
         if node.master is not None and node.master not in controllers:
-            raise IsobuildError(
+            yield IsobuildError(
                 f"--master {node.master} of node {node.name!r} is not a controller of this cluster",
                 hint="known controllers: " + (", ".join(sorted(controllers)) or "none; add one without --master"),
             )
-    return cluster
+    if cluster.nodes and not control_plane and not any(n.master for n in cluster.nodes):
+        yield IsobuildError(
+            "cluster.yaml lists nodes but no controller", hint="add a node with role: controller for the others to join"
+        )
 
 
 def _overlaps(a: netaddr.IPNetwork, b: netaddr.IPNetwork) -> bool:
