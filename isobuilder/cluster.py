@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from isobuilder import clusterfile, configdrive, kubeconfig, model, network, pki, pxe, render
+from isobuilder import __version__, clusterfile, configdrive, kubeconfig, model, network, pki, pxe, render
 from isobuilder.errors import IsobuildError
 from isobuilder.identities import (
     Kubeconfig,
@@ -124,9 +125,17 @@ def create_pki(cluster: Cluster, now: dt.datetime) -> dict[str, File]:
     return tree
 
 
+CA_FILES = (*(f"{s.value}.{ext}" for s in Signer for ext in ("crt", "key")), "sa.key", "sa.pub")
+
+
 @dataclasses.dataclass(frozen=True)
 class Pki:
     files: Mapping[str, bytes]
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """Of the CA material nodes are made from (not e.g. the admin cert beside it)."""
+        return _sha256(b"".join(n.encode() + b"\0" + self.files[n] for n in CA_FILES))
 
     def ca(self, signer: Signer) -> pki.KeyPair:
         return pki.KeyPair(self.files[f"{signer.value}.key"], self.files[f"{signer.value}.crt"])
@@ -134,8 +143,7 @@ class Pki:
     @classmethod
     def load(cls, inventory: Inventory) -> Pki:
         files = read_tree(inventory.ssl)
-        needed = [f"{s.value}.{ext}" for s in Signer for ext in ("crt", "key")] + ["sa.key", "sa.pub"]
-        missing = [n for n in needed if n not in files]
+        missing = [n for n in CA_FILES if n not in files]
         if missing:
             raise IsobuildError(
                 f"the cluster PKI is incomplete: {inventory.ssl / missing[0]} is missing",
@@ -426,11 +434,12 @@ def node_tree(
         user_data = render.user_data(cluster, node, host)
 
     state = _state(existing.get(STATE))
+    generated = _sha256(user_data)
     on_disk = _user_data_on_disk(existing, media)
     hand_edited = on_disk is not None and _sha256(on_disk) != state.get("user_data_sha256")
     kept = False
     if hand_edited and not force:
-        if _sha256(user_data) != state.get("user_data_sha256"):
+        if generated != state.get("user_data_sha256"):
             raise IsobuildError(
                 f"{node.folder}/{CLOUD_DIR}/{media.user_data_path} was edited by hand "
                 "and this change would overwrite it",
@@ -439,8 +448,6 @@ def node_tree(
             )
         assert on_disk is not None
         user_data, kept = on_disk, True
-    else:
-        state = {"user_data_sha256": _sha256(user_data)}
     drive[media.user_data_path] = user_data
 
     folder = ctx.inventory.node_dir(node.folder)
@@ -460,11 +467,42 @@ def node_tree(
     else:
         tree[ISO] = File(configdrive.build_iso(wanted, media.label, ctx.iso_epoch), 0o600)
     tree["install.sh"] = File(install, 0o755)
-    tree[STATE] = File((json.dumps(state, sort_keys=True) + "\n").encode(), 0o644)
     for rel, content in existing.items():  # the operator's own files in the folder are kept
-        if rel not in tree and not rel.startswith(CLOUD_DIR + "/"):
+        if rel not in tree and not rel.startswith(CLOUD_DIR + "/") and rel != STATE:
             tree[rel] = File(content, _mode(folder / rel) or 0o600)
+    new_state = {
+        "user_data_sha256": generated,  # what isobuild generated: a different user_data is a hand edit
+        "inputs": inputs_digest(cluster, node, authority),  # build skips the node while these hold...
+        "files": {rel: len(f.content) for rel, f in sorted(tree.items())},  # ...and its files are there
+    }
+    tree[STATE] = File((json.dumps(new_state, sort_keys=True) + "\n").encode(), 0o644)
     return tree, kept
+
+
+def inputs_digest(cluster: Cluster, node: Node, authority: Pki) -> str:
+    """Everything a node folder is made from, but the clock: cluster settings, the node's entry,
+    the controllers it joins, the CAs, isobuild's version and templates."""
+    inputs = {
+        "isobuild": [__version__, render.templates_digest()],
+        "settings": clusterfile.settings(cluster),
+        "node": clusterfile.node_mapping(node),
+        "controllers": [[n.name, n.ip] for n in cluster.controllers()],
+        "pki": authority.digest,
+    }
+    return _sha256(json.dumps(inputs, sort_keys=True).encode())
+
+
+def is_current(folder: Path, digest: str) -> bool:
+    """Whether the folder was made from inputs with this digest and still holds its files (by size):
+    the fast path of a no-change build, without computing anything."""
+    try:
+        state = json.loads((folder / STATE).read_bytes())
+        files = state["files"]
+        return bool(state["inputs"] == digest and files) and all(
+            (folder / rel).stat().st_size == size for rel, size in files.items()
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def _meta_data(cluster: Cluster, node: Node, media: Media) -> bytes:
@@ -488,7 +526,7 @@ def _user_data_on_disk(existing: Mapping[str, bytes], media: Media) -> bytes | N
     return None
 
 
-def _state(text: bytes | None) -> dict[str, str]:
+def _state(text: bytes | None) -> dict[str, Any]:
     """What isobuild generated last; unreadable counts as unknown (so user_data counts as edited)."""
     try:
         state = json.loads(text or b"{}")

@@ -51,7 +51,7 @@ _NODE_KEYS = (
 
 def dump(cluster: Cluster) -> bytes:
     parts = [_HEADER]
-    values = _settings(cluster)
+    values = settings(cluster)
     for key, comment in _SETTINGS.items():
         parts.append(f"\n# {comment}\n")
         parts.append(yaml.safe_dump({key: values[key]}, sort_keys=False, default_flow_style=False, width=1 << 30))
@@ -59,12 +59,12 @@ def dump(cluster: Cluster) -> bytes:
         "\n# Nodes: one mapping each (name, ip, role: controller|worker|edge, and options: master, labels,"
         "\n# sans, ssh_keys, format, media; static networking: mac, prefix, gateway, dns, mtu).\n"
     )
-    nodes = [_node_mapping(n) for n in cluster.nodes]
+    nodes = [node_mapping(n) for n in cluster.nodes]
     parts.append(yaml.safe_dump({"nodes": nodes}, sort_keys=False, default_flow_style=False, width=1 << 30))
     return "".join(parts).encode()
 
 
-def _settings(cluster: Cluster) -> dict[str, Any]:
+def settings(cluster: Cluster) -> dict[str, Any]:
     return {
         "name": cluster.name,
         "cluster_id": cluster.cluster_id,
@@ -88,7 +88,7 @@ def _settings(cluster: Cluster) -> dict[str, Any]:
     }
 
 
-def _node_mapping(node: Node) -> dict[str, Any]:
+def node_mapping(node: Node) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": node.name, "ip": node.ip, "role": node.role.value}
     if node.master:
         entry["master"] = node.master

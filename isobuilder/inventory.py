@@ -41,16 +41,31 @@ def _fail(action: str, path: Path, exc: OSError) -> IsobuildError:
     )
 
 
-def write_new_file(path: Path, content: bytes, mode: int) -> None:
-    """Create ``path`` with ``mode`` from the first byte on (a secret is never world-readable)."""
+def write_new_file(path: Path, content: bytes, mode: int, *, sync: bool = True) -> None:
+    """Create ``path`` with ``mode`` from the first byte on (a secret is never world-readable).
+    ``sync=False``: the caller flushes many files at once (``os.sync`` before its commit)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         view = memoryview(content)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def stage_tree(slot: Path, current: Path, tree: Tree, *, dir_mode: int = 0o700, sync: bool = True) -> None:
+    """Write folder ``slot`` holding exactly ``tree``; files equal to those in ``current`` are
+    hard-linked, so what did not change keeps its inode and mtime. Raises OSError."""
+    slot.mkdir(mode=dir_mode)
+    for rel in sorted(tree):
+        file, dest, old = tree[rel], slot / rel, current / rel
+        _makedirs(dest.parent, slot, dir_mode)
+        if _same(old, file):
+            os.link(old, dest)
+        else:
+            write_new_file(dest, file.content, file.mode, sync=sync)
 
 
 def read_tree(root: Path) -> dict[str, bytes]:
@@ -128,15 +143,16 @@ class Inventory:
                 _rollback(self.root, tx, json.loads(journal.read_text()))
             shutil.rmtree(tx, ignore_errors=True)
 
-    def transaction(self) -> Transaction:
-        return Transaction(self.root)
+    def transaction(self, *, bulk: bool = False) -> Transaction:
+        return Transaction(self.root, bulk=bulk)
 
 
 def _rollback(root: Path, tx: Path, journal: dict[str, list[dict[str, object]]]) -> None:
     for entry in reversed(journal["targets"]):
         index, target = entry["index"], root / str(entry["target"])
         staged, backup = tx / "new" / str(index), tx / "old" / str(index)
-        if not staged.exists() and (target.exists() or target.is_symlink()):
+        moved_in = not entry.get("delete") and not staged.exists()
+        if moved_in and (target.exists() or target.is_symlink()):
             _remove(target)  # the new version had been moved in
         if backup.exists():
             backup.rename(target)
@@ -145,10 +161,13 @@ def _rollback(root: Path, tx: Path, journal: dict[str, list[dict[str, object]]])
 class Transaction:
     """Stage whole files and whole folders, then swap them in together."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, bulk: bool = False) -> None:
         self.root = root
         self.tx = root / STATE_DIR / f"tx-{os.getpid()}-{secrets.token_hex(4)}"
         self.targets: list[str] = []
+        self.deletes: set[int] = set()
+        # bulk: thousands of files; no fsync each, one os.sync() before the commit point instead
+        self.bulk = bulk
 
     def __enter__(self) -> Transaction:
         return self
@@ -159,15 +178,20 @@ class Transaction:
         if not (self.tx / "journal.json").exists():
             shutil.rmtree(self.tx, ignore_errors=True)
 
+    def _area(self) -> None:
+        """The staging area, made only for transactions with something to do."""
+        if self.tx.exists():
+            return
+        try:
+            for sub in ("", "new", "old", "scratch"):
+                (self.tx / sub).mkdir(mode=0o700)
+        except OSError as exc:
+            raise _fail("create", self.tx, exc) from None
+
     def _slot(self, target: str) -> Path:
         if target in self.targets:
             raise ValueError(f"{target} staged twice")  # a programming error, not a user one
-        if not self.targets:  # the staging area exists only for transactions with something to do
-            try:
-                for sub in ("", "new", "old"):
-                    (self.tx / sub).mkdir(mode=0o700)
-            except OSError as exc:
-                raise _fail("create", self.tx, exc) from None
+        self._area()
         self.targets.append(target)
         return self.tx / "new" / str(len(self.targets) - 1)
 
@@ -179,36 +203,46 @@ class Transaction:
             raise _fail("write", slot, exc) from None
 
     def put_tree(self, target: str, tree: Tree, *, dir_mode: int = 0o700) -> None:
-        """Stage folder ``target`` holding exactly ``tree``. Files equal to the current ones are
-        hard-linked, so what did not change keeps its inode and mtime."""
+        """Stage folder ``target`` holding exactly ``tree`` (see :func:`stage_tree`)."""
         slot = self._slot(target)
-        current = self.root / target
         try:
-            slot.mkdir(mode=dir_mode)
-            for rel in sorted(tree):
-                file, dest, old = tree[rel], slot / rel, current / rel
-                _makedirs(dest.parent, slot, dir_mode)
-                if _same(old, file):
-                    os.link(old, dest)
-                else:
-                    write_new_file(dest, file.content, file.mode)
+            stage_tree(slot, self.root / target, tree, dir_mode=dir_mode, sync=not self.bulk)
         except OSError as exc:
             raise _fail("write", slot, exc) from None
+
+    def scratch(self, name: str) -> Path:
+        """A path in this transaction's staging area for :meth:`put_staged` (e.g. for a worker process)."""
+        self._area()
+        return self.tx / "scratch" / name
+
+    def put_staged(self, target: str, staged: Path) -> None:
+        """Stage folder ``target`` from ``staged``, a folder written below :meth:`scratch`."""
+        staged.rename(self._slot(target))
+
+    def delete(self, target: str) -> None:
+        """Remove ``target`` at commit (rolled back like any other change)."""
+        self._slot(target)
+        self.deletes.add(len(self.targets) - 1)
 
     def commit(self) -> None:
         if not self.targets:
             return
-        journal = {"targets": [{"index": i, "target": t} for i, t in enumerate(self.targets)]}
+        journal = {
+            "targets": [{"index": i, "target": t, "delete": i in self.deletes} for i, t in enumerate(self.targets)]
+        }
         try:
+            if self.bulk:
+                os.sync()  # every staged file on disk before the commit point
             tmp = self.tx / "journal.tmp"
             write_new_file(tmp, json.dumps(journal).encode(), 0o600)
             tmp.rename(self.tx / "journal.json")
-            for index, target in enumerate(self.targets):
-                path = self.root / target
+            for entry in journal["targets"]:
+                index, path = entry["index"], self.root / str(entry["target"])
                 path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 if path.exists() or path.is_symlink():
                     path.rename(self.tx / "old" / str(index))
-                (self.tx / "new" / str(index)).rename(path)
+                if not entry["delete"]:
+                    (self.tx / "new" / str(index)).rename(path)
             (self.tx / "journal.json").rename(self.tx / "committed")  # the commit point
             _fsync_dir(self.root)
         except BaseException as exc:  # OSError, but also Ctrl-C or SystemExit half-way through

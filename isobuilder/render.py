@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import shlex
 from collections.abc import Mapping
@@ -90,6 +91,15 @@ def templates_dir() -> Path:
     """Installed wheels carry the templates inside the package; a source tree has them at the top."""
     packaged = Path(__file__).parent / "templates"
     return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
+
+
+@functools.cache
+def templates_digest() -> str:
+    """Changes when any template does (an upgraded isobuild rebuilds what it renders differently)."""
+    digest = hashlib.sha256()
+    for path in sorted(templates_dir().iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def render_template(name: str, **values: Any) -> str:
