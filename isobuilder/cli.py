@@ -312,6 +312,118 @@ def kubeconfig_cmd(
 
 
 @app.command()
+def build(
+    names: Annotated[list[str] | None, typer.Argument(help="Nodes to build (default: every node).")] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove folders of nodes gone from cluster.yaml.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild all; overwrite hand-edited user_data.")] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes [one per core].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Build every node listed in cluster.yaml (or the named ones), as `isobuild node` would.
+
+    Incremental: a node whose inputs did not change is not touched (its ISO keeps its bytes and
+    mtime). Every problem in cluster.yaml is reported before anything is written. Keys and
+    certificates are made in parallel, one process per core. A folder of a node no longer in
+    cluster.yaml is reported, and removed only with --prune.
+
+    \b
+    Example:
+      vi inventory/cluster.yaml        # add nodes under nodes:, e.g.
+                                       #   - {name: worker9, ip: 10.10.10.9, role: worker, mac: 52:54:00:00:00:09}
+      isobuild build
+      isobuild build worker9 --json
+    """
+    from isobuilder import fleet
+
+    bar: Any = None
+
+    def started(total: int) -> None:
+        nonlocal bar
+        if total >= 20 and sys.stderr.isatty() and not settings.quiet and not as_json:
+            bar = typer.progressbar(length=total, label="building", file=sys.stderr)
+            bar.__enter__()
+
+    def progress(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
+    try:
+        result = fleet.build(_context(), names or [], prune=prune, force=force, jobs=jobs, progress=progress,
+                             started=started)  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if as_json:
+        emit_json(result.as_json())
+    for outcome in result.outcomes:
+        if outcome.status == fleet.FAILED:
+            say(f"  failed {outcome.name}: {outcome.error}")
+        elif outcome.kept_hand_edit:
+            say(f"  {outcome.name}: your hand edit of user_data is kept")
+    for folder in result.orphans:
+        say(f"  {folder}: not in cluster.yaml " + ("(removed)" if result.pruned else "(kept; --prune removes it)"))
+    say(f"build: {result.count(fleet.BUILT)} built, {result.count(fleet.UNCHANGED)} unchanged, "
+        f"{result.count(fleet.FAILED)} failed in {result.seconds:.2f} s ({result.jobs} jobs)")  # fmt: skip
+    if result.count(fleet.FAILED):
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,
+) -> None:
+    """One row per node: role, IP, format, medium, certificate expiry, and whether its folder
+    (ISO included) is up to date with cluster.yaml.
+
+    \b
+    Example:
+      isobuild list
+      isobuild list --json | jq -r '.nodes[] | select(.status != "up to date") | .name'
+    """
+    from isobuilder import fleet
+
+    rows, stray = fleet.list_nodes(_context())
+    if as_json:
+        emit_json({"nodes": [r.as_json() for r in rows], "orphans": stray})
+        return
+    table = [("NAME", "ROLE", "IP", "FORMAT", "MEDIUM", "CERT EXPIRY", "STATUS")]
+    for r in rows:
+        expiry = f"{r.expiry:%Y-%m-%d}" if r.expiry else "-"
+        status = r.status + (", hand-edited" if r.hand_edited else "")
+        table.append((r.node.name, r.node.role.value, r.node.ip, r.format.value, r.media.value, expiry, status))
+    table += [(folder.removeprefix("node-"), "-", "-", "-", "-", "-", "not in cluster.yaml") for folder in stray]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@app.command()
+def verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON on stdout.")] = False,
+) -> None:
+    """Re-check the whole inventory; exit 1 with one line per finding.
+
+    Checks: certificate chains, SANs against cluster.yaml, keys matching certificates, expiry,
+    modes (keys, user_data and ISOs 0600; ssl/ 0700), each ISO holding exactly its cloud-config/
+    folder, and no CA or service-account key on a worker's or edge router's ISO or folder.
+
+    \b
+    Example:
+      isobuild verify && echo "inventory OK"
+    """
+    from isobuilder import fleet
+
+    findings = fleet.verify(_context())
+    if as_json:
+        emit_json({"findings": findings})
+    for finding in findings:
+        print(f"{finding}", file=sys.stderr)
+    say(f"verify: {len(findings)} finding(s)" if findings else "verify: no findings")
+    if findings:
+        raise typer.Exit(1)
+
+
+@app.command()
 def pxe(
     http_endpoint: Annotated[
         str, typer.Option("--http-endpoint", help="matchbox's HTTP endpoint, e.g. http://10.10.10.254:8080.")

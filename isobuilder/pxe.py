@@ -179,7 +179,7 @@ def _without_secrets_cloud_config(data: bytes, where: str) -> tuple[bytes, tuple
     return b"#cloud-config\n" + rest, tuple(withheld)
 
 
-def _decode_data_url(source: str) -> bytes | None:
+def decode_data_url(source: str) -> bytes | None:
     if not source.startswith("data:"):
         return None  # a remote source: Ignition fetches it, we cannot see it
     header, _, payload = source[5:].partition(",")
@@ -197,7 +197,7 @@ def _without_secrets_ignition(data: bytes, where: str) -> tuple[bytes, tuple[str
         sources = [entry.get("contents") or {}, *(entry.get("append") or [])]
         payloads = []
         for contents in sources:
-            raw = _decode_data_url(contents.get("source") or "")
+            raw = decode_data_url(contents.get("source") or "")
             if raw is not None and contents.get("compression") == "gzip":
                 raw = gzip.decompress(raw)
             payloads.append(raw or b"")
