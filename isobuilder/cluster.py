@@ -138,7 +138,11 @@ class Pki:
         return _sha256(b"".join(n.encode() + b"\0" + self.files[n] for n in CA_FILES))
 
     def ca(self, signer: Signer) -> pki.KeyPair:
-        return pki.KeyPair(self.files[f"{signer.value}.key"], self.files[f"{signer.value}.crt"])
+        return self._cas[signer]
+
+    @functools.cached_property
+    def _cas(self) -> dict[Signer, pki.KeyPair]:  # one KeyPair each: its key is loaded once
+        return {s: pki.KeyPair(self.files[f"{s.value}.key"], self.files[f"{s.value}.crt"], s.value) for s in Signer}
 
     @classmethod
     def load(cls, inventory: Inventory) -> Pki:
@@ -149,16 +153,16 @@ class Pki:
                 f"the cluster PKI is incomplete: {inventory.ssl / missing[0]} is missing",
                 hint="restore ssl/ from your backup; isobuild never re-creates a CA by itself",
             )
+        authority = cls(files)
         for signer in Signer:  # fail early and clearly on a corrupt CA, not deep inside a signature
-            ca = cls(files).ca(signer)
-            pki.load_cert(ca.cert_pem, str(inventory.ssl / f"{signer.value}.crt"))
-            key = pki.load_key(ca.key_pem, str(inventory.ssl / f"{signer.value}.key"))
-            if not pki.key_matches(ca.cert, key):
+            ca = dataclasses.replace(authority.ca(signer), name=str(inventory.ssl / signer.value))
+            if not pki.key_matches(ca.cert, ca.key):
                 raise IsobuildError(
                     f"{inventory.ssl / signer.value}.key does not belong to {signer.value}.crt",
                     hint="restore ssl/ from your backup; isobuild never re-creates a CA by itself",
                 )
-        return cls(files)
+            authority._cas[signer] = ca  # loaded: forked build workers inherit the parsed keys
+        return authority
 
 
 def load_cluster(inventory: Inventory) -> Cluster:
@@ -539,9 +543,8 @@ def _keypair(existing: Mapping[str, bytes], stem: str) -> pki.KeyPair | None:
     key, cert = existing.get(f"{stem}.key"), existing.get(f"{stem}.crt")
     if key is None or cert is None:
         return None
-    pair = pki.KeyPair(key, cert)
-    pki.load_key(key, f"{stem}.key")
-    pki.load_cert(cert, f"{stem}.crt")
+    pair = pki.KeyPair(key, cert, stem)
+    pair.key, pair.cert  # noqa: B018 (load both now: a corrupt file is reported here, by name)
     return pair
 
 

@@ -77,14 +77,15 @@ class KeyPair:
 
     key_pem: bytes
     cert_pem: bytes
+    name: str = dataclasses.field(default="", compare=False)  # e.g. ssl/kubelet, for error messages
 
     @cached_property
-    def key(self) -> PrivateKey:
-        return load_key(self.key_pem, "private key")
+    def key(self) -> PrivateKey:  # loaded once: loading an RSA key checks it, which costs ~20 ms
+        return load_key(self.key_pem, f"{self.name}.key" if self.name else "private key")
 
     @cached_property
     def cert(self) -> x509.Certificate:
-        return load_cert(self.cert_pem, "certificate")
+        return load_cert(self.cert_pem, f"{self.name}.crt" if self.name else "certificate")
 
 
 @dataclasses.dataclass(frozen=True)
