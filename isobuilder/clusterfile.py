@@ -14,6 +14,7 @@ from isobuilder.model import Cluster, Format, KeyType, Media, Node, Role
 
 T = TypeVar("T")
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 _HEADER = """\
 # isobuild cluster settings: the source of truth for every node folder in this inventory.
@@ -54,14 +55,18 @@ def dump(cluster: Cluster) -> bytes:
     values = settings(cluster)
     for key, comment in _SETTINGS.items():
         parts.append(f"\n# {comment}\n")
-        parts.append(yaml.safe_dump({key: values[key]}, sort_keys=False, default_flow_style=False, width=1 << 30))
+        parts.append(_dump({key: values[key]}))
     parts.append(
         "\n# Nodes: one mapping each (name, ip, role: controller|worker|edge, and options: master, labels,"
         "\n# sans, ssh_keys, format, media; static networking: mac, prefix, gateway, dns, mtu).\n"
     )
     nodes = [node_mapping(n) for n in cluster.nodes]
-    parts.append(yaml.safe_dump({"nodes": nodes}, sort_keys=False, default_flow_style=False, width=1 << 30))
+    parts.append(_dump({"nodes": nodes}))
     return "".join(parts).encode()
+
+
+def _dump(value: Any) -> str:
+    return yaml.dump(value, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=1 << 30)
 
 
 def settings(cluster: Cluster) -> dict[str, Any]:

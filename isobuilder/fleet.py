@@ -202,7 +202,6 @@ def _run(todo: list[str], jobs: int) -> Iterator[Outcome]:
     if jobs == 1 or len(todo) < 4 * jobs:
         yield from map(_build_one, todo)
         return
-    (_JOB.scratch if _JOB else Path()).mkdir(mode=0o700, exist_ok=True)
     chunk = max(1, min(8, len(todo) // (jobs * 16)))  # small: RSA-heavy nodes (a controller) balance out
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
         yield from pool.imap_unordered(_build_one, todo, chunksize=chunk)

@@ -211,9 +211,14 @@ class Transaction:
             raise _fail("write", slot, exc) from None
 
     def scratch(self, name: str) -> Path:
-        """A path in this transaction's staging area for :meth:`put_staged` (e.g. for a worker process)."""
+        """A folder in this transaction's staging area to write below, for :meth:`put_staged`."""
         self._area()
-        return self.tx / "scratch" / name
+        path = self.tx / "scratch" / name
+        try:
+            path.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise _fail("create", path, exc) from None
+        return path
 
     def put_staged(self, target: str, staged: Path) -> None:
         """Stage folder ``target`` from ``staged``, a folder written below :meth:`scratch`."""
