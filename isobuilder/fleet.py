@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+
 from isobuilder import clusterfile, pki, pxe
 from isobuilder.cluster import (
     CLOUD_DIR,
@@ -317,7 +319,7 @@ def _verify_node(
             continue
         try:
             cert.verify_directly_issued_by(cas[ident.signer])
-        except (ValueError, TypeError, Exception) as exc:  # InvalidSignature and friends
+        except (InvalidSignature, ValueError, TypeError) as exc:  # a signature, or an issuer name, that differs
             yield f"{where}.crt: not signed by the cluster's {ident.signer.value} ({type(exc).__name__})"
         if not pki.key_matches(cert, key):
             yield f"{where}.key: does not match {ident.name}.crt"
