@@ -329,7 +329,7 @@ def build(
     \b
     Example:
       vi inventory/cluster.yaml        # add nodes under nodes:, e.g.
-                                       #   - {name: worker9, ip: 10.10.10.9, role: worker, mac: 52:54:00:00:00:09}
+                                       #   - {name: worker9, ip: 10.10.10.9, role: worker, mac: '52:54:00:00:00:09'}
       isobuild build
       isobuild build worker9 --json
     """
