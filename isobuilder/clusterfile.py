@@ -215,6 +215,8 @@ def _parse_node(entry: object, index: int) -> Node:
     for required in ("name", "ip", "role"):
         if required not in entry:
             raise IsobuildError(f"{where}: {required!r} is missing", hint=_FIX)
+    if isinstance(entry.get("mac"), int):  # YAML 1.1 reads an unquoted 52:54:00:12:34:56 as a base-60 number
+        raise IsobuildError(f"{where}: 'mac' must be quoted", hint="write it as mac: '52:54:00:12:34:56'")
     get = _Getter(entry, where)
     labels = get("labels", dict, {})
     ip = get("ip", str, None, model.check_ip)

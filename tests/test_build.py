@@ -83,14 +83,16 @@ def test_touching_one_nodes_input_rebuilds_only_its_folder(run: Run, declared: P
 
 
 def test_every_problem_is_reported_before_anything_is_written(run: Run, declared: Path) -> None:
-    nodes = [*NODES, {"name": "dup", "ip": "10.10.10.2", "role": "worker"},
+    nodes = [*NODES, {"name": "dup", "ip": "10.10.10.2", "role": "worker"}, {"name": "m", "ip": "10.10.10.8",
+             "role": "worker", "mac": 11426 * 60**4 + 54 * 60**3 + 9},
              {"name": "bad_name", "ip": "10.10.10.9", "role": "worker"},
              {"name": "w99", "ip": "10.96.0.5", "role": "worker"}]  # fmt: skip
     declare(declared, nodes)
     result = run("build")
     assert result.code == 1
     errors = [line for line in result.err.splitlines() if line.startswith("Error: ")]
-    assert errors[0] == f"Error: 3 problem(s) in {declared / 'cluster.yaml'}; nothing was built"
+    assert errors[0] == f"Error: 4 problem(s) in {declared / 'cluster.yaml'}; nothing was built"
+    assert "Error: cluster.yaml: nodes[25]: 'mac' must be quoted" in errors
     assert any("'bad_name'" in e for e in errors)
     assert any("IP 10.10.10.2 of node 'dup' is already used by node 'w1'" in e for e in errors)
     assert any("inside the service CIDR" in e for e in errors)
