@@ -165,14 +165,18 @@ class Pki:
         return authority
 
 
-def load_cluster(inventory: Inventory) -> Cluster:
+def cluster_text(inventory: Inventory) -> bytes:
     text = inventory.read("cluster.yaml")
     if text is None:
         raise IsobuildError(
             f"no cluster in {inventory.root} (cluster.yaml not found)",
             hint="create one with `isobuild init` or `isobuild node NAME IP`, or pass --inventory DIR",
         )
-    return clusterfile.parse(text)
+    return text
+
+
+def load_cluster(inventory: Inventory) -> Cluster:
+    return clusterfile.parse(cluster_text(inventory))
 
 
 def _refuse_orphan_pki(inventory: Inventory) -> None:

@@ -31,6 +31,7 @@ from isobuilder.cluster import (
     _drive_files,
     _sha256,
     _state,
+    cluster_text,
     inputs_digest,
     is_current,
     node_tree,
@@ -45,13 +46,7 @@ BUILT, UNCHANGED, FAILED = "built", "unchanged", "failed"
 
 def load_checked(inv: Inventory) -> Cluster:
     """cluster.yaml with every problem reported at once (one ``Error:`` line each)."""
-    text = inv.read("cluster.yaml")
-    if text is None:
-        raise IsobuildError(
-            f"no cluster in {inv.root} (cluster.yaml not found)",
-            hint="create one with `isobuild init`, then list nodes in cluster.yaml or add them with `isobuild node`",
-        )
-    cluster, problems = clusterfile.parse_collecting(text)
+    cluster, problems = clusterfile.parse_collecting(cluster_text(inv))
     if problems:
         raise IsobuildError(
             f"{len(problems)} problem(s) in {inv.cluster_file}; nothing was built",
