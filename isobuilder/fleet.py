@@ -20,7 +20,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from isobuilder import clusterfile, pki, pxe
+from isobuilder import clusterfile, ignition, pki
 from isobuilder.cluster import (
     CLOUD_DIR,
     ISO,
@@ -358,7 +358,6 @@ def _sans(cert: Any) -> list[str]:
 
 def _decoded_ignition(drive: dict[str, bytes]) -> list[bytes]:
     """The files inside an Ignition config on the drive (data URLs decoded, gzip undone)."""
-    import gzip
     import json
 
     out = []
@@ -369,9 +368,5 @@ def _decoded_ignition(drive: dict[str, bytes]) -> list[bytes]:
             entries = json.loads(data).get("storage", {}).get("files", [])
         except (ValueError, AttributeError):
             continue
-        for entry in entries:
-            contents = entry.get("contents") or {}
-            raw = pxe.decode_data_url(contents.get("source") or "")
-            if raw is not None:
-                out.append(gzip.decompress(raw) if contents.get("compression") == "gzip" else raw)
+        out += [raw for entry in entries if (raw := ignition.read_contents(entry.get("contents") or {})) is not None]
     return out

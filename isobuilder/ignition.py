@@ -55,6 +55,17 @@ def data_url(content: bytes) -> dict[str, Any]:
     return {"source": plain}
 
 
+def read_contents(contents: dict[str, Any]) -> bytes | None:
+    """The bytes behind a ``contents`` (or ``append``) entry: the inverse of :func:`data_url`.
+    None for a remote source, which Ignition fetches at boot and we cannot see."""
+    source = contents.get("source") or ""
+    if not source.startswith("data:"):
+        return None
+    header, _, payload = source[5:].partition(",")
+    raw = base64.b64decode(payload) if header.endswith(";base64") else urllib.parse.unquote_to_bytes(payload)
+    return gzip.decompress(raw) if contents.get("compression") == "gzip" else raw
+
+
 def translate(spec: Butane) -> dict[str, Any]:
     hostname = File("/etc/hostname", spec.hostname.encode() + b"\n", 0o644)
     files = sorted([hostname, *spec.files], key=lambda f: f.path)

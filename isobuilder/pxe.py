@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import csv
 import dataclasses
-import gzip
 import io
 import json
 import re
@@ -179,13 +178,6 @@ def _without_secrets_cloud_config(data: bytes, where: str) -> tuple[bytes, tuple
     return b"#cloud-config\n" + rest, tuple(withheld)
 
 
-def decode_data_url(source: str) -> bytes | None:
-    if not source.startswith("data:"):
-        return None  # a remote source: Ignition fetches it, we cannot see it
-    header, _, payload = source[5:].partition(",")
-    return base64.b64decode(payload) if header.endswith(";base64") else urllib.parse.unquote_to_bytes(payload)
-
-
 def _without_secrets_ignition(data: bytes, where: str) -> tuple[bytes, tuple[str, ...]]:
     try:
         config = json.loads(data)
@@ -195,12 +187,7 @@ def _without_secrets_ignition(data: bytes, where: str) -> tuple[bytes, tuple[str
     kept, withheld = [], []
     for entry in files:
         sources = [entry.get("contents") or {}, *(entry.get("append") or [])]
-        payloads = []
-        for contents in sources:
-            raw = decode_data_url(contents.get("source") or "")
-            if raw is not None and contents.get("compression") == "gzip":
-                raw = gzip.decompress(raw)
-            payloads.append(raw or b"")
+        payloads = [ignition.read_contents(contents) or b"" for contents in sources]
         if any(m in raw for raw in payloads for m in SECRET_MARKERS):
             withheld.append(str(entry.get("path")))
         else:

@@ -84,7 +84,7 @@ def test_touching_one_nodes_input_rebuilds_only_its_folder(run: Run, declared: P
 
 def test_every_problem_is_reported_before_anything_is_written(run: Run, declared: Path) -> None:
     nodes = [*NODES, {"name": "dup", "ip": "10.10.10.2", "role": "worker"}, {"name": "m", "ip": "10.10.10.8",
-             "role": "worker", "mac": 11426 * 60**4 + 54 * 60**3 + 9},
+             "role": "worker", "mac": yaml.safe_load("52:54:00:00:00:09")},
              {"name": "bad_name", "ip": "10.10.10.9", "role": "worker"},
              {"name": "w99", "ip": "10.96.0.5", "role": "worker"}]  # fmt: skip
     declare(declared, nodes)
@@ -226,6 +226,11 @@ def plant_ca_key_on_worker_iso(inv: Path) -> str:
     return "node-w2/config.iso: carries a CA or service-account private key (a worker must not)"
 
 
+def plant_unbuilt_node(inv: Path) -> str:
+    declare(inv, [*NODES[:4], {"name": "w9", "ip": "10.10.10.9", "role": "worker"}])
+    return "node-w9: not built (run isobuild build w9)"
+
+
 def plant_foreign_cert(inv: Path) -> str:
     cert = inv / "node-edge1/ssl/kubelet.crt"
     subprocess.run([require_tool("openssl"), "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
@@ -237,7 +242,7 @@ def plant_foreign_cert(inv: Path) -> str:
 @pytest.mark.parametrize(
     "plant",
     [plant_swapped_key, plant_world_readable_key, plant_stale_iso, plant_ca_key_in_worker_folder,
-     plant_ca_key_on_worker_iso, plant_foreign_cert],
+     plant_ca_key_on_worker_iso, plant_foreign_cert, plant_unbuilt_node],
 )  # fmt: skip
 def test_verify_catches_each_planted_fault(run: Run, built: Path, plant: Callable[[Path], str]) -> None:
     expected = plant(built)

@@ -9,8 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
+from isobuilder.errors import IsobuildError
 from isobuilder.inventory import File, Inventory, read_tree
 from tests.conftest import EPOCH
 
@@ -111,3 +113,28 @@ def test_unchanged_files_keep_their_inode_when_a_folder_is_replaced(tmp_path: Pa
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert (root / "node-a" / "other").read_bytes() == b"y"
     assert oct((root / "node-a").stat().st_mode & 0o777) == oct(0o700)
+
+
+def test_a_delete_is_rolled_back_with_the_rest_when_a_commit_fails(tmp_path: Path) -> None:
+    """`build --prune` deletes folders in the same transaction: a commit that fails half-way (here a
+    target whose parent is a file) brings the deleted folder back, and never removes a folder it
+    had not reached yet."""
+    root = tmp_path / "inv"
+    inventory = Inventory(root)
+    with inventory.locked(), inventory.transaction() as tx:
+        tx.put_tree("node-gone", {"f": File(b"keep me")})
+        tx.put_tree("node-later", {"f": File(b"later")})
+        tx.put_file("cluster.yaml", File(b"{}\n"))
+        tx.commit()
+    with inventory.locked(), inventory.transaction() as tx:
+        tx.delete("node-gone")
+        tx.put_file("cluster.yaml/oops", File(b"x"))  # its parent is a file: the commit fails here
+        tx.delete("node-later")
+        with pytest.raises(IsobuildError, match="cannot update"):
+            tx.commit()
+    assert read_tree(root / "node-gone") == {"f": b"keep me"}
+    assert read_tree(root / "node-later") == {"f": b"later"}
+    with inventory.locked(), inventory.transaction() as tx:
+        tx.delete("node-gone")
+        tx.commit()
+    assert not (root / "node-gone").exists() and (root / "node-later").is_dir()

@@ -445,7 +445,11 @@ def test_no_secrets_leaves_every_private_key_out(pxe_site: tuple[Path, Any], tmp
 def test_rerun_changes_nothing_and_foreign_folders_are_never_replaced(run: Run, inv: Path, tmp_path: Path) -> None:
     assert run("init", "--name", "lab").code == 0
     assert run("node", "c1", "10.0.0.1", "--mac", "52:54:00:00:00:01").code == 0
-    assert run(*PXE_ARGS).code == 0
+    (inv / "cluster.yaml").write_text(  # declared in cluster.yaml, folder not built yet
+        (inv / "cluster.yaml").read_text() + "- {name: w1, ip: 10.0.0.2, role: worker, mac: '52:54:00:00:00:02'}\n"
+    )
+    first = run(*PXE_ARGS)
+    assert first.code == 0 and "skipped w1: not built yet: no user data in node-w1/" in first.err
     stamp = {p: p.stat().st_mtime_ns for p in (inv / "pxe").rglob("*")}
     again = run(*PXE_ARGS)
     assert again.code == 0 and "up to date" in again.err
