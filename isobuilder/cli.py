@@ -19,6 +19,8 @@ from isobuilder import __version__
 from isobuilder.errors import IsobuildError
 from isobuilder.model import Format, KeyType, Media, Role
 
+PASSPHRASE_ENV = "ISOBUILD_CA_PASSPHRASE"  # cluster.PASSPHRASE_ENV (not imported: keeps --help fast)
+
 app = typer.Typer(
     name="isobuild",
     help="Per-node TLS, first-boot config and config-drive ISOs for Kubernetes clusters.\n\n"
@@ -74,7 +76,23 @@ def _global(
 def _context() -> Any:
     from isobuilder.cluster import Context
 
-    return Context.create(settings.inventory)
+    return Context.create(settings.inventory, prompt=_ask_passphrase)
+
+
+def _ask_passphrase(confirm: bool) -> str:
+    """The CA passphrase from the terminal (never from the command line: it would sit in ps and
+    the shell's history). Without a terminal: the error tells about ISOBUILD_CA_PASSPHRASE."""
+    import getpass
+
+    if not sys.stdin.isatty():
+        raise IsobuildError(
+            "the CA keys need a passphrase and there is no terminal to ask for it",
+            hint=f"set {PASSPHRASE_ENV} (e.g. from your password manager) for this command",
+        )
+    first = getpass.getpass("CA passphrase: ")
+    if confirm and getpass.getpass("CA passphrase again: ") != first:
+        raise IsobuildError("the two passphrases differ", hint="run the command again")
+    return first
 
 
 # Cluster options shared by `init` and the first `node`.
@@ -92,6 +110,18 @@ FormatOpt = Annotated[
 ]
 MediaOpt = Annotated[
     Media | None, typer.Option("--media", help="config-2 (OpenStack config drive) or nocloud (cidata) [config-2].")
+]
+VipOpt = Annotated[
+    str | None, typer.Option("--vip", help="Virtual IP for the API, held by one controller at a time (kube-vip).")
+]
+CaDaysOpt = Annotated[int | None, typer.Option("--ca-days", help="Lifetime of the CAs in days [3650].")]
+CertDaysOpt = Annotated[int | None, typer.Option("--cert-days", help="Lifetime of leaf certificates in days [365].")]
+ExternalCaOpt = Annotated[
+    bool, typer.Option("--external-ca", help="Keep every CA key on this workstation (kubeadm external-CA mode).")
+]
+EncryptCaOpt = Annotated[
+    bool,
+    typer.Option("--encrypt-ca", help=f"Encrypt the CA keys in ssl/ with a passphrase ({PASSPHRASE_ENV} or a prompt)."),
 ]
 SshKeyOpt = Annotated[
     list[Path] | None, typer.Option("--ssh-key", help="SSH public key file; repeatable.", show_default=False)
@@ -128,11 +158,28 @@ def _cluster_options(
     ssh_keys: tuple[str, ...],
     format: Format | None = None,
     media: Media | None = None,
+    vip: str | None = None,
+    ca_days: int | None = None,
+    cert_days: int | None = None,
+    external_ca: bool = False,
 ) -> Any:
     from isobuilder.cluster import ClusterOptions
 
     return ClusterOptions(
-        name, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, ssh_keys, format, media
+        name,
+        endpoint,
+        service_cidr,
+        pod_cidr,
+        domain,
+        k8s_version,
+        key_type,
+        ssh_keys,
+        format,
+        media,
+        vip,
+        ca_days,
+        cert_days,
+        external_ca or None,
     )
 
 
@@ -148,23 +195,33 @@ def init(
     ssh_key: SshKeyOpt = None,
     format: FormatOpt = None,
     media: MediaOpt = None,
+    vip: VipOpt = None,
+    ca_days: CaDaysOpt = None,
+    cert_days: CertDaysOpt = None,
+    external_ca: ExternalCaOpt = False,
+    encrypt_ca: EncryptCaOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Create the cluster: cluster.yaml and its CAs in ssl/ (once; never re-made).
 
-    --format and --media set the cluster's defaults; a node may override them.
+    --format and --media set the cluster's defaults; a node may override them. --endpoint
+    (a DNS name or load balancer) or --vip (kube-vip on the controllers) is what several
+    controllers share. --external-ca keeps every CA key off the nodes; --encrypt-ca encrypts
+    the CA keys in ssl/ (passphrase from ISOBUILD_CA_PASSPHRASE, else asked twice).
 
     \b
     Example:
       isobuild init --name lab --endpoint api.lab.example --ssh-key ~/.ssh/id_ed25519.pub
       isobuild init --format ignition            # Flatcar nodes by default
+      isobuild init --vip 10.10.10.10 --external-ca --encrypt-ca --cert-days 90
     """
     from isobuilder import cluster as ops
 
     options = _cluster_options(
-        name, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, _read_ssh_keys(ssh_key), format, media
-    )
-    created = ops.init(_context(), options)
+        name, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, _read_ssh_keys(ssh_key), format, media,
+        vip, ca_days, cert_days, external_ca,
+    )  # fmt: skip
+    created = ops.init(_context(), options, encrypt_ca=encrypt_ca)
     if as_json:
         emit_json({"name": created.name, "cluster_id": created.cluster_id, "inventory": str(settings.inventory)})
     say(f"Created cluster {created.name} in {settings.inventory} (Kubernetes {created.kubernetes_version}, "
@@ -197,14 +254,22 @@ def node(
     domain: DomainOpt = None,
     k8s_version: VersionOpt = None,
     key_type: KeyTypeOpt = None,
+    vip: VipOpt = None,
+    ca_days: CaDaysOpt = None,
+    cert_days: CertDaysOpt = None,
+    external_ca: ExternalCaOpt = False,
+    encrypt_ca: EncryptCaOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
-    """Add or update a node and build its folder: certs, user_data, config.iso, install.sh.
+    """Add or update a node and build its folder: certs, user_data, config.iso, install.sh, renew.sh.
 
     No --master makes a controller; --master makes a worker; --role edge an edge router.
     The first node creates the cluster (the cluster options apply then). Options not
     given keep the node's current values. --ssh-key on the first node goes to the cluster.
     A static address (IP/PREFIX or --prefix) needs --mac: the NIC it is set on.
+    Several controllers (HA) share an --endpoint or a --vip, given with the first of them
+    (or set later, when cluster.yaml has none); adding one also rebuilds the others and
+    says which ISOs matter.
 
     \b
     Example:
@@ -213,6 +278,8 @@ def node(
       isobuild node example.com 123.234.234.123 --master 10.10.10.1 --role edge
       isobuild node worker3 10.10.10.4/24 --master 10.10.10.1 --mac 52:54:00:00:00:04 \\
           --gateway 10.10.10.254 --dns 1.1.1.1 --format ignition --media nocloud
+      isobuild node ctrl1 10.10.10.11 --endpoint api.example.test --vip 10.10.10.10
+      isobuild node ctrl2 10.10.10.12 --role controller
     """
     from isobuilder import cluster as ops
 
@@ -220,8 +287,9 @@ def node(
     ctx = _context()
     first = not ctx.inventory.has_cluster()
     options = _cluster_options(
-        name_, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, keys if first else ()
-    )
+        name_, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, keys if first else (),
+        None, None, vip, ca_days, cert_days, external_ca,
+    )  # fmt: skip
     request = ops.NodeRequest(
         name=name,
         ip=ip,
@@ -239,7 +307,7 @@ def node(
         mtu=mtu,
         force=force,
     )
-    result = ops.add_node(ctx, request, options)
+    result = ops.add_node(ctx, request, options, encrypt_ca=encrypt_ca)
     if as_json:
         emit_json(result.as_json())
     if result.cluster_created:
@@ -249,10 +317,13 @@ def node(
     say(f"{n.role} {n.name} ({n.ip}): {status}")
     if result.kept_hand_edit:
         say("  user_data: your hand edit is kept (nothing isobuild generates for it changed)")
-    say(f"  folder:  {result.folder}/  (config.iso, install.sh, ssl/, cloud-config/)")
+    say(f"  folder:  {result.folder}/  (config.iso, install.sh, renew.sh, ssl/, cloud-config/)")
     network = f", static {n.ip}/{n.prefix} on {n.mac}" if n.static else ""
     say(f"  drive:   {result.format} on a {result.media.label} drive{network}")
-    say(f"  certs:   valid until {result.cert_expiry:%Y-%m-%d}")
+    days = round((result.cert_expiry - ctx.now).total_seconds() / 86400)
+    say(f"  certs:   valid until {result.cert_expiry:%Y-%m-%d} ({days} days; isobuild certs check tells them all)")
+    for other in result.others:
+        say(f"  rebuilt: {other.folder}: {other.advice()}")
     for warning in result.warnings:
         say(f"  warning: {warning}")
     if result.format is Format.IGNITION:
@@ -289,14 +360,28 @@ def kubeconfig_cmd(
         bool, typer.Option("--merge", help="Merge into ~/.kube/config (or $KUBECONFIG's first file).")
     ] = False,
     use: Annotated[bool, typer.Option("--use", help="With --merge: make it the current context.")] = False,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Issue a kubeconfig for this user instead of the admin.")
+    ] = None,
+    group: Annotated[
+        list[str] | None, typer.Option("--group", help="With --user: a group the user is in; repeatable.")
+    ] = None,
+    days: Annotated[int | None, typer.Option("--days", help="With --user: lifetime in days [cert_days].")] = None,
 ) -> None:
-    """Write the admin kubeconfig (inventory/kubeconfig, certs embedded, 0600).
+    """Write the admin kubeconfig (inventory/kubeconfig, certs embedded, 0600), or with --user a
+    least-privilege one (inventory/users/NAME.kubeconfig).
+
+    The admin kubeconfig is break-glass (group kubeadm:cluster-admins). A --user kubeconfig
+    carries only its user and --group names: it can do nothing until RBAC binds a role to them.
+    Context names are USER@CLUSTER, so --merge never collides with other clusters.
 
     \b
     Example:
       isobuild kubeconfig
       kubectl --kubeconfig inventory/kubeconfig get nodes
       isobuild kubeconfig --merge --use
+      isobuild kubeconfig --user alice --group developers --days 30
+      kubectl create clusterrolebinding developers-view --clusterrole=view --group=developers
     """
     from isobuilder import cluster as ops
 
@@ -304,11 +389,119 @@ def kubeconfig_cmd(
         raise IsobuildError("--use goes with --merge", hint="isobuild kubeconfig --merge --use")
     if merge and output:
         raise IsobuildError("--merge and --output exclude each other", hint="pick one target file")
+    if (group or days is not None) and user is None:
+        raise IsobuildError("--group and --days go with --user", hint="isobuild kubeconfig --user alice --group dev")
+    request = ops.UserRequest(user, tuple(group or ()), days) if user is not None else None
     merge_into = _default_kubeconfig() if merge else None
-    result = ops.admin_kubeconfig(_context(), server=server, output=output, merge_into=merge_into, use=use)
-    say(f"Wrote {result.path} (context {result.context}, server {result.server})")
+    result = ops.admin_kubeconfig(
+        _context(), server=server, output=output, merge_into=merge_into, use=use, user=request
+    )
+    say(f"Wrote {result.path} (context {result.context}, server {result.server}, "
+        f"valid until {result.expiry:%Y-%m-%d})")  # fmt: skip
     if result.backup:
         say(f"  previous file saved as {result.backup}")
+    if request is not None:
+        subject = f"--group={request.groups[0]}" if request.groups else f"--user={request.name}"
+        say(f"  rbac:    it may do nothing yet; e.g. kubectl create rolebinding {request.name}-view "
+            f"--clusterrole=view {subject} -n NAMESPACE")  # fmt: skip
+
+
+certs_app = typer.Typer(help="Certificates over time: expiry of every certificate, and renewal.", no_args_is_help=True)
+app.add_typer(certs_app, name="certs")
+
+
+@certs_app.command("check")
+def certs_check(
+    warn_days: Annotated[
+        int, typer.Option("--warn-days", min=0, help="Exit 1 when a certificate expires within this many days.")
+    ] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,
+) -> None:
+    """Every certificate in the inventory (workstation and node folders), soonest expiry first;
+    exit 1 when any expires within --warn-days. Made for cron and CI.
+
+    \b
+    Example:
+      isobuild certs check
+      isobuild certs check --warn-days 60 --json | jq -r '.certificates[0]'
+      ISOBUILD_NOW=2027-06-01 isobuild certs check    # as it will stand on that day
+    """
+    from isobuilder import certs
+
+    ctx = _context()
+    rows = certs.check(ctx)
+    soon = [r for r in rows if r.days_left(ctx.now) <= warn_days]
+    if as_json:
+        emit_json({
+            "now": ctx.now.isoformat(),
+            "warn_days": warn_days,
+            "certificates": [r.as_json(ctx.now) for r in rows],
+            "expiring": len(soon),
+        })  # fmt: skip
+    else:
+        table = [("EXPIRES", "LEFT", "WHERE", "FILE", "SUBJECT", "ISSUER")]
+        for r in rows:
+            left = r.days_left(ctx.now)
+            flag = " !" if left <= warn_days else ""
+            table.append((f"{r.not_after:%Y-%m-%d}", f"{left:.0f}d{flag}", r.where, r.path, r.subject, r.issuer))
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        for row in table:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if soon:
+        say(f"certs: {len(soon)} of {len(rows)} certificate(s) expire within {warn_days} days "
+            f"(first: {soon[0].path} on {soon[0].not_after:%Y-%m-%d})")  # fmt: skip
+        if any(r.is_ca for r in soon):
+            say("  a CA expires: renewing leaves cannot help; plan a CA rotation")
+        else:
+            say("  next:    isobuild certs renew --all (or the nodes named), then run each node's renew.sh")
+        raise typer.Exit(1)
+    say(f"certs: {len(rows)} certificate(s), none expires within {warn_days} days")
+
+
+@certs_app.command("renew")
+def certs_renew(
+    names: Annotated[list[str] | None, typer.Argument(help="Nodes to renew.")] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every node, the admin kubeconfig and the user kubeconfigs.")
+    ] = False,
+    rotate_keys: Annotated[bool, typer.Option("--rotate-keys", help="New private keys too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Re-issue leaf certificates from cluster.yaml as it is now (SANs, IPs, endpoint, cert_days),
+    keeping each private key unless --rotate-keys; rebuild the ISOs, install files and renew.sh.
+    The CAs are never touched.
+
+    A running node picks the new certificates up with its renew.sh (scp it there, run it as root;
+    one controller at a time). A re-attached ISO matters only for a re-install.
+
+    \b
+    Example:
+      isobuild certs renew --all
+      isobuild certs renew worker1 --rotate-keys
+      scp inventory/node-worker1/renew.sh 10.10.10.2: && ssh 10.10.10.2 sudo ./renew.sh
+    """
+    from isobuilder import certs, fleet
+
+    result = certs.renew(_context(), names or [], every=every, rotate=rotate_keys)
+    built = result.build
+    if as_json:
+        emit_json({
+            "nodes": built.as_json() if built else None,
+            "kubeconfigs": [{"path": str(k.path), "expiry": k.expiry.isoformat()} for k in result.kubeconfigs],
+        })  # fmt: skip
+    if built is not None:
+        for outcome in built.outcomes:
+            if outcome.status == fleet.FAILED:
+                say(f"  failed {outcome.name}: {outcome.error}")
+            else:
+                say(f"  renewed {outcome.name}: next, on the node: run its renew.sh")
+    for k in result.kubeconfigs:
+        say(f"  renewed {k.path} (valid until {k.expiry:%Y-%m-%d})")
+    keys = "new keys" if rotate_keys else "same keys"
+    say(f"certs renew: {built.count(fleet.BUILT) if built else 0} node(s), {len(result.kubeconfigs)} kubeconfig(s), "
+        f"{keys}; the CAs are unchanged")  # fmt: skip
+    if built is not None and built.count(fleet.FAILED):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -14,13 +14,14 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from isobuilder import __version__, clusterfile, configdrive, kubeconfig, model, network, pki, pxe, render
 from isobuilder.errors import IsobuildError
 from isobuilder.identities import (
+    RESERVED_GROUPS,
     Kubeconfig,
     Signer,
     admin_spec,
@@ -28,6 +29,7 @@ from isobuilder.identities import (
     ca_files_for,
     node_identities,
     node_kubeconfigs,
+    user_spec,
 )
 from isobuilder.inventory import STATE_DIR as STATE_DIR_NAME
 from isobuilder.inventory import File, Inventory, read_tree, replace_tree_outside, write_outside
@@ -41,26 +43,74 @@ GENERATED_DRIVE_FILES = frozenset(
 )
 ISO = "config.iso"
 STATE = ".isobuild.json"  # what isobuild generated last; tells a hand edit from our own output
-EMBEDDED_IN_KUBECONFIG = {"admin", "controller-manager", "scheduler"}
+EMBEDDED_IN_KUBECONFIG = {"admin", "super-admin", "controller-manager", "scheduler"}
+RENEW = "renew.sh"  # installs renewed certificates on a running node
+
+
+Prompt = Callable[[bool], str]  # asks for the CA passphrase (True: twice, to create one)
+PASSPHRASE_ENV = "ISOBUILD_CA_PASSPHRASE"
+CLOCK_ENV = "ISOBUILD_NOW"
+
+
+def _no_prompt(confirm: bool) -> str:
+    raise IsobuildError(
+        "the CA keys are encrypted and no passphrase was given",
+        hint=f"set {PASSPHRASE_ENV}, or run the command in a terminal to be asked",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class Context:
-    """Per-run state: where, and when (the clock is injected, never read deep inside)."""
+    """Per-run state: where, when (the clock is injected, never read deep inside), and how to
+    get the CA passphrase."""
 
     inventory: Inventory
     now: dt.datetime
     iso_epoch: float
+    prompt: Prompt = _no_prompt
 
     @classmethod
-    def create(cls, root: Path, now: dt.datetime | None = None, environ: Mapping[str, str] = os.environ) -> Context:
-        now = now or dt.datetime.now(dt.UTC)
+    def create(
+        cls,
+        root: Path,
+        now: dt.datetime | None = None,
+        environ: Mapping[str, str] = os.environ,
+        prompt: Prompt | None = None,
+    ) -> Context:
+        now = now or _clock(environ.get(CLOCK_ENV, ""))
         sde = environ.get("SOURCE_DATE_EPOCH", "")
         if sde and not (sde.isascii() and sde.isdigit() and int(sde) < 253402300800):  # before year 10000
             raise IsobuildError(
                 f"SOURCE_DATE_EPOCH={sde!r} is not a number of seconds", hint="unset it or set it to e.g. $(date +%s)"
             )
-        return cls(Inventory(root), now, float(sde) if sde else now.timestamp())
+        given = environ.get(PASSPHRASE_ENV)
+        if given is not None:
+            prompt = functools.partial(_given_passphrase, given)
+        return cls(Inventory(root), now, float(sde) if sde else now.timestamp(), prompt or _no_prompt)
+
+    def passphrase(self, *, confirm: bool = False) -> bytes:
+        text = self.prompt(confirm)
+        if not text:
+            raise IsobuildError("the CA passphrase is empty", hint=f"set {PASSPHRASE_ENV} to a non-empty passphrase")
+        return text.encode()
+
+
+def _given_passphrase(value: str, confirm: bool) -> str:
+    return value
+
+
+def _clock(text: str) -> dt.datetime:
+    """Now, or the time ``ISOBUILD_NOW`` names (ISO 8601): the injected clock of tests, and a
+    way to ask `isobuild certs check` what will have expired by then."""
+    if not text:
+        return dt.datetime.now(dt.UTC)
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise IsobuildError(
+            f"{CLOCK_ENV}={text!r} is not a date", hint="use ISO 8601, e.g. 2027-06-01T00:00:00Z"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 # -- cluster creation ------------------------------------------------------------------------
@@ -78,6 +128,14 @@ class ClusterOptions:
     ssh_keys: tuple[str, ...] = ()
     format: Format | None = None
     media: Media | None = None
+    vip: str | None = None
+    ca_days: int | None = None
+    cert_days: int | None = None
+    external_ca: bool | None = None
+
+    # Settings a later `node` may still give when cluster.yaml has none (a second controller
+    # needs an endpoint); changing one that is set is an edit of cluster.yaml and a `build`.
+    SETTABLE_LATER = ("endpoint", "vip")
 
     def checked(self) -> ClusterOptions:
         return ClusterOptions(
@@ -91,12 +149,31 @@ class ClusterOptions:
             ssh_keys=model.unique(model.check_ssh_key(k) for k in self.ssh_keys),
             format=self.format,
             media=self.media,
+            vip=model.check_ip(self.vip, "VIP") if self.vip else None,
+            ca_days=_days(self.ca_days, "--ca-days") if self.ca_days is not None else None,
+            cert_days=_days(self.cert_days, "--cert-days") if self.cert_days is not None else None,
+            external_ca=self.external_ca,
         )
 
     def conflicts(self, cluster: Cluster) -> list[str]:
         """Settings given here that differ from an existing cluster's."""
         given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "ssh_keys"}
-        return sorted(k for k, v in given.items() if v is not None and v != getattr(cluster, k))
+        return sorted(
+            k
+            for k, v in given.items()
+            if v is not None and v != getattr(cluster, k) and not (k in self.SETTABLE_LATER and not getattr(cluster, k))
+        )
+
+    def apply_later(self, cluster: Cluster) -> Cluster:
+        """``cluster`` with the settable-later settings given here (``conflicts`` refused the rest)."""
+        given = {k: getattr(self, k) for k in self.SETTABLE_LATER if getattr(self, k) is not None}
+        return dataclasses.replace(cluster, **given) if given else cluster
+
+
+def _days(value: int, flag: str) -> int:
+    if not 0 < value <= 36500:
+        raise model.bad_value(flag, value, "give a number of days from 1 to 36500")
+    return value
 
 
 def _version(value: str) -> str:
@@ -106,46 +183,93 @@ def _version(value: str) -> str:
 
 def new_cluster(options: ClusterOptions) -> Cluster:
     cluster_id = str(uuid.uuid4())
-    values = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if getattr(options, f.name)}
+    values = {
+        f.name: getattr(options, f.name) for f in dataclasses.fields(options) if getattr(options, f.name) is not None
+    }
     values.setdefault("name", f"k8s-{cluster_id[:8]}")  # unique by default, so kubeconfigs merge cleanly
     values["ssh_keys"] = tuple(options.ssh_keys)
     return model.check_cluster(Cluster(cluster_id=cluster_id, **values))
 
 
-def create_pki(cluster: Cluster, now: dt.datetime) -> dict[str, File]:
-    """The workstation's ``ssl/``: the three kubeadm CAs and the service-account key pair."""
+def create_pki(cluster: Cluster, now: dt.datetime, passphrase: bytes | None = None) -> dict[str, File]:
+    """The workstation's ``ssl/``: the three kubeadm CAs and the service-account key pair, their
+    private keys encrypted with ``passphrase`` when one is given."""
+
+    def key_file(key: pki.PrivateKey) -> File:
+        return File(pki.encrypt_key_pem(key, passphrase) if passphrase else pki.key_to_pem(key), 0o600)
+
     tree: dict[str, File] = {}
     for signer in Signer:
-        ca = pki.issue_ca(signer.common_name, pki.generate_key(cluster.key_type), now, cluster.ca_days)
+        key = pki.generate_key(cluster.key_type)
+        ca = pki.issue_ca(signer.common_name, key, now, cluster.ca_days)
         tree[f"{signer.value}.crt"] = File(ca.cert_pem, 0o644)
-        tree[f"{signer.value}.key"] = File(ca.key_pem, 0o600)
+        tree[f"{signer.value}.key"] = key_file(key)
     sa = pki.generate_key(cluster.key_type)
-    tree["sa.key"] = File(pki.key_to_pem(sa), 0o600)
+    tree["sa.key"] = key_file(sa)
     tree["sa.pub"] = File(pki.public_key_to_pem(sa), 0o644)
     return tree
 
 
 CA_FILES = (*(f"{s.value}.{ext}" for s in Signer for ext in ("crt", "key")), "sa.key", "sa.pub")
+SECRET_CA_FILES = tuple(n for n in CA_FILES if n.endswith(".key"))  # what a passphrase protects
+PUBLIC_CA_FILES = tuple(n for n in CA_FILES if not n.endswith(".key"))
 
 
 @dataclasses.dataclass(frozen=True)
 class Pki:
-    files: Mapping[str, bytes]
+    """The workstation's CA material. Private keys are read (and decrypted: the passphrase is
+    asked for once) only when something is signed or a controller's folder is made."""
+
+    files: Mapping[str, bytes]  # as on disk: CA keys may be encrypted
+    where: Path = Path("ssl")
+    ask: Callable[[], bytes] = dataclasses.field(default=lambda: b"", compare=False)
 
     @functools.cached_property
     def digest(self) -> str:
-        """Of the CA material nodes are made from (not e.g. the admin cert beside it)."""
-        return _sha256(b"".join(n.encode() + b"\0" + self.files[n] for n in CA_FILES))
+        """Of the public CA material nodes are made from (not e.g. the admin cert beside it): no
+        passphrase needed to tell whether a node is up to date."""
+        return _sha256(b"".join(n.encode() + b"\0" + self.files[n] for n in PUBLIC_CA_FILES))
+
+    @property
+    def encrypted(self) -> bool:
+        return any(pki.is_encrypted(self.files[n]) for n in SECRET_CA_FILES)
 
     def ca(self, signer: Signer) -> pki.KeyPair:
         return self._cas[signer]
 
+    def plain(self, name: str) -> bytes:
+        """A file of ssl/ as a node receives it: keys decrypted (kubeadm reads no encrypted key)."""
+        return self._plain_keys.get(name) or self.files[name]
+
+    def unlock(self) -> Pki:
+        """Decrypt and check every CA key now (before forking workers, or before writing anything)."""
+        self._cas  # noqa: B018
+        return self
+
+    @functools.cached_property
+    def _plain_keys(self) -> dict[str, bytes]:
+        if not self.encrypted:
+            return {}
+        passphrase = self.ask()
+        return {
+            n: pki.key_to_pem(pki.load_key(self.files[n], str(self.where / n), passphrase)) for n in SECRET_CA_FILES
+        }
+
     @functools.cached_property
     def _cas(self) -> dict[Signer, pki.KeyPair]:  # one KeyPair each: its key is loaded once
-        return {s: pki.KeyPair(self.files[f"{s.value}.key"], self.files[f"{s.value}.crt"], s.value) for s in Signer}
+        cas = {}
+        for s in Signer:  # fail early and clearly on a corrupt CA, not deep inside a signature
+            ca = pki.KeyPair(self.plain(f"{s.value}.key"), self.files[f"{s.value}.crt"], str(self.where / s.value))
+            if not pki.key_matches(ca.cert, ca.key):
+                raise IsobuildError(
+                    f"{self.where / s.value}.key does not belong to {s.value}.crt",
+                    hint="restore ssl/ from your backup; isobuild never re-creates a CA by itself",
+                )
+            cas[s] = ca
+        return cas
 
     @classmethod
-    def load(cls, inventory: Inventory) -> Pki:
+    def load(cls, inventory: Inventory, ctx: Context | None = None) -> Pki:
         files = read_tree(inventory.ssl)
         missing = [n for n in CA_FILES if n not in files]
         if missing:
@@ -153,16 +277,11 @@ class Pki:
                 f"the cluster PKI is incomplete: {inventory.ssl / missing[0]} is missing",
                 hint="restore ssl/ from your backup; isobuild never re-creates a CA by itself",
             )
-        authority = cls(files)
-        for signer in Signer:  # fail early and clearly on a corrupt CA, not deep inside a signature
-            ca = dataclasses.replace(authority.ca(signer), name=str(inventory.ssl / signer.value))
-            if not pki.key_matches(ca.cert, ca.key):
-                raise IsobuildError(
-                    f"{inventory.ssl / signer.value}.key does not belong to {signer.value}.crt",
-                    hint="restore ssl/ from your backup; isobuild never re-creates a CA by itself",
-                )
-            authority._cas[signer] = ca  # loaded: forked build workers inherit the parsed keys
-        return authority
+        return cls(files, inventory.ssl, ctx.passphrase if ctx is not None else _no_passphrase)
+
+
+def _no_passphrase() -> bytes:
+    return _no_prompt(False).encode()
 
 
 def cluster_text(inventory: Inventory) -> bytes:
@@ -187,7 +306,7 @@ def _refuse_orphan_pki(inventory: Inventory) -> None:
         )
 
 
-def init(ctx: Context, options: ClusterOptions) -> Cluster:
+def init(ctx: Context, options: ClusterOptions, *, encrypt_ca: bool = False) -> Cluster:
     options = options.checked()
     with ctx.inventory.locked():
         if ctx.inventory.has_cluster():
@@ -197,8 +316,9 @@ def init(ctx: Context, options: ClusterOptions) -> Cluster:
             )
         _refuse_orphan_pki(ctx.inventory)
         cluster = new_cluster(options)
+        passphrase = ctx.passphrase(confirm=True) if encrypt_ca else None
         with ctx.inventory.transaction() as tx:
-            tx.put_tree("ssl", create_pki(cluster, ctx.now))
+            tx.put_tree("ssl", create_pki(cluster, ctx.now, passphrase))
             tx.put_file("cluster.yaml", File(clusterfile.dump(cluster)))
             tx.commit()
     return cluster
@@ -257,12 +377,6 @@ def plan_node(cluster: Cluster, request: NodeRequest) -> Node:
             f"node {name!r} is a {current.role}; refusing to turn it into a {role}",
             hint=f"pick another name, or remove {name!r} from cluster.yaml and its folder first",
         )
-    others = [n.name for n in cluster.controllers() if n.name != name]
-    if role.is_control_plane and others:
-        raise IsobuildError(
-            f"node {name!r} would be a second controller; this cluster's controller is {others[0]!r}",
-            hint="add it as a worker with --master; several controllers (HA) are not supported yet",
-        )
     labels = dict(model.parse_label(text) for text in request.labels)
     mac = model.check_mac(request.mac) if request.mac else None
     gateway = model.check_ip(request.gateway, "gateway") if request.gateway else None
@@ -304,6 +418,7 @@ class NodeResult:
     format: Format
     media: Media
     warnings: tuple[str, ...] = ()
+    others: tuple[Affected, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -319,10 +434,27 @@ class NodeResult:
             "media": self.media.value,
             "static_network": self.node.static,
             "warnings": list(self.warnings),
+            "rebuilt_others": [
+                {"name": a.name, "folder": a.folder, "certs_changed": a.certs_changed} for a in self.others
+            ],
         }
 
 
-def add_node(ctx: Context, request: NodeRequest, options: ClusterOptions) -> NodeResult:
+@dataclasses.dataclass(frozen=True)
+class Affected:
+    """Another node whose folder a change rebuilt (e.g. the controllers, when one is added)."""
+
+    name: str
+    folder: str
+    certs_changed: bool  # certificates or kubeconfigs re-issued: a running node needs them too
+
+    def advice(self) -> str:
+        if self.certs_changed:
+            return "certificates re-issued: run its renew.sh on the node (or re-attach its config.iso and re-install)"
+        return "first-boot config only (e.g. etcd's member list): re-attach its config.iso if it has not booted yet"
+
+
+def add_node(ctx: Context, request: NodeRequest, options: ClusterOptions, *, encrypt_ca: bool = False) -> NodeResult:
     options = options.checked()
     inv = ctx.inventory
     with inv.locked():
@@ -330,36 +462,88 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterOptions) -> Nod
         if created:
             _refuse_orphan_pki(inv)
             cluster = new_cluster(options)
-            ssl_tree = create_pki(cluster, ctx.now)
-            authority = Pki({k: f.content for k, f in ssl_tree.items()})
+            passphrase = ctx.passphrase(confirm=True) if encrypt_ca else None
+            ssl_tree = create_pki(cluster, ctx.now, passphrase)
+            authority = Pki({k: f.content for k, f in ssl_tree.items()}, inv.ssl, lambda: passphrase or b"")
+            before = cluster
         else:
-            cluster = load_cluster(inv)
-            conflicts = options.conflicts(cluster)
+            before = load_cluster(inv)
+            conflicts = options.conflicts(before)
             if conflicts:
                 raise IsobuildError(
                     f"the cluster exists; --{conflicts[0].replace('_', '-')} differs from cluster.yaml",
-                    hint=f"cluster settings live in {inv.cluster_file}: edit it there",
+                    hint=f"cluster settings live in {inv.cluster_file}: edit it there, then run isobuild build",
                 )
-            authority = Pki.load(inv)
+            if encrypt_ca:
+                raise IsobuildError(
+                    "--encrypt-ca goes with a new cluster", hint="the CA of this cluster exists already"
+                )
+            cluster = options.apply_later(before)
+            authority = Pki.load(inv, ctx)
         node = plan_node(cluster, request)
         updated = model.check_cluster(cluster.with_node(node))
         folder = inv.node_dir(node.folder)
         existing = read_tree(folder)
         tree, kept = node_tree(ctx, updated, node, authority, existing, force=request.force)
         changed = _changes(folder, existing, tree)
+        others, skipped = _affected_others(ctx, before, updated, node, authority)
         with inv.transaction() as tx:
             if created:
                 tx.put_tree("ssl", ssl_tree)
             if changed:
                 tx.put_tree(node.folder, tree)
-            if created or updated != cluster:  # an unchanged cluster keeps the operator's comments
+            for other, other_tree in others:
+                tx.put_tree(other.folder, other_tree)
+            if created or updated != before:  # an unchanged cluster keeps the operator's comments
                 tx.put_file("cluster.yaml", File(clusterfile.dump(updated)))
             tx.commit()
-    expiry = pki.load_cert(tree["ssl/kubelet.crt"].content, "kubelet.crt").not_valid_after_utc
-    warnings = () if model.merged_ssh_keys(updated, node) else (_NO_SSH_KEY,)
-    return NodeResult(
-        node, folder, tuple(changed), created, expiry, kept, updated.format_of(node), updated.media_of(node), warnings
+    expiry = min(
+        pki.load_cert(f.content, rel).not_valid_after_utc
+        for rel, f in tree.items()
+        if rel.startswith("ssl/") and rel.endswith(".crt") and rel.removeprefix("ssl/") not in CA_FILES
     )
+    warnings = (*(() if model.merged_ssh_keys(updated, node) else (_NO_SSH_KEY,)), *model.cluster_warnings(updated))
+    return NodeResult(
+        node,
+        folder,
+        tuple(changed),
+        created,
+        expiry,
+        kept,
+        updated.format_of(node),
+        updated.media_of(node),
+        (*warnings, *skipped),
+        tuple(a for a, _ in others),
+    )
+
+
+def _affected_others(
+    ctx: Context, before: Cluster, after: Cluster, changed: Node, authority: Pki
+) -> tuple[list[tuple[Affected, dict[str, File]]], list[str]]:
+    """Other built nodes that were up to date and whose inputs this change alters (adding a
+    controller changes the others' etcd member list; a new endpoint, their certificates), rebuilt.
+    A stale node stays stale: `isobuild build` is the command that catches up on everything."""
+    rebuilt, skipped = [], []
+    for other in after.nodes:
+        folder = ctx.inventory.node_dir(other.folder)
+        if other.name == changed.name or not (folder / STATE).is_file():
+            continue
+        previous = before.node(other.name)
+        if previous is None or not is_current(folder, inputs_digest(before, previous, authority)):
+            continue
+        if is_current(folder, inputs_digest(after, other, authority)):
+            continue
+        existing = read_tree(folder)
+        try:
+            tree, _ = node_tree(ctx, after, other, authority, existing, force=False)
+        except IsobuildError as exc:
+            skipped.append(f"{other.folder} not rebuilt: {exc.message}")
+            continue
+        certs = any(
+            existing.get(rel) != f.content for rel, f in tree.items() if rel.startswith("ssl/") and rel.endswith(".crt")
+        )
+        rebuilt.append((Affected(other.name, other.folder, certs), tree))
+    return rebuilt, skipped
 
 
 _NO_SSH_KEY = "no SSH key: nobody can log in to this node (add --ssh-key FILE, or ssh_keys in cluster.yaml)"
@@ -384,21 +568,31 @@ def _sha256(data: bytes) -> str:
 
 
 def node_tree(
-    ctx: Context, cluster: Cluster, node: Node, authority: Pki, existing: Mapping[str, bytes], *, force: bool
+    ctx: Context,
+    cluster: Cluster,
+    node: Node,
+    authority: Pki,
+    existing: Mapping[str, bytes],
+    *,
+    force: bool,
+    renewal: pki.Renewal | None = None,
 ) -> tuple[dict[str, File], bool]:
-    """The node folder's files. Returns the tree and whether a hand-edited user_data was kept."""
+    """The node folder's files. Returns the tree and whether a hand-edited user_data was kept.
+    ``renewal``: re-issue every leaf certificate (``certs renew``)."""
     tree: dict[str, File] = {}
     host: list[render.HostFile] = []
-    for name in ca_files_for(node):
+    for name in ca_files_for(cluster, node):
         mode = 0o600 if name.endswith(".key") else 0o644
-        tree[f"ssl/{name}"] = File(authority.files[name], mode)
-        host.append(render.HostFile(f"{render.PKI_DIR}/{name}", authority.files[name], mode))
+        content = authority.plain(name)
+        tree[f"ssl/{name}"] = File(content, mode)
+        host.append(render.HostFile(f"{render.PKI_DIR}/{name}", content, mode))
+    credentials_from = len(host)
 
     pairs: dict[str, pki.KeyPair] = {}
     for ident in node_identities(cluster, node):
         previous = _keypair(existing, f"ssl/{ident.name}")
         pair = pki.ensure_leaf(
-            ident.spec, authority.ca(ident.signer), previous, cluster.key_type, ctx.now, cluster.cert_days
+            ident.spec, authority.ca(ident.signer), previous, cluster.key_type, ctx.now, cluster.cert_days, renewal
         )
         pairs[ident.name] = pair
         tree[f"ssl/{ident.name}.crt"] = File(pair.cert_pem, 0o644)
@@ -411,7 +605,7 @@ def node_tree(
             base = f"{render.PKI_DIR}/{ident.name}"
         host += [render.HostFile(f"{base}.crt", pair.cert_pem), render.HostFile(f"{base}.key", pair.key_pem, 0o600)]
 
-    for kc in node_kubeconfigs(node):
+    for kc in node_kubeconfigs(cluster, node):
         local = kc.uses_local_apiserver or (kc is Kubeconfig.KUBELET and node.role.is_control_plane)
         user = f"system:node:{node.name}" if kc is Kubeconfig.KUBELET else kc.user
         config = kubeconfig.build(
@@ -422,6 +616,7 @@ def node_tree(
             pairs[kc.identity],
         )
         host.append(render.HostFile(f"/etc/kubernetes/{kc.file}", kubeconfig.dump(config), 0o600))
+    tree[RENEW] = File(render.renew_script(cluster, node, host[credentials_from:]), 0o700)
 
     if node.role.is_control_plane:
         host += render.controller_configs(cluster, node, list(apiserver_sans(cluster, node)))
@@ -494,7 +689,11 @@ def inputs_digest(cluster: Cluster, node: Node, authority: Pki) -> str:
         "isobuild": [__version__, render.templates_digest()],
         "settings": clusterfile.settings(cluster),
         "node": clusterfile.node_mapping(node),
-        "controllers": [[n.name, n.ip] for n in cluster.controllers()],
+        # A controller is made from the whole control plane (etcd's member list); another node
+        # only from the address it joins.
+        "controllers": [[n.name, n.ip] for n in cluster.controllers()]
+        if node.role.is_control_plane
+        else list(cluster.endpoint_host_port()),
         "pki": authority.digest,
     }
     return _sha256(json.dumps(inputs, sort_keys=True).encode())
@@ -638,18 +837,28 @@ class KubeconfigResult:
     server: str
     context: str
     backup: Path | None
+    expiry: dt.datetime
 
 
 def admin_kubeconfig(
-    ctx: Context, *, server: str | None, output: Path | None, merge_into: Path | None, use: bool
+    ctx: Context,
+    *,
+    server: str | None,
+    output: Path | None,
+    merge_into: Path | None,
+    use: bool,
+    user: UserRequest | None = None,
+    renewal: pki.Renewal | None = None,
 ) -> KubeconfigResult:
+    """The admin kubeconfig (``user`` None) or an extra user's, written to the inventory (or
+    ``output``) and optionally merged into ``merge_into``."""
     inv = ctx.inventory
     for path in (output, merge_into):
         if path is not None and path.is_dir():
             raise IsobuildError(f"{path} is a folder", hint="give the kubeconfig's file path")
     with inv.locked():
         cluster = load_cluster(inv)
-        authority = Pki.load(inv)
+        authority = Pki.load(inv, ctx)
         url = server or cluster.server_url()
         if not url.startswith("https://"):
             raise IsobuildError(
@@ -658,29 +867,76 @@ def admin_kubeconfig(
         # Read the file to merge into before anything is written: a corrupt one stops us here.
         current = _read_outside(merge_into) if merge_into is not None else b""
         base = kubeconfig.parse(current, str(merge_into)) if merge_into is not None else {}
-        previous = _keypair(authority.files, "admin")
-        pair = pki.ensure_leaf(
-            admin_spec(), authority.ca(Signer.CA), previous, cluster.key_type, ctx.now, cluster.cert_days
-        )
-        config = kubeconfig.build(cluster.name, url, authority.files["ca.crt"], Kubeconfig.ADMIN.user, pair)
+        if user is None:
+            stored = "kubeconfig"
+            previous = _keypair(authority.files, "admin")
+            spec, days, name = admin_spec(), cluster.cert_days, Kubeconfig.ADMIN.user
+        else:
+            user = user.checked()
+            stored = user.path
+            previous = kubeconfig.keypair(inv.read(stored), str(inv.root / stored))
+            spec, days, name = user.spec, user.days or cluster.cert_days, user.name
+        pair = pki.ensure_leaf(spec, authority.ca(Signer.CA), previous, cluster.key_type, ctx.now, days, renewal)
+        config = kubeconfig.build(cluster.name, url, authority.files["ca.crt"], name, pair)
         text = kubeconfig.dump(config)
         with inv.transaction() as tx:
-            if pair is not previous:
+            if user is None and pair is not previous:
                 tx.put_file("ssl/admin.key", File(pair.key_pem, 0o600))
                 tx.put_file("ssl/admin.crt", File(pair.cert_pem, 0o644))
-            if output is None and merge_into is None and inv.read("kubeconfig") != text:
-                tx.put_file("kubeconfig", File(text, 0o600))
+            # The inventory's copy is the record `certs check` reads (and renews from): a user's is
+            # kept there whatever --output says; the admin's only when it is the target.
+            inventory_copy = output is None and merge_into is None and inv.read(stored) != text
+            if inventory_copy or (user is not None and pair is not previous):
+                tx.put_file(stored, File(text, 0o600))
             tx.commit()
     backup = None
-    target = output or merge_into or inv.root / "kubeconfig"
+    target = output or merge_into or inv.root / stored
     if merge_into is not None:
         text = kubeconfig.dump(kubeconfig.merge(base, config, use=use))
         if current and current != text:
             backup = merge_into.with_name(f"{merge_into.name}.bak-{ctx.now:%Y%m%dT%H%M%SZ}")
             write_outside(backup, current, 0o600)
-    if target != inv.root / "kubeconfig" and (not target.exists() or target.read_bytes() != text):
+    if target != inv.root / stored and (not target.exists() or target.read_bytes() != text):
         write_outside(target, text, 0o600)
-    return KubeconfigResult(target, url, config["current-context"], backup)
+    expiry = pair.cert.not_valid_after_utc
+    return KubeconfigResult(target, url, config["current-context"], backup, expiry)
+
+
+USERS_DIR = "users"  # extra kubeconfigs (`kubeconfig --user`), one file each
+
+
+@dataclasses.dataclass(frozen=True)
+class UserRequest:
+    """``kubeconfig --user NAME --group GROUP [--days N]``."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+    days: int | None = None
+
+    @property
+    def path(self) -> str:
+        return f"{USERS_DIR}/{self.name}.kubeconfig"
+
+    @property
+    def spec(self) -> pki.CertSpec:
+        return user_spec(self.name, self.groups)
+
+    def checked(self) -> UserRequest:
+        hint = "the admin kubeconfig is the break-glass identity; bind users to roles with RBAC instead"
+        if not model.is_user_name(self.name):
+            raise model.bad_value("user name", self.name, "use letters, digits, '.', '_', '@' or '-', e.g. alice")
+        if self.name.startswith("system:") or self.name in (Kubeconfig.ADMIN.user, Kubeconfig.SUPER_ADMIN.user):
+            raise IsobuildError(f"user name {self.name!r} is reserved", hint=hint)
+        for group in self.groups:
+            if not model.is_group_name(group):
+                raise model.bad_value("group", group, "use a name such as developers or team:payments")
+            if group in RESERVED_GROUPS or group.startswith("system:"):
+                raise IsobuildError(f"group {group!r} would give more than least privilege", hint=hint)
+        return dataclasses.replace(
+            self,
+            groups=model.unique(self.groups),
+            days=_days(self.days, "--days") if self.days is not None else None,
+        )
 
 
 # -- pxe ---------------------------------------------------------------------------------------

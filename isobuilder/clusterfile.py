@@ -27,13 +27,15 @@ _SETTINGS: dict[str, str] = {
     "name": "Cluster name: kubeconfig cluster/context names and kubeadm's clusterName.",
     "cluster_id": "Stable identity of this cluster; node UUIDs in meta_data.json derive from it.",
     "kubernetes_version": "Pinned kubelet/kubeadm/kubectl version (pkgs.k8s.io).",
-    "endpoint": "API endpoint HOST[:PORT] for every kubeconfig; empty: the first controller's IP.",
+    "endpoint": "API endpoint HOST[:PORT] for every kubeconfig; empty: the VIP, else the first controller's IP.",
+    "vip": "Virtual IP kube-vip keeps on one healthy controller (ARP); empty: none (bring a DNS name or LB).",
     "service_cidr": "Service network (kubeadm default); its first IP is the 'kubernetes' Service.",
     "pod_cidr": "Pod network, handed to flannel.",
     "domain": "Cluster DNS domain.",
     "key_type": "Key algorithm for new keys: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096.",
     "ca_days": "Lifetime of the CAs, in days.",
-    "cert_days": "Lifetime of leaf certificates, in days.",
+    "cert_days": "Lifetime of leaf certificates, in days (isobuild certs renew re-issues them).",
+    "external_ca": "true: CA keys never leave ssl/ (kubeadm external-CA mode; the cluster signs no CSRs).",
     "ssh_keys": "SSH public keys installed on every node.",
     "flannel_version": "Pinned flannel release (CNI).",
     "ingress_nginx_version": "Pinned ingress-nginx controller release for edge routers.",
@@ -43,6 +45,7 @@ _SETTINGS: dict[str, str] = {
     "cni_plugins_version": "Pinned CNI plugins release for ignition nodes (containernetworking/plugins).",
     "flatcar_channel": "Flatcar channel install.sh installs on ignition nodes: stable, beta, alpha or lts.",
     "flatcar_version": "Flatcar release install.sh installs (flatcar-install -V): current or e.g. 4459.2.1.",
+    "kube_vip_version": "Pinned kube-vip release (ghcr.io/kube-vip/kube-vip) when vip is set.",
 }
 _NODE_KEYS = (
     "name", "ip", "role", "master", "labels", "sans", "ssh_keys", "format", "media",
@@ -75,12 +78,14 @@ def settings(cluster: Cluster) -> dict[str, Any]:
         "cluster_id": cluster.cluster_id,
         "kubernetes_version": cluster.kubernetes_version,
         "endpoint": cluster.endpoint or "",
+        "vip": cluster.vip or "",
         "service_cidr": cluster.service_cidr,
         "pod_cidr": cluster.pod_cidr,
         "domain": cluster.domain,
         "key_type": cluster.key_type.value,
         "ca_days": cluster.ca_days,
         "cert_days": cluster.cert_days,
+        "external_ca": cluster.external_ca,
         "ssh_keys": list(cluster.ssh_keys),
         "flannel_version": cluster.flannel_version,
         "ingress_nginx_version": cluster.ingress_nginx_version,
@@ -90,6 +95,7 @@ def settings(cluster: Cluster) -> dict[str, Any]:
         "cni_plugins_version": cluster.cni_plugins_version,
         "flatcar_channel": cluster.flatcar_channel,
         "flatcar_version": cluster.flatcar_version,
+        "kube_vip_version": cluster.kube_vip_version,
     }
 
 
@@ -152,6 +158,7 @@ def parse_collecting(text: bytes) -> tuple[Cluster, list[IsobuildError]]:
             raise IsobuildError(f"cluster.yaml: {required!r} is missing", hint=_FIX)
     get = _Getter(data, "cluster.yaml")
     endpoint = get("endpoint", str, "")
+    vip = get("vip", str, "")
     cluster = Cluster(
         name=get("name", str, None, model.check_name),
         cluster_id=get("cluster_id", str, None, _check_uuid),
@@ -165,6 +172,14 @@ def parse_collecting(text: bytes) -> tuple[Cluster, list[IsobuildError]]:
         key_type=get("key_type", str, KeyType.ECDSA_P256.value, _enum(KeyType, "key_type")),
         ca_days=get("ca_days", int, 3650, _positive),
         cert_days=get("cert_days", int, 365, _positive),
+        external_ca=get("external_ca", bool, False),
+        vip=_wrap(lambda: model.check_ip(vip, "VIP"), "cluster.yaml: vip") if vip else None,
+        kube_vip_version=get(
+            "kube_vip_version",
+            str,
+            model.DEFAULT_KUBE_VIP_VERSION,
+            lambda v: model.check_addon_version(v, "kube_vip_version"),
+        ),
         ssh_keys=tuple(get("ssh_keys", list, [], lambda v: [model.check_ssh_key(k) for k in v])),
         flannel_version=get(
             "flannel_version",
@@ -249,7 +264,7 @@ def _text(value: object) -> str:
     return value
 
 
-_KINDS = {int: "a whole number", str: "a string", list: "a list", dict: "a mapping"}
+_KINDS = {int: "a whole number", str: "a string", list: "a list", dict: "a mapping", bool: "true or false"}
 
 
 class _Getter:

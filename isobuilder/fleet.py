@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 
 from isobuilder import clusterfile, ignition, pki
 from isobuilder.cluster import (
     CLOUD_DIR,
     ISO,
+    RENEW,
     STATE,
     Context,
     Pki,
@@ -105,6 +107,7 @@ class _Job:
     authority: Pki
     force: bool
     scratch: Path
+    renewal: pki.Renewal | None = None
 
 
 _JOB: _Job | None = None
@@ -118,7 +121,9 @@ def _build_one(name: str) -> Outcome:
     folder = job.ctx.inventory.node_dir(node.folder)
     try:
         existing = read_tree(folder)
-        tree, kept = node_tree(job.ctx, job.cluster, node, job.authority, existing, force=job.force)
+        tree, kept = node_tree(
+            job.ctx, job.cluster, node, job.authority, existing, force=job.force, renewal=job.renewal
+        )
         changed = _changes(folder, existing, tree)
         if changed:
             stage_tree(job.scratch / node.folder, folder, tree, sync=False)
@@ -142,9 +147,10 @@ def build(
     jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
     started: Callable[[int], None] | None = None,
+    renewal: pki.Renewal | None = None,
 ) -> BuildResult:
     """Build the named nodes (all when empty). ``started(n)`` is told how many nodes need work,
-    ``progress(1)`` after each."""
+    ``progress(1)`` after each. ``renewal``: re-issue every leaf certificate of those nodes."""
     global _JOB
     t0 = time.perf_counter()
     inv = ctx.inventory
@@ -162,20 +168,22 @@ def build(
                 f"{inv.cluster_file} lists no nodes",
                 hint="add entries under nodes: (name, ip, role: controller|worker|edge), or use isobuild node",
             )
-        authority = Pki.load(inv)
+        authority = Pki.load(inv, ctx)
         selected = [n for n in cluster.nodes if not names or n.name in names]
         todo = [
             n.name
             for n in selected
-            if force or not is_current(inv.node_dir(n.folder), inputs_digest(cluster, n, authority))
+            if force or renewal or not is_current(inv.node_dir(n.folder), inputs_digest(cluster, n, authority))
         ]
+        if todo:
+            authority.unlock()  # once, here: forked workers inherit the decrypted, checked CA keys
         stray = orphans(inv, cluster)
         with inv.transaction(bulk=True) as tx:
             outcomes = {n.name: Outcome(n.name, UNCHANGED) for n in selected}
             if started:
                 started(len(todo))
             if todo:
-                _JOB = _Job(ctx, cluster, authority, force, tx.scratch("nodes"))
+                _JOB = _Job(ctx, cluster, authority, force, tx.scratch("nodes"), renewal)
                 try:
                     for outcome in _run(todo, jobs):
                         outcomes[outcome.name] = outcome
@@ -268,9 +276,15 @@ def verify(ctx: Context) -> list[str]:
         authority = Pki.load(inv)
         findings = list(_verify_workstation(inv))
         cas = {s: pki.load_cert(authority.files[f"{s.value}.crt"], s.value) for s in Signer}
-        ca_keys = [authority.files[n] for n in ("ca.key", "etcd/ca.key", "front-proxy-ca.key", "sa.key")]
+        # Secret keys are told by their public half: no passphrase needed, and encrypted CA keys
+        # on disk are still recognised once decrypted onto a drive.
+        ca_ids = {pki.public_id(c.public_key()): f"the {s.value} key" for s, c in cas.items()}  # type: ignore[arg-type]
+        sa_id = pki.public_id(serialization.load_pem_public_key(authority.files["sa.pub"]))  # type: ignore[arg-type]
         for node in cluster.nodes:
-            findings += _verify_node(ctx, cluster, node, cas, ca_keys)
+            forbidden = dict(ca_ids) if cluster.external_ca or not node.role.is_control_plane else {}
+            if not node.role.is_control_plane:
+                forbidden[sa_id] = "the service-account key"
+            findings += _verify_node(ctx, cluster, node, cas, forbidden)
         return findings
 
 
@@ -291,7 +305,7 @@ def _verify_workstation(inv: Inventory) -> Iterator[str]:
 
 
 def _verify_node(
-    ctx: Context, cluster: Cluster, node: Node, cas: dict[Signer, Any], ca_keys: list[bytes]
+    ctx: Context, cluster: Cluster, node: Node, cas: dict[Signer, Any], forbidden: dict[bytes, str]
 ) -> Iterator[str]:
     root = ctx.inventory.root
     folder = ctx.inventory.node_dir(node.folder)
@@ -334,16 +348,16 @@ def _verify_node(
     elif on_iso != drive:
         differ = sorted(k for k in set(on_iso) | set(drive) if on_iso.get(k) != drive.get(k))
         yield f"{rel}/{ISO}: differs from {CLOUD_DIR}/ ({', '.join(differ)}; run isobuild image {folder})"
-    if not node.role.is_control_plane:
-        contents = [*(on_iso or {}).values(), *_decoded_ignition(on_iso or {})]
-        for ca_key in ca_keys:
-            body = ca_key.strip().splitlines()[1]  # a line of the key's base64: found wherever the PEM is pasted
-            if any(body in blob for blob in contents):
-                yield f"{rel}/{ISO}: carries a CA or service-account private key (a {node.role} must not)"
-                break
-        for path in sorted(folder.rglob("*.key")):
-            if path.read_bytes() in ca_keys:
-                yield f"{path.relative_to(root)}: a CA or service-account private key in a {node.role}'s folder"
+    why = "external-CA mode" if node.role.is_control_plane else f"a {node.role} must not"
+    contents = [*(on_iso or {}).values(), *_decoded_ignition(on_iso or {})]
+    on_drive = {what for blob in contents for key in pki.private_keys_in(blob) if (what := forbidden.get(key))}
+    for what in sorted(on_drive):
+        yield f"{rel}/{ISO}: carries {what} ({why})"
+    for path in sorted(folder.rglob("*.key")):
+        what = next((forbidden[k] for k in pki.private_keys_in(path.read_bytes()) if k in forbidden), None)
+        if what:
+            yield f"{path.relative_to(root)}: {what} in a node folder ({why})"
+    yield from _mode_finding(folder / RENEW, 0o700, root)
 
 
 def _sans(cert: Any) -> list[str]:

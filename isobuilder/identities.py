@@ -14,7 +14,10 @@ from isobuilder.model import Cluster, Node, unique
 from isobuilder.pki import CertSpec
 
 CLUSTER_ADMINS_GROUP = "kubeadm:cluster-admins"  # bound to cluster-admin by kubeadm init (>= 1.29)
+MASTERS_GROUP = "system:masters"  # bypasses RBAC: only kubeadm's break-glass super-admin.conf
 NODES_GROUP = "system:nodes"
+# Groups a user kubeconfig may not claim: the admin kubeconfig is the one break-glass identity.
+RESERVED_GROUPS = frozenset({CLUSTER_ADMINS_GROUP, MASTERS_GROUP, NODES_GROUP})
 
 
 class Signer(enum.StrEnum):
@@ -33,6 +36,7 @@ class Kubeconfig(enum.StrEnum):
     """Kubeconfig files kubeadm places in /etc/kubernetes, and whom they authenticate."""
 
     ADMIN = "admin"
+    SUPER_ADMIN = "super-admin"
     CONTROLLER_MANAGER = "controller-manager"
     SCHEDULER = "scheduler"
     KUBELET = "kubelet"
@@ -45,6 +49,7 @@ class Kubeconfig(enum.StrEnum):
     def user(self) -> str:
         return {
             Kubeconfig.ADMIN: "kubernetes-admin",
+            Kubeconfig.SUPER_ADMIN: "kubernetes-super-admin",
             Kubeconfig.CONTROLLER_MANAGER: "system:kube-controller-manager",
             Kubeconfig.SCHEDULER: "system:kube-scheduler",
             Kubeconfig.KUBELET: "kubelet",  # replaced by system:node:<name>
@@ -79,6 +84,7 @@ def apiserver_sans(cluster: Cluster, node: Node) -> tuple[str, ...]:
             f"kubernetes.default.svc.{cluster.domain}",
             node.name,
             host,
+            *([cluster.vip] if cluster.vip else []),
             cluster.kubernetes_service_ip(),
             node.ip,
             *node.sans,
@@ -122,6 +128,9 @@ def node_identities(cluster: Cluster, node: Node) -> list[Identity]:
         Identity("controller-manager", Signer.CA, CertSpec(Kubeconfig.CONTROLLER_MANAGER.user, client=True)),
         Identity("scheduler", Signer.CA, CertSpec(Kubeconfig.SCHEDULER.user, client=True)),
     ]
+    if cluster.external_ca:
+        # kubeadm init makes super-admin.conf itself, with ca.key; without it, it must be there.
+        ids.append(Identity("super-admin", Signer.CA, super_admin_spec()))
     return ids
 
 
@@ -129,20 +138,34 @@ def admin_spec() -> CertSpec:
     return CertSpec(Kubeconfig.ADMIN.user, (CLUSTER_ADMINS_GROUP,), client=True)
 
 
-def node_kubeconfigs(node: Node) -> list[Kubeconfig]:
+def super_admin_spec() -> CertSpec:
+    return CertSpec(Kubeconfig.SUPER_ADMIN.user, (MASTERS_GROUP,), client=True)
+
+
+def user_spec(user: str, groups: tuple[str, ...]) -> CertSpec:
+    """An extra kubeconfig's identity: the apiserver reads CN as the user, O as its groups."""
+    return CertSpec(user, groups, client=True)
+
+
+def node_kubeconfigs(cluster: Cluster, node: Node) -> list[Kubeconfig]:
     if node.role.is_control_plane:
-        return [Kubeconfig.ADMIN, Kubeconfig.CONTROLLER_MANAGER, Kubeconfig.SCHEDULER, Kubeconfig.KUBELET]
+        extra = [Kubeconfig.SUPER_ADMIN] if cluster.external_ca else []
+        return [Kubeconfig.ADMIN, *extra, Kubeconfig.CONTROLLER_MANAGER, Kubeconfig.SCHEDULER, Kubeconfig.KUBELET]
     return [Kubeconfig.KUBELET]
 
 
-def ca_files_for(node: Node) -> list[str]:
+def ca_files_for(cluster: Cluster, node: Node) -> list[str]:
     """CA material a node receives: certificates everywhere, CA keys only on controllers, whose
-    control plane signs with them (controller-manager's CSR signer, kubeadm join of new nodes)."""
-    if node.role.is_control_plane:
-        return [
-            "ca.crt", "ca.key",
-            "etcd/ca.crt", "etcd/ca.key",
-            "front-proxy-ca.crt", "front-proxy-ca.key",
-            "sa.key", "sa.pub",
-        ]  # fmt: skip
-    return ["ca.crt"]
+    control plane signs with them (controller-manager's CSR signer, kubeadm join of new nodes),
+    and not even there in external-CA mode. The service-account key pair is not a CA: every
+    apiserver signs and checks tokens with it."""
+    if not node.role.is_control_plane:
+        return ["ca.crt"]
+    if cluster.external_ca:
+        return ["ca.crt", "etcd/ca.crt", "front-proxy-ca.crt", "sa.key", "sa.pub"]
+    return [
+        "ca.crt", "ca.key",
+        "etcd/ca.crt", "etcd/ca.key",
+        "front-proxy-ca.crt", "front-proxy-ca.key",
+        "sa.key", "sa.pub",
+    ]  # fmt: skip

@@ -59,6 +59,30 @@ def parse(text: bytes, what: str) -> dict[str, Any]:
     return data
 
 
+def keypair(text: bytes | None, what: str) -> KeyPair | None:
+    """The client key pair a one-user kubeconfig of ours embeds (to renew it with the same key);
+    None when there is none to reuse."""
+    if not text:
+        return None
+    users = parse(text, what).get("users") or []
+    user = users[0].get("user") if users and isinstance(users[0], dict) else None
+    if not isinstance(user, dict):
+        return None
+    try:
+        key = base64.b64decode(user["client-key-data"], validate=True)
+        cert = base64.b64decode(user["client-certificate-data"], validate=True)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return KeyPair(key, cert, what)
+
+
+def server_of(text: bytes, what: str) -> str | None:
+    clusters = parse(text, what).get("clusters") or []
+    cluster = clusters[0].get("cluster") if clusters and isinstance(clusters[0], dict) else None
+    server = cluster.get("server") if isinstance(cluster, dict) else None
+    return server if isinstance(server, str) else None
+
+
 def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 

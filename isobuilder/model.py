@@ -23,6 +23,7 @@ DEFAULT_FLANNEL_VERSION = "v0.28.9"
 DEFAULT_INGRESS_NGINX_VERSION = "v1.15.1"
 DEFAULT_CONTAINERD_VERSION = "2."  # a containerd.io version prefix: the newest 2.x
 DEFAULT_CNI_PLUGINS_VERSION = "v1.8.0"  # containernetworking/plugins, for Ignition (Flatcar) nodes
+DEFAULT_KUBE_VIP_VERSION = "v1.2.2"  # kube-vip: the control plane's virtual IP (--vip), a static pod
 DEFAULT_FLATCAR_CHANNEL = "stable"
 DEFAULT_FLATCAR_VERSION = "current"
 FLATCAR_CHANNELS = ("stable", "beta", "alpha", "lts")
@@ -30,6 +31,7 @@ DEFAULT_SERVICE_CIDR = "10.96.0.0/12"  # kubeadm's default serviceSubnet
 DEFAULT_POD_CIDR = "10.244.0.0/16"  # flannel's default Network
 DEFAULT_DOMAIN = "cluster.local"
 API_PORT = 6443
+ETCD_PEER_PORT = 2380
 
 # RFC 1123 label; node names are DNS subdomains of such labels (Kubernetes' rule for Node names).
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
@@ -175,6 +177,12 @@ class Cluster:
     cni_plugins_version: str = DEFAULT_CNI_PLUGINS_VERSION
     flatcar_channel: str = DEFAULT_FLATCAR_CHANNEL
     flatcar_version: str = DEFAULT_FLATCAR_VERSION
+    # A virtual IP for the API endpoint, held by one controller at a time (kube-vip, ARP).
+    vip: str | None = None
+    kube_vip_version: str = DEFAULT_KUBE_VIP_VERSION
+    # kubeadm's external-CA mode: no CA private key leaves the workstation; controllers get
+    # every certificate and kubeconfig pre-issued (and the cluster signs no CSRs).
+    external_ca: bool = False
     nodes: tuple[Node, ...] = ()
 
     # -- derived values ------------------------------------------------------------------
@@ -191,9 +199,11 @@ class Cluster:
         return next((n for n in self.nodes if n.name == name), None)
 
     def endpoint_host_port(self) -> tuple[str, int]:
-        """The API endpoint every kubeconfig uses: ``endpoint`` or the first controller's IP."""
+        """The API endpoint every kubeconfig uses: ``endpoint``, else the VIP, else the first controller's IP."""
         if self.endpoint:
             return split_host_port(self.endpoint)
+        if self.vip:
+            return self.vip, API_PORT
         controllers = self.controllers()
         if not controllers:
             raise IsobuildError(
@@ -205,6 +215,10 @@ class Cluster:
     def server_url(self, via_ip: str | None = None) -> str:
         host, port = self.endpoint_host_port() if via_ip is None else (via_ip, API_PORT)
         return f"https://{bracket(host)}:{port}"
+
+    def etcd_initial_cluster(self) -> str:
+        """etcd's ``--initial-cluster``: every controller of cluster.yaml, by name and peer URL."""
+        return ",".join(f"{n.name}=https://{bracket(n.ip)}:{ETCD_PEER_PORT}" for n in self.controllers())
 
     def kubernetes_service_ip(self) -> str:
         """First address of the service CIDR: the ``kubernetes`` Service's ClusterIP."""
@@ -274,6 +288,18 @@ def _port(text: str, whole: str) -> int:
 
 def bad_value(what: str, value: object, hint: str) -> IsobuildError:
     return IsobuildError(f"invalid {what} {value!r}", hint=hint)
+
+
+_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
+
+
+def is_user_name(value: str) -> bool:
+    """A Kubernetes user name as a certificate CN carries it (fits X.509's 64 characters)."""
+    return isinstance(value, str) and bool(_USER_NAME.match(value)) and not value.endswith(":")
+
+
+def is_group_name(value: str) -> bool:
+    return is_user_name(value)
 
 
 def check_name(name: str) -> str:
@@ -500,11 +526,25 @@ def cluster_problems(cluster: Cluster) -> Iterator[IsobuildError]:
             hint="a certificate cannot outlive its CA: lower cert_days in cluster.yaml",
         )
     control_plane = cluster.controllers()
-    if len(control_plane) > 1:
+    if len(control_plane) > 1 and not (cluster.endpoint or cluster.vip):
         yield IsobuildError(
-            f"nodes {control_plane[0].name!r} and {control_plane[1].name!r} are both controllers",
-            hint="one controller per cluster (HA is not supported yet): make the others workers",
+            f"{len(control_plane)} controllers ({', '.join(n.name for n in control_plane)}) but no API endpoint",
+            hint="several controllers need one address every node and kubeconfig uses: set endpoint: "
+            "(a DNS name or load balancer) or vip: (kube-vip) in cluster.yaml, or pass --endpoint/--vip",
         )
+    if cluster.vip is not None:
+        endpoint_host = split_host_port(cluster.endpoint)[0] if cluster.endpoint else cluster.vip
+        if is_ip(endpoint_host) and endpoint_host != cluster.vip:
+            yield IsobuildError(
+                f"the endpoint {cluster.endpoint} is an IP other than the VIP {cluster.vip}",
+                hint="kube-vip holds the VIP for the API: use the VIP (or a DNS name pointing to it) as endpoint",
+            )
+        for net, what in ((service, "service"), (pods, "pod")):
+            if netaddr.IPAddress(cluster.vip) in net:
+                yield IsobuildError(
+                    f"the VIP {cluster.vip} is inside the {what} CIDR {net}",
+                    hint="pick an unused address on the controllers' network",
+                )
     names: set[str] = set()
     ips: dict[str, str] = {}
     macs: dict[str, str] = {}
@@ -519,6 +559,11 @@ def cluster_problems(cluster: Cluster) -> Iterator[IsobuildError]:
                 hint="every node needs its own IP; to move a node, run isobuild node with its name and new IP",
             )
         ips.setdefault(node.ip, node.name)
+        if node.ip == cluster.vip:
+            yield IsobuildError(
+                f"IP {node.ip} of node {node.name!r} is the cluster's VIP",
+                hint="the VIP must be an unused address that kube-vip moves between controllers",
+            )
         if node.mac is not None:
             if node.mac in macs:
                 yield IsobuildError(
@@ -545,6 +590,17 @@ def cluster_problems(cluster: Cluster) -> Iterator[IsobuildError]:
         yield IsobuildError(
             "cluster.yaml lists nodes but no controller", hint="add a node with role: controller for the others to join"
         )
+
+
+def cluster_warnings(cluster: Cluster) -> list[str]:
+    """Legal but doubtful: said on stderr, never refused."""
+    count = len(cluster.controllers())
+    if count in (2, 4, 6):
+        return [
+            f"{count} controllers: etcd needs {count // 2 + 1} of them up, so it survives {(count - 1) // 2} "
+            f"failure(s), as {count - 1} would; an odd number (3, 5) is the usual choice"
+        ]
+    return []
 
 
 def _overlaps(a: netaddr.IPNetwork, b: netaddr.IPNetwork) -> bool:

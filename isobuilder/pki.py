@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from functools import cached_property
 
 from cryptography import x509
@@ -51,12 +52,34 @@ def public_key_to_pem(key: PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def load_key(pem: bytes, what: str) -> PrivateKey:
+ENCRYPTED_PEM = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+
+
+def is_encrypted(pem: bytes) -> bool:
+    return pem.lstrip().startswith(ENCRYPTED_PEM)
+
+
+def encrypt_key_pem(key: PrivateKey, passphrase: bytes) -> bytes:
+    """PKCS#8, encrypted (PBKDF2 and AES-256, cryptography's best available): what
+    ``openssl pkey -passin`` reads too."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(passphrase)
+    )
+
+
+def load_key(pem: bytes, what: str, passphrase: bytes | None = None) -> PrivateKey:
     try:
         # Our own keys, from the inventory: skip OpenSSL's RSA consistency check (~25 ms a key);
         # a key that does not match its certificate is refused by the callers (key_matches).
-        key = serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
+        key = serialization.load_pem_private_key(
+            pem, password=passphrase if is_encrypted(pem) else None, unsafe_skip_rsa_key_validation=True
+        )
     except (ValueError, TypeError) as exc:
+        if is_encrypted(pem):
+            raise IsobuildError(
+                f"wrong passphrase for {what}",
+                hint="set ISOBUILD_CA_PASSPHRASE to the CA passphrase (or unset it to be asked); nothing was changed",
+            ) from None
         raise IsobuildError(f"{what} is not a readable private key ({exc})", hint=_CORRUPT_HINT) from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise IsobuildError(f"{what} is not an RSA or ECDSA key", hint=_CORRUPT_HINT)
@@ -249,6 +272,30 @@ def signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     return True
 
 
+_PEM_KEY = re.compile(rb"-----BEGIN ((?:EC |RSA )?)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL)
+
+
+def public_id(key: PrivateKey | PublicKey) -> bytes:
+    """The DER SubjectPublicKeyInfo: equal for a private key and its certificate's public key."""
+    public = key.public_key() if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) else key
+    return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def private_keys_in(blob: bytes) -> list[bytes]:
+    """The public ids of every unencrypted PEM private key pasted anywhere in ``blob``
+    (indented, as in a YAML block, or not)."""
+    found = []
+    for match in _PEM_KEY.finditer(blob):
+        pem = b"\n".join(line.strip() for line in match.group(0).splitlines()) + b"\n"
+        try:
+            key = serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
+        except (ValueError, TypeError):
+            continue
+        if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            found.append(public_id(key))
+    return found
+
+
 def key_matches(cert: x509.Certificate, key: PrivateKey) -> bool:
     return cert.public_key() == key.public_key()
 
@@ -264,12 +311,27 @@ def reusable(existing: KeyPair, spec: CertSpec, ca: KeyPair, now: dt.datetime) -
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Renewal:
+    """``certs renew``: re-issue even a reusable certificate; ``rotate`` with a fresh key."""
+
+    rotate: bool = False
+
+
 def ensure_leaf(
-    spec: CertSpec, ca: KeyPair, existing: KeyPair | None, key_type: KeyType, now: dt.datetime, days: int
+    spec: CertSpec,
+    ca: KeyPair,
+    existing: KeyPair | None,
+    key_type: KeyType,
+    now: dt.datetime,
+    days: int,
+    renewal: Renewal | None = None,
 ) -> KeyPair:
-    """The keypair for ``spec``: the existing one when reusable, else a re-issue that keeps the key
-    (unless the cluster's key type changed), else a fresh key."""
-    if existing is not None and reusable(existing, spec, ca, now):
+    """The keypair for ``spec``: the existing one when reusable (and no renewal asked), else a
+    re-issue that keeps the key (unless the cluster's key type changed or the renewal rotates),
+    else a fresh key."""
+    if existing is not None and renewal is None and reusable(existing, spec, ca, now):
         return existing
-    key = existing.key if existing is not None and key_type_of(existing.key) is key_type else generate_key(key_type)
+    keep = existing is not None and not (renewal and renewal.rotate) and key_type_of(existing.key) is key_type
+    key = existing.key if keep and existing is not None else generate_key(key_type)
     return issue_leaf(spec, key, ca, now, days)

@@ -150,18 +150,30 @@ def kubelet_configuration(cluster: Cluster, node: Node, *, full: bool) -> dict[s
     return config
 
 
+def _node_registration(cluster: Cluster, node: Node, ignore: list[str]) -> dict[str, Any]:
+    registration: dict[str, Any] = {
+        "name": node.name,
+        "criSocket": CRI_SOCKET,
+        "kubeletExtraArgs": _args(kubelet_flags(node)),
+    }
+    if ignore:
+        registration["ignorePreflightErrors"] = ignore
+    return registration
+
+
 def kubeadm_configuration(cluster: Cluster, node: Node, cert_sans: list[str]) -> bytes:
+    """``kubeadm init``'s config. Every controller of cluster.yaml carries it: the ones booted
+    together form etcd from the same static member list (initial-cluster), no token involved."""
     host, port = cluster.endpoint_host_port()
+    # kube-vip's manifest sits in /etc/kubernetes/manifests before kubeadm init runs.
+    ignore = ["DirAvailable--etc-kubernetes-manifests"] if cluster.vip else []
     init = {
         "apiVersion": KUBEADM_API,
         "kind": "InitConfiguration",
         "localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": API_PORT},
-        "nodeRegistration": {
-            "name": node.name,
-            "criSocket": CRI_SOCKET,
-            "kubeletExtraArgs": _args(kubelet_flags(node)),
-        },
+        "nodeRegistration": _node_registration(cluster, node, ignore),
     }
+    etcd_args = {"initial-cluster": cluster.etcd_initial_cluster(), "initial-cluster-state": "new"}
     cluster_config = {
         "apiVersion": KUBEADM_API,
         "kind": "ClusterConfiguration",
@@ -176,8 +188,72 @@ def kubeadm_configuration(cluster: Cluster, node: Node, cert_sans: list[str]) ->
             "dnsDomain": cluster.domain,
         },
         "apiServer": {"certSANs": cert_sans},
+        "etcd": {"local": {"extraArgs": _args(etcd_args)}},
     }
     return dump_yaml(init, cluster_config, kubelet_configuration(cluster, node, full=False))
+
+
+def kubeadm_join_configuration(cluster: Cluster, node: Node) -> bytes:
+    """``kubeadm join --control-plane``'s config, for a controller added to a running control
+    plane. Discovery is admin.conf itself (pre-issued, pointing at the endpoint): no bootstrap
+    token, no certificate key; kubeadm finds every certificate in place and adds the etcd member."""
+    join = {
+        "apiVersion": KUBEADM_API,
+        "kind": "JoinConfiguration",
+        # kubelet.conf is pre-issued (system:node:NAME): the kubelet needs no TLS bootstrap.
+        "nodeRegistration": _node_registration(
+            cluster, node, ["FileAvailable--etc-kubernetes-kubelet.conf", "FileAvailable--etc-kubernetes-pki-ca.crt"]
+        ),
+        "discovery": {"file": {"kubeConfigPath": "/etc/kubernetes/admin.conf"}},
+        "controlPlane": {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": API_PORT}},
+    }
+    return dump_yaml(join)
+
+
+def kube_vip_manifest(cluster: Cluster, kubeconfig: str) -> bytes:
+    """kube-vip as a static pod on every controller (ARP, leader election over a Lease): one
+    controller at a time answers for the VIP. ``kubeconfig``: the host file it authenticates with
+    (super-admin.conf while kubeadm init runs: admin.conf is bound to cluster-admin only at its end)."""
+    assert cluster.vip is not None
+    env = {
+        "vip_arp": "true",
+        "port": str(API_PORT),
+        "vip_subnet": "128" if ":" in cluster.vip else "32",
+        "cp_enable": "true",
+        "cp_namespace": "kube-system",
+        "vip_leaderelection": "true",
+        "vip_leasename": "plndr-cp-lock",
+        "vip_leaseduration": "5",
+        "vip_renewdeadline": "3",
+        "vip_retryperiod": "1",
+        "address": cluster.vip,
+    }
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "kube-vip", "namespace": "kube-system"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "kube-vip",
+                    "image": f"ghcr.io/kube-vip/kube-vip:{cluster.kube_vip_version}",
+                    "imagePullPolicy": "IfNotPresent",
+                    "args": ["manager"],
+                    "env": [
+                        *({"name": k, "value": v} for k, v in env.items()),
+                        {"name": "vip_nodename", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                    ],
+                    "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}},
+                    "volumeMounts": [{"name": "kubeconfig", "mountPath": "/etc/kubernetes/admin.conf"}],
+                }
+            ],
+            # kube-vip talks to the local apiserver as https://kubernetes:6443 (a SAN of it).
+            "hostAliases": [{"ip": "127.0.0.1", "hostnames": ["kubernetes"]}],
+            "hostNetwork": True,
+            "volumes": [{"name": "kubeconfig", "hostPath": {"path": f"/etc/kubernetes/{kubeconfig}", "type": "File"}}],
+        },
+    }
+    return dump_yaml(pod)
 
 
 def _kubeadm_algorithm(cluster: Cluster) -> str:
@@ -333,8 +409,18 @@ def worker_configs(cluster: Cluster, node: Node) -> list[HostFile]:
 
 
 def controller_configs(cluster: Cluster, node: Node, cert_sans: list[str]) -> list[HostFile]:
+    vip = (
+        [
+            HostFile(f"{ADDONS_DIR}/kube-vip.yaml", kube_vip_manifest(cluster, "admin.conf"), 0o600),
+            HostFile(f"{ADDONS_DIR}/kube-vip-init.yaml", kube_vip_manifest(cluster, "super-admin.conf"), 0o600),
+        ]
+        if cluster.vip
+        else []
+    )
     return [
         HostFile(f"{ADDONS_DIR}/kubeadm.yaml", kubeadm_configuration(cluster, node, cert_sans), 0o600),
+        HostFile(f"{ADDONS_DIR}/kubeadm-join.yaml", kubeadm_join_configuration(cluster, node), 0o600),
+        *vip,
         HostFile(f"{ADDONS_DIR}/rbac.yaml", rbac_manifest()),
         HostFile(f"{ADDONS_DIR}/flannel/kustomization.yaml", flannel_kustomization(cluster)),
         HostFile(f"{ADDONS_DIR}/ingress-nginx/kustomization.yaml", ingress_kustomization(cluster)),
@@ -343,7 +429,7 @@ def controller_configs(cluster: Cluster, node: Node, cert_sans: list[str]) -> li
 
 
 # -- the node documents ----------------------------------------------------------------------
-def _script_values(cluster: Cluster, node: Node) -> dict[str, str]:
+def _script_values(cluster: Cluster, node: Node) -> dict[str, Any]:
     """What install.sh and Flatcar's setup.sh both know of their node."""
     return {
         "node_name": node.name,
@@ -351,6 +437,9 @@ def _script_values(cluster: Cluster, node: Node) -> dict[str, str]:
         "role": node.role.value,
         "kubernetes_version": cluster.kubernetes_version.removeprefix("v"),
         "addons_dir": ADDONS_DIR,
+        "endpoint": cluster.server_url(),
+        "vip": cluster.vip or "",
+        "external_ca": cluster.external_ca,
     }
 
 
@@ -378,6 +467,24 @@ def flatcar_install_script(cluster: Cluster, node: Node, config_path: str) -> by
         flatcar_version=cluster.flatcar_version,
         label=cluster.media_of(node).label,
         config_path=config_path,
+    ).encode()
+
+
+def renew_script(cluster: Cluster, node: Node, files: list[HostFile]) -> bytes:
+    """renew.sh: the node's certificates, keys and kubeconfigs, installed in place on a running node."""
+    import base64
+
+    payload = [
+        {"path": f.path, "mode": f.mode, "b64": base64.b64encode(f.content).decode("ascii")}
+        for f in sorted(files, key=lambda f: f.path)
+    ]
+    return render_template(
+        "renew.sh.j2",
+        node_name=node.name,
+        node_ip=node.ip,
+        role=node.role.value,
+        login=f"core@{node.ip}" if cluster.format_of(node) is Format.IGNITION else node.ip,
+        files=payload,
     ).encode()
 
 

@@ -111,7 +111,7 @@ def test_parallel_build_equals_a_serial_one_in_structure(run: Run, declared: Pat
         for p in sorted(root.glob("node-*/**/*")):
             if p.is_file():
                 rel = str(p.relative_to(root))
-                random = p.suffix in (".key", ".crt", ".iso", ".json") or "cloud-config" in rel
+                random = p.suffix in (".key", ".crt", ".iso", ".json") or "cloud-config" in rel or p.name == "renew.sh"
                 out[rel] = (p.stat().st_mode, None if random else p.read_bytes())
         return out
 
@@ -216,14 +216,14 @@ def plant_stale_iso(inv: Path) -> str:
 
 def plant_ca_key_in_worker_folder(inv: Path) -> str:
     shutil.copy(inv / "ssl/ca.key", inv / "node-w1/ssl/ca.key")
-    return "node-w1/ssl/ca.key: a CA or service-account private key in a worker's folder"
+    return "node-w1/ssl/ca.key: the ca key in a node folder (a worker must not)"
 
 
 def plant_ca_key_on_worker_iso(inv: Path) -> str:
     drive = inv / "node-w2/cloud-config"
     (drive / "extra.key").write_bytes((inv / "ssl/etcd/ca.key").read_bytes())
     assert main(["-q", "--inventory", str(inv), "image", str(inv / "node-w2")]) == 0
-    return "node-w2/config.iso: carries a CA or service-account private key (a worker must not)"
+    return "node-w2/config.iso: carries the etcd/ca key (a worker must not)"
 
 
 def plant_unbuilt_node(inv: Path) -> str:

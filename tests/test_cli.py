@@ -45,13 +45,19 @@ def sans(path: Path) -> set[str]:
 # -- help and version ---------------------------------------------------------------------------
 def test_every_command_has_help_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     command = typer.main.get_command(app)
-    names = sorted(command.commands)  # type: ignore[attr-defined]
-    assert {"init", "node", "image", "kubeconfig"} <= set(names)
+    groups = command.commands  # type: ignore[attr-defined]
+    names = [
+        [name, *([sub] if sub else [])]
+        for name in sorted(groups)
+        for sub in (sorted(groups[name].commands) if hasattr(groups[name], "commands") else [""])
+    ]
+    assert {"init", "node", "image", "kubeconfig"} <= {n[0] for n in names}
+    assert ["certs", "check"] in names and ["certs", "renew"] in names
     for name in names:
-        assert main([name, "--help"]) == 0
+        assert main([*name, "--help"]) == 0
         out = capsys.readouterr().out
         assert "Example:" in out, name
-        assert f"isobuild {name}" in out.split("Example:")[1], name
+        assert f"isobuild {' '.join(name)}" in out.split("Example:")[1], name
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -281,7 +287,8 @@ BAD_ON_EXAMPLE = [
     (("node", "c2", "10.10.10.8", "--master", "10.10.10.1", "--role", "controller"), "Error: node 'c2': --master goes with workers"),
     (("node", "controller", "10.10.10.9", "--role", "worker"), "Error: node 'controller' is a controller; refusing to turn it into a worker"),
     (("node", "worker1", "10.10.10.2", "--role", "controller"), "Error: node 'worker1' is a worker; refusing to turn it into a controller"),
-    (("node", "c2", "10.10.10.8"), "Error: node 'c2' would be a second controller; this cluster's controller is 'controller'"),
+    (("node", "c2", "10.10.10.8"), "Error: 2 controllers (controller, c2) but no API endpoint"),
+    (("node", "c2", "10.10.10.8", "--vip", "10.10.10.2"), "Error: IP 10.10.10.2 of node 'worker1' is the cluster's VIP"),
     (("node", "w9", "10.10.10.9", "--master", "10.10.10.2"), "Error: --master 10.10.10.2 of node 'w9' is not a controller of this cluster"),
 ]  # fmt: skip
 

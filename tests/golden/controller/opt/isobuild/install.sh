@@ -11,6 +11,7 @@ K8S_VERSION=1.37.1   # kubelet, kubeadm, kubectl (pinned)
 K8S_MINOR=v1.37       # pkgs.k8s.io channel
 CONTAINERD_VERSION=2.  # containerd.io version prefix (Docker's repository)
 ADDONS_DIR=/etc/kubernetes/isobuild
+ENDPOINT=https://10.10.10.1:6443  # the API endpoint every kubeconfig uses
 
 LOG=/var/log/isobuild-install.log
 log() { printf '%s isobuild[%s]: %s\n' "$(date -u +%FT%TZ)" "$NODE_NAME" "$*" >&2; }
@@ -108,27 +109,36 @@ configure_containerd() {
 }
 
 init_control_plane() {
-  require_files /etc/kubernetes/pki/ca.key /etc/kubernetes/pki/apiserver.crt /etc/kubernetes/admin.conf \
-    "${ADDONS_DIR}/kubeadm.yaml"
-  local config="${ADDONS_DIR}/kubeadm.yaml"
+  require_files /etc/kubernetes/pki/ca.crt /etc/kubernetes/pki/apiserver.crt /etc/kubernetes/admin.conf \
+    "${ADDONS_DIR}/kubeadm.yaml" "${ADDONS_DIR}/kubeadm-join.yaml"
+  local config="${ADDONS_DIR}/kubeadm.yaml" joined=0
+  export KUBECONFIG=/etc/kubernetes/admin.conf
   if [[ -f /etc/kubernetes/manifests/kube-apiserver.yaml ]]; then
     log "control plane manifests present"
+  elif kubectl get --raw /readyz --request-timeout=10s >/dev/null 2>&1; then
+    # The control plane already runs at the endpoint: this controller was added later. kubeadm
+    # finds every certificate and kubeconfig in place (no token, no certificate key) and adds
+    # this node's etcd member; admin.conf is its discovery file.
+    log "kubeadm join --control-plane (the API at ${ENDPOINT} answers)"
+    kubeadm join --config "${ADDONS_DIR}/kubeadm-join.yaml" || die "kubeadm join failed; see the log above"
+    joined=1
   else
     # kubeadm finds our certificates and kubeconfigs in place and uses them instead of making its own.
+    # Every controller of cluster.yaml is in etcd's initial member list: boot them together; etcd
+    # (and so the API) answers once a majority of them runs.
     log "kubeadm init"
     kubeadm init --config "$config" --skip-token-print || log "kubeadm init failed; finishing its steps below"
   fi
-  export KUBECONFIG=/etc/kubernetes/admin.conf
   local i
   for i in $(seq 1 60); do
     kubectl get --raw /readyz >/dev/null 2>&1 && break
-    log "waiting for the API server (${i}/60)"
+    log "waiting for the API server at ${ENDPOINT} (${i}/60)"
     sleep 5
   done
   kubectl get --raw /readyz >/dev/null || die "the API server did not become ready"
   # kubeadm-config is among the last things init uploads: without it, an earlier init stopped
   # half-way (a timeout, a reboot). Its remaining phases are idempotent; run them again.
-  if ! kubectl -n kube-system get configmap kubeadm-config >/dev/null 2>&1; then
+  if [[ $joined == 0 ]] && ! kubectl -n kube-system get configmap kubeadm-config >/dev/null 2>&1; then
     log "completing kubeadm init"
     kubeadm init phase upload-config all --config "$config"
     kubeadm init phase mark-control-plane --config "$config"

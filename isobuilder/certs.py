@@ -1,0 +1,136 @@
+"""Certificates over time: every certificate of the inventory with its expiry (``certs check``),
+and their renewal (``certs renew``). Nothing here prints."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from isobuilder import fleet, kubeconfig, pki
+from isobuilder.cluster import (
+    CA_FILES,
+    USERS_DIR,
+    Context,
+    KubeconfigResult,
+    UserRequest,
+    admin_kubeconfig,
+    cluster_text,
+)
+from isobuilder.errors import IsobuildError
+from isobuilder.inventory import Inventory
+
+WORKSTATION = "workstation"
+
+
+@dataclasses.dataclass(frozen=True)
+class CertRow:
+    where: str  # "workstation" or the node's folder
+    path: str  # relative to the inventory
+    subject: str
+    issuer: str
+    not_after: dt.datetime
+    is_ca: bool
+
+    def days_left(self, now: dt.datetime) -> float:
+        return (self.not_after - now).total_seconds() / 86400
+
+    def as_json(self, now: dt.datetime) -> dict[str, Any]:
+        return {
+            "where": self.where,
+            "path": self.path,
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "not_after": self.not_after.isoformat(),
+            "days_left": round(self.days_left(now), 1),
+            "ca": self.is_ca,
+        }
+
+
+def _describe(name: x509.Name) -> str:
+    """``CN`` or ``CN (O1, O2)``: how kubeadm's ``certs check-expiration`` and RBAC see it."""
+    cn = [str(a.value) for a in name.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    orgs = [str(a.value) for a in name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    return (cn[0] if cn else name.rfc4514_string()) + (f" ({', '.join(orgs)})" if orgs else "")
+
+
+def _row(where: str, path: str, cert: x509.Certificate) -> CertRow:
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    return CertRow(where, path, _describe(cert.subject), _describe(cert.issuer), cert.not_valid_after_utc, is_ca)
+
+
+def inventory_certs(inv: Inventory) -> list[CertRow]:
+    """Every certificate of the inventory, soonest expiry first: the workstation's CAs and admin,
+    user kubeconfigs, and each node folder's certificates (its copies of the CA certs left out)."""
+    rows: list[CertRow] = []
+
+    def add(where: str, path: Path) -> None:
+        rel = path.relative_to(inv.root).as_posix()
+        rows.append(_row(where, rel, pki.load_cert(path.read_bytes(), rel)))
+
+    for path in sorted(inv.ssl.rglob("*.crt")):
+        add(WORKSTATION, path)
+    for path in sorted((inv.root / USERS_DIR).glob("*.kubeconfig")):
+        rel = path.relative_to(inv.root).as_posix()
+        pair = kubeconfig.keypair(path.read_bytes(), rel)
+        if pair is None:
+            raise IsobuildError(f"{rel} holds no client certificate", hint="re-issue it: isobuild kubeconfig --user")
+        rows.append(_row(WORKSTATION, rel, pair.cert))
+    for folder in sorted(p for p in inv.root.glob("node-*") if p.is_dir()):
+        for path in sorted((folder / "ssl").rglob("*.crt")):
+            if path.relative_to(folder / "ssl").as_posix() not in CA_FILES:
+                add(folder.name, path)
+    return sorted(rows, key=lambda r: (r.not_after, r.path))
+
+
+def check(ctx: Context) -> list[CertRow]:
+    inv = ctx.inventory
+    with inv.locked():
+        cluster_text(inv)  # a clear error when there is no cluster here
+        return inventory_certs(inv)
+
+
+# -- renew -------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class RenewResult:
+    build: fleet.BuildResult | None
+    kubeconfigs: list[KubeconfigResult]
+
+
+def renew(ctx: Context, names: list[str], *, every: bool, rotate: bool) -> RenewResult:
+    """Re-issue the leaf certificates of the named nodes (``every``: all nodes, the admin
+    kubeconfig and the user kubeconfigs) from cluster.yaml as it is now, keeping each key unless
+    ``rotate``. The CAs are read, never written."""
+    if not names and not every:
+        raise IsobuildError("name the nodes to renew, or pass --all", hint="e.g. isobuild certs renew worker1 worker2")
+    if names and every:
+        raise IsobuildError("give node names or --all, not both", hint="isobuild certs renew --all renews everything")
+    renewal = pki.Renewal(rotate=rotate)
+    built = fleet.build(ctx, names, renewal=renewal)
+    configs: list[KubeconfigResult] = []
+    if every:
+        inv = ctx.inventory
+        configs.append(admin_kubeconfig(ctx, server=None, output=None, merge_into=None, use=False, renewal=renewal))
+        for path in sorted((inv.root / USERS_DIR).glob("*.kubeconfig")):
+            configs.append(_renew_user(ctx, path, renewal))
+    return RenewResult(built, configs)
+
+
+def _renew_user(ctx: Context, path: Path, renewal: pki.Renewal) -> KubeconfigResult:
+    """A user kubeconfig, re-issued with its name, groups and lifetime as they were."""
+    rel = path.relative_to(ctx.inventory.root).as_posix()
+    pair = kubeconfig.keypair(path.read_bytes(), rel)
+    if pair is None:
+        raise IsobuildError(f"{rel} holds no client certificate", hint="re-issue it: isobuild kubeconfig --user")
+    spec = pki.spec_of(pair.cert)
+    lifetime = pair.cert.not_valid_after_utc - pair.cert.not_valid_before_utc - pki.BACKDATE
+    request = UserRequest(spec.common_name, spec.organizations, max(1, round(lifetime.total_seconds() / 86400)))
+    server = kubeconfig.server_of(path.read_bytes(), rel)
+    return admin_kubeconfig(ctx, server=server, output=None, merge_into=None, use=False, user=request, renewal=renewal)
