@@ -539,10 +539,8 @@ def _affected_others(
         except IsobuildError as exc:
             skipped.append(f"{other.folder} not rebuilt: {exc.message}")
             continue
-        certs = any(
-            existing.get(rel) != f.content for rel, f in tree.items() if rel.startswith("ssl/") and rel.endswith(".crt")
-        )
-        rebuilt.append((Affected(other.name, other.folder, certs), tree))
+        # renew.sh carries every certificate and kubeconfig the node installs: it changes with them
+        rebuilt.append((Affected(other.name, other.folder, existing.get(RENEW) != tree[RENEW].content), tree))
     return rebuilt, skipped
 
 

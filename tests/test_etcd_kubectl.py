@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import http.server
 import json
 import os
 import shutil
@@ -17,15 +16,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 import yaml
 
 from isobuilder.cli import main
 from tests.conftest import Run, require_tool
-
-VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.1", "platform": "linux/amd64"}
+from tests.fake_apiserver import FakeApiserver
 
 
 def free_port() -> int:
@@ -217,58 +214,6 @@ def test_etcdctl_refuses_etcd_with_wrong_ca(etcd: Etcd, shared_example: Path) ->
 
 
 # -- kubectl against a TLS server holding the apiserver certificate ---------------------------
-class VersionHandler(http.server.BaseHTTPRequestHandler):
-    """Answers GET /version like kube-apiserver; 404 for anything else."""
-
-    def do_GET(self) -> None:
-        server = cast(FakeApiserver, self.server)
-        path = self.path.split("?")[0]  # kubectl adds ?timeout=
-        server.paths.append(path)
-        body: dict[str, Any]
-        if path == "/version":
-            status, body = 200, dict(VERSION)
-        else:
-            status, body = 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class FakeApiserver(http.server.HTTPServer):
-    """HTTPS with the apiserver's certificate, client certificates required and checked against ``client_ca``."""
-
-    def __init__(self, cert: Path, key: Path, client_ca: Path) -> None:
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(cert, key)
-        self.context.load_verify_locations(client_ca)
-        self.context.verify_mode = ssl.CERT_REQUIRED
-        self.paths: list[str] = []
-        self.refused: list[OSError] = []
-        self.clients: list[dict[str, Any]] = []
-        super().__init__(("127.0.0.1", 0), VersionHandler)
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.server_address[1]}"
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = self.socket.accept()
-        sock.settimeout(10)
-        try:
-            tls = self.context.wrap_socket(sock, server_side=True)  # handshake now; closes the socket on failure
-        except OSError as exc:
-            self.refused.append(exc)
-            raise
-        self.clients.append(cast(dict[str, Any], tls.getpeercert() or {}))
-        return tls, address
-
-
 @pytest.fixture
 def apiserver(shared_example: Path) -> Iterator[FakeApiserver]:
     pki = shared_example / "node-controller" / "ssl"
