@@ -523,8 +523,16 @@ def _affected_others(
     """Other built nodes that were up to date and whose inputs this change alters (adding a
     controller changes the others' etcd member list; a new endpoint, their certificates), rebuilt.
     A stale node stays stale: `isobuild build` is the command that catches up on everything."""
-    rebuilt, skipped = [], []
-    for other in after.nodes:
+    rebuilt: list[tuple[Affected, dict[str, File]]] = []
+    skipped: list[str] = []
+    settings_changed = clusterfile.settings(before) != clusterfile.settings(after)
+    if not settings_changed and _joined_at(before) == _joined_at(after):
+        if _members(before) == _members(after):
+            return rebuilt, skipped  # e.g. a worker added or moved: nobody else is made from it
+        candidates = after.controllers()  # the etcd member list changed: the controllers only
+    else:
+        candidates = list(after.nodes)
+    for other in candidates:
         folder = ctx.inventory.node_dir(other.folder)
         if other.name == changed.name or not (folder / STATE).is_file():
             continue
@@ -563,6 +571,15 @@ def _mode(path: Path) -> int | None:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _joined_at(cluster: Cluster) -> tuple[str, int] | None:
+    """The address nodes join, None while there is none (no controller yet)."""
+    return cluster.endpoint_host_port() if cluster.endpoint or cluster.vip or cluster.controllers() else None
+
+
+def _members(cluster: Cluster) -> list[tuple[str, str]]:
+    return [(n.name, n.ip) for n in cluster.controllers()]
 
 
 def node_tree(
@@ -689,7 +706,7 @@ def inputs_digest(cluster: Cluster, node: Node, authority: Pki) -> str:
         "node": clusterfile.node_mapping(node),
         # A controller is made from the whole control plane (etcd's member list); another node
         # only from the address it joins.
-        "controllers": [[n.name, n.ip] for n in cluster.controllers()]
+        "controllers": _members(cluster)
         if node.role.is_control_plane
         else list(cluster.endpoint_host_port()),
         "pki": authority.digest,
