@@ -706,9 +706,7 @@ def inputs_digest(cluster: Cluster, node: Node, authority: Pki) -> str:
         "node": clusterfile.node_mapping(node),
         # A controller is made from the whole control plane (etcd's member list); another node
         # only from the address it joins.
-        "controllers": _members(cluster)
-        if node.role.is_control_plane
-        else list(cluster.endpoint_host_port()),
+        "controllers": _members(cluster) if node.role.is_control_plane else list(cluster.endpoint_host_port()),
         "pki": authority.digest,
     }
     return _sha256(json.dumps(inputs, sort_keys=True).encode())

@@ -439,7 +439,6 @@ def _script_values(cluster: Cluster, node: Node) -> dict[str, Any]:
         "addons_dir": ADDONS_DIR,
         "endpoint": cluster.server_url(),
         "vip": cluster.vip or "",
-        "external_ca": cluster.external_ca,
     }
 
 
