@@ -77,17 +77,27 @@ def inventory_certs(inv: Inventory) -> list[CertRow]:
 
     for path in sorted(inv.ssl.rglob("*.crt")):
         add(WORKSTATION, path)
-    for path in sorted((inv.root / USERS_DIR).glob("*.kubeconfig")):
-        rel = path.relative_to(inv.root).as_posix()
-        pair = kubeconfig.keypair(path.read_bytes(), rel)
-        if pair is None:
-            raise IsobuildError(f"{rel} holds no client certificate", hint="re-issue it: isobuild kubeconfig --user")
-        rows.append(_row(WORKSTATION, rel, pair.cert))
+    for path in user_kubeconfigs(inv):
+        rows.append(_row(WORKSTATION, path.relative_to(inv.root).as_posix(), _user_pair(inv, path).cert))
     for folder in sorted(p for p in inv.root.glob("node-*") if p.is_dir()):
         for path in sorted((folder / "ssl").rglob("*.crt")):
             if path.relative_to(folder / "ssl").as_posix() not in CA_FILES:
                 add(folder.name, path)
     return sorted(rows, key=lambda r: (r.not_after, r.path))
+
+
+def user_kubeconfigs(inv: Inventory) -> list[Path]:
+    return sorted((inv.root / USERS_DIR).glob("*.kubeconfig"))
+
+
+def _user_pair(inv: Inventory, path: Path) -> pki.KeyPair:
+    rel = path.relative_to(inv.root).as_posix()
+    pair = kubeconfig.keypair(path.read_bytes(), rel)
+    if pair is None:
+        raise IsobuildError(
+            f"{rel} holds no client certificate", hint="re-issue it with isobuild kubeconfig --user, or remove it"
+        )
+    return pair
 
 
 def check(ctx: Context) -> list[CertRow]:
@@ -113,12 +123,15 @@ def renew(ctx: Context, names: list[str], *, every: bool, rotate: bool) -> Renew
     if names and every:
         raise IsobuildError("give node names or --all, not both", hint="isobuild certs renew --all renews everything")
     renewal = pki.Renewal(rotate=rotate)
+    if every:  # a broken user kubeconfig stops the run before any node is renewed
+        for path in user_kubeconfigs(ctx.inventory):
+            _user_pair(ctx.inventory, path)
     built = fleet.build(ctx, names, renewal=renewal)
     configs: list[KubeconfigResult] = []
     if every:
         inv = ctx.inventory
         configs.append(admin_kubeconfig(ctx, server=None, output=None, merge_into=None, use=False, renewal=renewal))
-        for path in sorted((inv.root / USERS_DIR).glob("*.kubeconfig")):
+        for path in user_kubeconfigs(inv):
             configs.append(_renew_user(ctx, path, renewal))
     return RenewResult(built, configs)
 
@@ -126,9 +139,7 @@ def renew(ctx: Context, names: list[str], *, every: bool, rotate: bool) -> Renew
 def _renew_user(ctx: Context, path: Path, renewal: pki.Renewal) -> KubeconfigResult:
     """A user kubeconfig, re-issued with its name, groups and lifetime as they were."""
     rel = path.relative_to(ctx.inventory.root).as_posix()
-    pair = kubeconfig.keypair(path.read_bytes(), rel)
-    if pair is None:
-        raise IsobuildError(f"{rel} holds no client certificate", hint="re-issue it: isobuild kubeconfig --user")
+    pair = _user_pair(ctx.inventory, path)
     spec = pki.spec_of(pair.cert)
     lifetime = pair.cert.not_valid_after_utc - pair.cert.not_valid_before_utc - pki.BACKDATE
     request = UserRequest(spec.common_name, spec.organizations, max(1, round(lifetime.total_seconds() / 86400)))

@@ -7,12 +7,14 @@ as a module it serves several addresses (e.g. inside a network namespace) until 
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import socket
 import ssl
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -69,6 +71,20 @@ class FakeApiserver(http.server.HTTPServer):
             raise
         self.clients.append(cast(dict[str, Any], tls.getpeercert() or {}))
         return tls, address
+
+
+@contextlib.contextmanager
+def serving(cert: Path, key: Path, client_ca: Path) -> Iterator[FakeApiserver]:
+    """A FakeApiserver on a loopback port, served from a thread for the block's duration."""
+    server = FakeApiserver(cert, key, client_ca)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
 
 
 def main(argv: list[str]) -> None:

@@ -12,7 +12,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import yaml
 
 from isobuilder.cli import main
 from tests.conftest import Run, require_tool
-from tests.fake_apiserver import FakeApiserver
+from tests.fake_apiserver import FakeApiserver, serving
 
 
 def free_port() -> int:
@@ -99,23 +98,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def etcd(shared_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
-    """A one-member etcd on loopback, configured like kubeadm's static pod (TLS everywhere)."""
-    binary = require_tool("etcd")
-    require_tool("etcdctl")
-    pki = shared_example / "node-controller" / "ssl"
-    root = tmp_path_factory.mktemp("etcd")
-    client, peer = f"https://127.0.0.1:{free_port()}", f"https://127.0.0.1:{free_port()}"
-    command = [
-        binary,
-        "--name=controller",
-        f"--data-dir={root / 'data'}",
+def etcd_command(name: str, pki: Path, client: str, peer: str, initial_cluster: str, data_dir: Path) -> list[str]:
+    """etcd as kubeadm's static pod runs it: TLS for clients and peers, each side's certificate checked."""
+    return [
+        require_tool("etcd"),
+        f"--name={name}",
+        f"--data-dir={data_dir}",
         f"--listen-client-urls={client}",
         f"--advertise-client-urls={client}",
         f"--listen-peer-urls={peer}",
         f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=controller={peer}",
+        f"--initial-cluster={initial_cluster}",
         "--initial-cluster-state=new",
         f"--listen-metrics-urls=http://127.0.0.1:{free_port()}",
         f"--cert-file={pki / 'etcd/server.crt'}",
@@ -127,6 +120,16 @@ def etcd(shared_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "--peer-client-cert-auth",
         f"--peer-trusted-ca-file={pki / 'etcd/ca.crt'}",
     ]
+
+
+@pytest.fixture(scope="module")
+def etcd(shared_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
+    """A one-member etcd on loopback, configured like kubeadm's static pod (TLS everywhere)."""
+    require_tool("etcdctl")
+    pki = shared_example / "node-controller" / "ssl"
+    root = tmp_path_factory.mktemp("etcd")
+    client, peer = f"https://127.0.0.1:{free_port()}", f"https://127.0.0.1:{free_port()}"
+    command = etcd_command("controller", pki, client, peer, f"controller={peer}", root / "data")
     log = root / "etcd.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=tool_env())
@@ -217,15 +220,8 @@ def test_etcdctl_refuses_etcd_with_wrong_ca(etcd: Etcd, shared_example: Path) ->
 @pytest.fixture
 def apiserver(shared_example: Path) -> Iterator[FakeApiserver]:
     pki = shared_example / "node-controller" / "ssl"
-    server = FakeApiserver(pki / "apiserver.crt", pki / "apiserver.key", shared_example / "ssl" / "ca.crt")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(pki / "apiserver.crt", pki / "apiserver.key", shared_example / "ssl" / "ca.crt") as server:
         yield server
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
 
 
 def kubectl(*args: str) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,8 @@ import yaml
 
 from isobuilder.cli import main
 from tests.conftest import SSH_KEY, Run, _fixed_epoch, require_tool
-from tests.test_etcd_kubectl import Etcd, free_port, kubectl, stop, tool_env
+from tests.fake_apiserver import serving
+from tests.test_etcd_kubectl import Etcd, etcd_command, free_port, kubectl, stop, tool_env
 
 ENDPOINT, VIP = "api.example.test", "10.10.10.10"
 CONTROLLERS = {"ctrl1": "10.10.10.11", "ctrl2": "10.10.10.12", "ctrl3": "10.10.10.13"}
@@ -185,27 +186,8 @@ def start_member(name: str, pki: Path, ports: dict[str, tuple[int, int]], root: 
     """etcd as kubeadm's static pod runs it, on loopback ports instead of the controller's IP."""
     client, peer = ports[name]
     initial = ",".join(f"{n}=https://127.0.0.1:{p}" for n, (_, p) in ports.items())
-    command = [
-        require_tool("etcd"),
-        f"--name={name}",
-        f"--data-dir={root / name}",
-        f"--listen-client-urls=https://127.0.0.1:{client}",
-        f"--advertise-client-urls=https://127.0.0.1:{client}",
-        f"--listen-peer-urls=https://127.0.0.1:{peer}",
-        f"--initial-advertise-peer-urls=https://127.0.0.1:{peer}",
-        f"--initial-cluster={initial}",
-        "--initial-cluster-state=new",
-        "--initial-cluster-token=isobuild-test",
-        f"--listen-metrics-urls=http://127.0.0.1:{free_port()}",
-        f"--cert-file={pki / 'etcd/server.crt'}",
-        f"--key-file={pki / 'etcd/server.key'}",
-        "--client-cert-auth",
-        f"--trusted-ca-file={pki / 'etcd/ca.crt'}",
-        f"--peer-cert-file={pki / 'etcd/peer.crt'}",
-        f"--peer-key-file={pki / 'etcd/peer.key'}",
-        "--peer-client-cert-auth",
-        f"--peer-trusted-ca-file={pki / 'etcd/ca.crt'}",
-    ]
+    command = etcd_command(name, pki, f"https://127.0.0.1:{client}", f"https://127.0.0.1:{peer}", initial, root / name)
+    command.append("--initial-cluster-token=isobuild-test")
     with (root / f"{name}.log").open("wb") as log:
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=tool_env())
 
@@ -381,22 +363,11 @@ def test_kubectl_reaches_each_controller_by_ip(ha: Path, site: str, name: str) -
 
 def test_kubectl_in_process_by_name_and_vip(ha: Path) -> None:
     """Without namespaces: the endpoint name and the VIP as TLS server names, on loopback."""
-    from tests.fake_apiserver import FakeApiserver
-
     pki = ha / "node-ctrl2" / "ssl"
-    server = FakeApiserver(pki / "apiserver.crt", pki / "apiserver.key", ha / "ssl" / "ca.crt")
-    import threading
-
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(pki / "apiserver.crt", pki / "apiserver.key", ha / "ssl" / "ca.crt") as server:
         for name in (ENDPOINT, VIP, "kubernetes"):
             result = kubectl(
                 "--kubeconfig", str(ha / "kubeconfig"), "--server", server.url, "--tls-server-name", name,
                 "get", "--raw", "/version",
             )  # fmt: skip
             assert result.returncode == 0, (name, result.stderr)
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()

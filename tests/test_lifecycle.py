@@ -10,7 +10,6 @@ import json
 import os
 import re
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from isobuilder import configdrive, ignition, pki
 from tests.conftest import Run, require_tool
-from tests.fake_apiserver import FakeApiserver
+from tests.fake_apiserver import serving
 from tests.test_etcd_kubectl import kubectl
 
 PASS_ENV = "ISOBUILD_CA_PASSPHRASE"
@@ -334,17 +333,10 @@ def test_user_kubeconfig_is_least_privilege_and_works_with_kubectl(run: Run, exa
     assert any(c["path"] == "users/alice.kubeconfig" and c["subject"] == "alice (developers)" for c in listed)
 
     pki_dir = example / "node-controller" / "ssl"
-    server = FakeApiserver(pki_dir / "apiserver.crt", pki_dir / "apiserver.key", example / "ssl" / "ca.crt")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(pki_dir / "apiserver.crt", pki_dir / "apiserver.key", example / "ssl" / "ca.crt") as server:
         answer = kubectl("--kubeconfig", str(path), "--server", server.url, "--tls-server-name", "kubernetes",
                          "get", "--raw", "/version")  # fmt: skip
         assert answer.returncode == 0, answer.stderr
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
     subjects = [dict(x[0] for x in peer["subject"]) for peer in server.clients]
     assert {"commonName": "alice", "organizationName": "developers"} in subjects
 
@@ -381,3 +373,16 @@ def test_renew_all_renews_user_kubeconfigs_with_their_lifetime(run: Run, example
     assert new.serial_number != old.serial_number
     assert (new.not_valid_after_utc - new.not_valid_before_utc).days == 7
     assert first["users"][0]["user"]["client-key-data"] == second["users"][0]["user"]["client-key-data"]
+
+
+def test_a_user_kubeconfig_without_a_client_certificate_is_one_clean_error(run: Run, example: Path) -> None:
+    users = example / "users"
+    users.mkdir()
+    (users / "eve.kubeconfig").write_text("apiVersion: v1\nkind: Config\nusers: []\n")
+    before = snapshot(example)
+    for args in (("certs", "check"), ("certs", "renew", "--all")):
+        result = run(*args)
+        assert result.code == 1, result.err
+        assert result.err.splitlines()[0] == "Error: users/eve.kubeconfig holds no client certificate"
+        assert "Traceback" not in result.err
+    assert snapshot(example) == before  # renew --all stopped before renewing any node
