@@ -1,4 +1,4 @@
-"""The ``isobuild`` command line: a thin layer over :mod:`isobuilder.cluster`.
+"""The ``isobuild`` command line: a thin layer over :mod:`isobuilder.ops`.
 
 Human output goes to stderr, data (``--json``) to stdout. :func:`main` is the one place
 where errors become ``Error: ...`` lines and exit codes.
@@ -7,19 +7,21 @@ where errors become ``Error: ...`` lines and exit codes.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import json
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from isobuilder import __version__
+from isobuilder import __version__, schema
+from isobuilder.context import PASSPHRASE_ENV
 from isobuilder.errors import IsobuildError
-from isobuilder.model import Format, KeyType, Media, Role
-
-PASSPHRASE_ENV = "ISOBUILD_CA_PASSPHRASE"  # cluster.PASSPHRASE_ENV (not imported: keeps --help fast)
+from isobuilder.model import Format, Role
 
 app = typer.Typer(
     name="isobuild",
@@ -74,8 +76,10 @@ def _global(
 
 
 def _context() -> Any:
-    from isobuilder.cluster import Context
+    from isobuilder.context import Context
 
+    if not str(settings.inventory):
+        raise IsobuildError("--inventory is empty", hint="give the inventory folder, e.g. --inventory ./inventory")
     return Context.create(settings.inventory, prompt=_ask_passphrase)
 
 
@@ -95,48 +99,80 @@ def _ask_passphrase(confirm: bool) -> str:
     return first
 
 
-# Cluster options shared by `init` and the first `node`.
-NameOpt = Annotated[str | None, typer.Option("--name", help="Cluster name (default: k8s-<id>).")]
-EndpointOpt = Annotated[
-    str | None, typer.Option("--endpoint", help="API endpoint HOST[:PORT] (default: first controller's IP).")
-]
-ServiceCidrOpt = Annotated[str | None, typer.Option("--service-cidr", help="Service CIDR [10.96.0.0/12].")]
-PodCidrOpt = Annotated[str | None, typer.Option("--pod-cidr", help="Pod CIDR [10.244.0.0/16].")]
-DomainOpt = Annotated[str | None, typer.Option("--domain", help="Cluster DNS domain [cluster.local].")]
-VersionOpt = Annotated[str | None, typer.Option("--k8s-version", help="Kubernetes version to pin.")]
-KeyTypeOpt = Annotated[KeyType | None, typer.Option("--key-type", help="Key algorithm [ecdsa-p256].")]
-FormatOpt = Annotated[
-    Format | None, typer.Option("--format", help="cloud-config (cloud-init) or ignition (Flatcar) [cloud-config].")
-]
-MediaOpt = Annotated[
-    Media | None, typer.Option("--media", help="config-2 (OpenStack config drive) or nocloud (cidata) [config-2].")
-]
-VipOpt = Annotated[
-    str | None, typer.Option("--vip", help="Virtual IP for the API, held by one controller at a time (kube-vip).")
-]
-CaDaysOpt = Annotated[int | None, typer.Option("--ca-days", help="Lifetime of the CAs in days [3650].")]
-CertDaysOpt = Annotated[int | None, typer.Option("--cert-days", help="Lifetime of leaf certificates in days [365].")]
-ExternalCaOpt = Annotated[
-    bool, typer.Option("--external-ca", help="Keep every CA key on this workstation (kubeadm external-CA mode).")
-]
+def _flag_type(field: schema.Field) -> Any:
+    """The type typer parses a schema field's flag as (left out: None, or False for a switch)."""
+    if field.key == "ssh_keys":
+        return list[Path] | None  # files, read by _read_ssh_keys
+    if field.kind is bool:
+        return bool
+    if field.kind in (list, dict):
+        return list[str] | None  # repeatable; labels as k=v
+    if field.choices is not None:
+        return field.choices | None
+    return int | None if field.kind is int else str | None
+
+
+def _schema_params(fields: Iterable[schema.Field], prefix: str) -> list[inspect.Parameter]:
+    return [
+        inspect.Parameter(
+            prefix + f.key,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False if f.kind is bool else None,
+            annotation=Annotated[_flag_type(f), typer.Option(f.flag, help=f.flag_help(), show_default=False)],
+        )
+        for f in fields
+        if f.flag
+    ]
+
+
+def with_schema_flags(
+    *groups: tuple[str, Iterable[schema.Field]],
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the flags of schema fields: one keyword parameter ``PREFIX + key`` each,
+    collected by the command's ``**flags``. The flags, their help and defaults come from the
+    schema, so cluster.yaml and the command line cannot drift apart."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        extra = [p for prefix, fields in groups for p in _schema_params(fields, prefix)]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> None:
+            command(**kwargs)
+
+        wrapper.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def _flags(values: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
+
+
 EncryptCaOpt = Annotated[
     bool,
     typer.Option("--encrypt-ca", help=f"Encrypt the CA keys in ssl/ with a passphrase ({PASSPHRASE_ENV} or a prompt)."),
 ]
-SshKeyOpt = Annotated[
-    list[Path] | None, typer.Option("--ssh-key", help="SSH public key file; repeatable.", show_default=False)
-]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+_MAX_KEY_FILE = 1 << 20  # an authorized_keys file of some thousand keys; /dev/zero is refused
 
 
 def _read_ssh_keys(paths: list[Path] | None) -> tuple[str, ...]:
     keys: list[str] = []
     for path in paths or []:
+        hint = "pass a public key file, e.g. --ssh-key ~/.ssh/id_ed25519.pub"
         try:
-            text = path.read_text()
+            if path.exists() and not path.is_file():
+                raise IsobuildError(f"SSH key file {path} is not a regular file", hint=hint)
+            with path.open("rb") as f:
+                data = f.read(_MAX_KEY_FILE + 1)
+            if len(data) > _MAX_KEY_FILE:
+                raise IsobuildError(f"SSH key file {path} is over {_MAX_KEY_FILE >> 20} MiB", hint=hint)
+            text = data.decode()
         except (OSError, UnicodeDecodeError) as exc:
             raise IsobuildError(
-                f"cannot read SSH key file {path}: {getattr(exc, 'strerror', None) or exc}",
-                hint="pass a public key file, e.g. --ssh-key ~/.ssh/id_ed25519.pub",
+                f"cannot read SSH key file {path}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}", hint=hint
             ) from None
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
         if not lines:
@@ -147,61 +183,15 @@ def _read_ssh_keys(paths: list[Path] | None) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _cluster_options(
-    name: str | None,
-    endpoint: str | None,
-    service_cidr: str | None,
-    pod_cidr: str | None,
-    domain: str | None,
-    k8s_version: str | None,
-    key_type: KeyType | None,
-    ssh_keys: tuple[str, ...],
-    format: Format | None = None,
-    media: Media | None = None,
-    vip: str | None = None,
-    ca_days: int | None = None,
-    cert_days: int | None = None,
-    external_ca: bool = False,
-) -> Any:
-    from isobuilder.cluster import ClusterOptions
+def _cluster_request(flags: dict[str, Any]) -> Any:
+    from isobuilder.plan import ClusterRequest
 
-    return ClusterOptions(
-        name,
-        endpoint,
-        service_cidr,
-        pod_cidr,
-        domain,
-        k8s_version,
-        key_type,
-        ssh_keys,
-        format,
-        media,
-        vip,
-        ca_days,
-        cert_days,
-        external_ca or None,
-    )
+    return ClusterRequest.from_flags(flags)
 
 
 @app.command()
-def init(
-    name: NameOpt = None,
-    endpoint: EndpointOpt = None,
-    service_cidr: ServiceCidrOpt = None,
-    pod_cidr: PodCidrOpt = None,
-    domain: DomainOpt = None,
-    k8s_version: VersionOpt = None,
-    key_type: KeyTypeOpt = None,
-    ssh_key: SshKeyOpt = None,
-    format: FormatOpt = None,
-    media: MediaOpt = None,
-    vip: VipOpt = None,
-    ca_days: CaDaysOpt = None,
-    cert_days: CertDaysOpt = None,
-    external_ca: ExternalCaOpt = False,
-    encrypt_ca: EncryptCaOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
-) -> None:
+@with_schema_flags(("c_", schema.SETTINGS))
+def init(encrypt_ca: EncryptCaOpt = False, as_json: JsonOpt = False, **flags: Any) -> None:
     """Create the cluster: cluster.yaml and its CAs in ssl/ (once; never re-made).
 
     --format and --media set the cluster's defaults; a node may override them. --endpoint
@@ -215,51 +205,30 @@ def init(
       isobuild init --format ignition            # Flatcar nodes by default
       isobuild init --vip 10.10.10.10 --external-ca --encrypt-ca --cert-days 90
     """
-    from isobuilder import cluster as ops
+    from isobuilder.ops import node as ops
 
-    options = _cluster_options(
-        name, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, _read_ssh_keys(ssh_key), format, media,
-        vip, ca_days, cert_days, external_ca,
-    )  # fmt: skip
-    created = ops.init(_context(), options, encrypt_ca=encrypt_ca)
+    cluster_flags = _flags(flags, "c_")
+    cluster_flags["ssh_keys"] = list(_read_ssh_keys(cluster_flags["ssh_keys"]))
+    created = ops.init(_context(), _cluster_request(cluster_flags), encrypt_ca=encrypt_ca)
     if as_json:
         emit_json({"name": created.name, "cluster_id": created.cluster_id, "inventory": str(settings.inventory)})
     say(f"Created cluster {created.name} in {settings.inventory} (Kubernetes {created.kubernetes_version}, "
         f"{created.key_type} keys). Next: isobuild node NAME IP")  # fmt: skip
 
 
+# --format, --media and --ssh-key of `node` are the node's (the first node's keys go to the cluster)
+_NODE_CLUSTER_FLAGS = [f for f in schema.SETTINGS if not (f.key in schema.NODE_FIELD and schema.NODE_FIELD[f.key].flag)]
+
+
 @app.command()
+@with_schema_flags(("n_", schema.NODE_FIELDS), ("c_", _NODE_CLUSTER_FLAGS))
 def node(
     name: Annotated[str, typer.Argument(help="Node name (RFC 1123), also its hostname.")],
     ip: Annotated[str, typer.Argument(help="The node's IP address, or IP/PREFIX for a static address.")],
-    master: Annotated[str | None, typer.Option("--master", help="Controller IP to join: makes a worker.")] = None,
-    role: Annotated[Role | None, typer.Option("--role", help="controller, worker or edge.")] = None,
-    label: Annotated[list[str] | None, typer.Option("--label", help="Node label k=v; repeatable.")] = None,
-    san: Annotated[list[str] | None, typer.Option("--san", help="Extra SAN (name or IP); repeatable.")] = None,
-    ssh_key: SshKeyOpt = None,
-    format: Annotated[
-        Format | None, typer.Option("--format", help="This node's config: cloud-config or ignition.")
-    ] = None,
-    media: Annotated[Media | None, typer.Option("--media", help="This node's drive: config-2 or nocloud.")] = None,
-    mac: Annotated[str | None, typer.Option("--mac", help="MAC of the NIC to configure statically.")] = None,
-    prefix: Annotated[int | None, typer.Option("--prefix", help="Prefix length of a static address.")] = None,
-    gateway: Annotated[str | None, typer.Option("--gateway", help="Default gateway (static).")] = None,
-    dns: Annotated[list[str] | None, typer.Option("--dns", help="DNS server (static); repeatable.")] = None,
-    mtu: Annotated[int | None, typer.Option("--mtu", help="MTU of the NIC (static).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a hand-edited user_data.")] = False,
-    name_: NameOpt = None,
-    endpoint: EndpointOpt = None,
-    service_cidr: ServiceCidrOpt = None,
-    pod_cidr: PodCidrOpt = None,
-    domain: DomainOpt = None,
-    k8s_version: VersionOpt = None,
-    key_type: KeyTypeOpt = None,
-    vip: VipOpt = None,
-    ca_days: CaDaysOpt = None,
-    cert_days: CertDaysOpt = None,
-    external_ca: ExternalCaOpt = False,
     encrypt_ca: EncryptCaOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    as_json: JsonOpt = False,
+    **flags: Any,
 ) -> None:
     """Add or update a node and build its folder: certs, user_data, config.iso, install.sh, renew.sh.
 
@@ -281,33 +250,16 @@ def node(
       isobuild node ctrl1 10.10.10.11 --endpoint api.example.test --vip 10.10.10.10
       isobuild node ctrl2 10.10.10.12 --role controller
     """
-    from isobuilder import cluster as ops
+    from isobuilder.ops import node as ops
+    from isobuilder.plan import NodeRequest
 
-    keys = _read_ssh_keys(ssh_key)
+    node_flags, cluster_flags = _flags(flags, "n_"), _flags(flags, "c_")
+    node_flags["ssh_keys"] = list(_read_ssh_keys(node_flags.get("ssh_keys")))
     ctx = _context()
-    first = not ctx.inventory.has_cluster()
-    options = _cluster_options(
-        name_, endpoint, service_cidr, pod_cidr, domain, k8s_version, key_type, keys if first else (),
-        None, None, vip, ca_days, cert_days, external_ca,
-    )  # fmt: skip
-    request = ops.NodeRequest(
-        name=name,
-        ip=ip,
-        master=master,
-        role=role,
-        labels=tuple(label or ()),
-        sans=tuple(san or ()),
-        ssh_keys=() if first else keys,
-        format=format,
-        media=media,
-        mac=mac,
-        prefix=prefix,
-        gateway=gateway,
-        dns=tuple(dns or ()),
-        mtu=mtu,
-        force=force,
-    )
-    result = ops.add_node(ctx, request, options, encrypt_ca=encrypt_ca)
+    if not ctx.inventory.has_cluster():  # the first node's SSH keys are the cluster's
+        cluster_flags["ssh_keys"], node_flags["ssh_keys"] = node_flags["ssh_keys"], []
+    request = NodeRequest(name, ip, node_flags, force=force)
+    result = ops.add_node(ctx, request, _cluster_request(cluster_flags), encrypt_ca=encrypt_ca)
     if as_json:
         emit_json(result.as_json())
     if result.cluster_created:
@@ -346,9 +298,9 @@ def image(
       vi inventory/node-worker1/cloud-config/openstack/latest/user_data
       isobuild image inventory/node-worker1
     """
-    from isobuilder import cluster as ops
+    from isobuilder.ops.image import image as repackage
 
-    target = ops.image(_context(), folder)
+    target = repackage(_context(), folder)
     say(f"Wrote {target}")
 
 
@@ -383,7 +335,8 @@ def kubeconfig_cmd(
       isobuild kubeconfig --user alice --group developers --days 30
       kubectl create clusterrolebinding developers-view --clusterrole=view --group=developers
     """
-    from isobuilder import cluster as ops
+    from isobuilder.ops.kubeconfigs import admin_kubeconfig
+    from isobuilder.plan import UserRequest
 
     if use and not merge:
         raise IsobuildError("--use goes with --merge", hint="isobuild kubeconfig --merge --use")
@@ -391,11 +344,9 @@ def kubeconfig_cmd(
         raise IsobuildError("--merge and --output exclude each other", hint="pick one target file")
     if (group or days is not None) and user is None:
         raise IsobuildError("--group and --days go with --user", hint="isobuild kubeconfig --user alice --group dev")
-    request = ops.UserRequest(user, tuple(group or ()), days) if user is not None else None
+    request = UserRequest(user, tuple(group or ()), days) if user is not None else None
     merge_into = _default_kubeconfig() if merge else None
-    result = ops.admin_kubeconfig(
-        _context(), server=server, output=output, merge_into=merge_into, use=use, user=request
-    )
+    result = admin_kubeconfig(_context(), server=server, output=output, merge_into=merge_into, use=use, user=request)
     say(f"Wrote {result.path} (context {result.context}, server {result.server}, "
         f"valid until {result.expiry:%Y-%m-%d})")  # fmt: skip
     if result.backup:
@@ -426,7 +377,7 @@ def certs_check(
       isobuild certs check --warn-days 60 --json | jq -r '.certificates[0]'
       ISOBUILD_NOW=2027-06-01 isobuild certs check    # as it will stand on that day
     """
-    from isobuilder import certs
+    from isobuilder.ops import certs
 
     ctx = _context()
     rows = certs.check(ctx)
@@ -480,28 +431,21 @@ def certs_renew(
       isobuild certs renew worker1 --rotate-keys
       scp inventory/node-worker1/renew.sh 10.10.10.2: && ssh 10.10.10.2 sudo ./renew.sh
     """
-    from isobuilder import certs, fleet
+    from isobuilder.ops import certs
 
     result = certs.renew(_context(), names or [], every=every, rotate=rotate_keys)
-    built = result.build
     if as_json:
         emit_json({
-            "nodes": built.as_json() if built else None,
+            "nodes": [{"name": o.name, "status": o.status.value, "changed": o.changed} for o in result.nodes],
             "kubeconfigs": [{"path": str(k.path), "expiry": k.expiry.isoformat()} for k in result.kubeconfigs],
         })  # fmt: skip
-    if built is not None:
-        for outcome in built.outcomes:
-            if outcome.status == fleet.FAILED:
-                say(f"  failed {outcome.name}: {outcome.error}")
-            else:
-                say(f"  renewed {outcome.name}: next, on the node: run its renew.sh")
+    for outcome in result.nodes:
+        say(f"  renewed {outcome.name}: next, on the node: run its renew.sh")
     for k in result.kubeconfigs:
         say(f"  renewed {k.path} (valid until {k.expiry:%Y-%m-%d})")
     keys = "new keys" if rotate_keys else "same keys"
-    say(f"certs renew: {built.count(fleet.BUILT) if built else 0} node(s), {len(result.kubeconfigs)} kubeconfig(s), "
+    say(f"certs renew: {len(result.nodes)} node(s), {len(result.kubeconfigs)} kubeconfig(s), "
         f"{keys}; the CAs are unchanged")  # fmt: skip
-    if built is not None and built.count(fleet.FAILED):
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -526,7 +470,8 @@ def build(
       isobuild build
       isobuild build worker9 --json
     """
-    from isobuilder import fleet
+    from isobuilder.ops.build import Progress, Status
+    from isobuilder.ops.build import build as build_nodes
 
     bar: Any = None
 
@@ -541,23 +486,23 @@ def build(
             bar.update(n)
 
     try:
-        result = fleet.build(_context(), names or [], prune=prune, force=force, jobs=jobs, progress=progress,
-                             started=started)  # fmt: skip
+        result = build_nodes(_context(), names or [], prune=prune, force=force, jobs=jobs,
+                             progress=Progress(started, progress))  # fmt: skip
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     if as_json:
         emit_json(result.as_json())
     for outcome in result.outcomes:
-        if outcome.status == fleet.FAILED:
+        if outcome.status is Status.FAILED:
             say(f"  failed {outcome.name}: {outcome.error}")
         elif outcome.kept_hand_edit:
             say(f"  {outcome.name}: your hand edit of user_data is kept")
     for folder in result.orphans:
         say(f"  {folder}: not in cluster.yaml " + ("(removed)" if result.pruned else "(kept; --prune removes it)"))
-    say(f"build: {result.count(fleet.BUILT)} built, {result.count(fleet.UNCHANGED)} unchanged, "
-        f"{result.count(fleet.FAILED)} failed in {result.seconds:.2f} s ({result.jobs} jobs)")  # fmt: skip
-    if result.count(fleet.FAILED):
+    say(f"build: {result.count(Status.BUILT)} built, {result.count(Status.UNCHANGED)} unchanged, "
+        f"{result.count(Status.FAILED)} failed in {result.seconds:.2f} s ({result.jobs} jobs)")  # fmt: skip
+    if result.count(Status.FAILED):
         raise typer.Exit(1)
 
 
@@ -573,16 +518,16 @@ def list_cmd(
       isobuild list
       isobuild list --json | jq -r '.nodes[] | select(.status != "up to date") | .name'
     """
-    from isobuilder import fleet
+    from isobuilder.ops.inspect import list_nodes
 
-    rows, stray = fleet.list_nodes(_context())
+    rows, stray = list_nodes(_context())
     if as_json:
         emit_json({"nodes": [r.as_json() for r in rows], "orphans": stray})
         return
     table = [("NAME", "ROLE", "IP", "FORMAT", "MEDIUM", "CERT EXPIRY", "STATUS")]
     for r in rows:
         expiry = f"{r.expiry:%Y-%m-%d}" if r.expiry else "-"
-        status = r.status + (", hand-edited" if r.hand_edited else "")
+        status = r.status.value + (", hand-edited" if r.hand_edited else "")
         table.append((r.node.name, r.node.role.value, r.node.ip, r.format.value, r.media.value, expiry, status))
     table += [(folder.removeprefix("node-"), "-", "-", "-", "-", "-", "not in cluster.yaml") for folder in stray]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
@@ -604,9 +549,9 @@ def verify(
     Example:
       isobuild verify && echo "inventory OK"
     """
-    from isobuilder import fleet
+    from isobuilder.ops.inspect import verify as verify_inventory
 
-    findings = fleet.verify(_context())
+    findings = verify_inventory(_context())
     if as_json:
         emit_json({"findings": findings})
     for finding in findings:
@@ -648,11 +593,11 @@ def pxe(
       isobuild pxe --http-endpoint http://10.10.10.254:8080 --next-server 10.10.10.254
       sudo rsync -a inventory/pxe/matchbox/ /var/lib/matchbox/
     """
-    from isobuilder import cluster as ops
+    from isobuilder.ops.pxe_export import pxe_export
     from isobuilder.pxe import PxeOptions
 
     options = PxeOptions(http_endpoint, os_version or "", install_disk, next_server, secrets=not no_secrets)
-    result = ops.pxe_export(_context(), options, out)
+    result = pxe_export(_context(), options, out)
     if as_json:
         emit_json(result.as_json())
     exported, skipped = result.export.exported, result.export.skipped
@@ -678,7 +623,12 @@ def pxe(
 def _default_kubeconfig() -> Path:
     env = os.environ.get("KUBECONFIG", "")
     first = next((p for p in env.split(os.pathsep) if p), "")
-    return Path(first) if first else Path.home() / ".kube" / "config"
+    if first:
+        return Path(first)
+    home = os.environ.get("HOME", "")
+    if not home.startswith("/"):
+        raise IsobuildError("HOME is not set to a folder", hint="set KUBECONFIG to the file to merge into")
+    return Path(home) / ".kube" / "config"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,3 +133,16 @@ def read_iso(data: bytes) -> tuple[str, dict[str, bytes]]:
     finally:
         iso.close()
     return label, files
+
+
+def drive_files(data: bytes | None) -> dict[str, bytes] | None:
+    """The files on a config drive image; None when there is none or it is not one we can read
+    (then: rebuild it)."""
+    from pycdlib.pycdlibexception import PyCdlibException
+
+    if not data:
+        return None
+    try:
+        return read_iso(data)[1]
+    except (PyCdlibException, UnicodeDecodeError, ValueError, OSError):
+        return None

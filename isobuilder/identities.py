@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from isobuilder.model import Cluster, Node, unique
+from isobuilder.model import Cluster, Node, Role, unique
 from isobuilder.pki import CertSpec
 
 CLUSTER_ADMINS_GROUP = "kubeadm:cluster-admins"  # bound to cluster-admin by kubeadm init (>= 1.29)
@@ -111,11 +111,22 @@ def kubelet_spec(node: Node) -> CertSpec:
 def node_identities(cluster: Cluster, node: Node) -> list[Identity]:
     """Every leaf certificate ``node`` receives, in a fixed order."""
     ids = [Identity("kubelet", Signer.CA, kubelet_spec(node))]
-    if not node.role.is_control_plane:
+    if not node.role.is_controller:
         return ids
-    etcd_names = etcd_sans(node)
     ids += [
         Identity("apiserver", Signer.CA, CertSpec("kube-apiserver", sans=apiserver_sans(cluster, node), server=True)),
+        *_controller_identities(node),
+    ]
+    if cluster.external_ca:
+        # kubeadm init makes super-admin.conf itself, with ca.key; without it, it must be there.
+        ids.append(Identity("super-admin", Signer.CA, super_admin_spec()))
+    return ids
+
+
+def _controller_identities(node: Node) -> list[Identity]:
+    """A controller's identities that do not depend on the cluster's settings."""
+    etcd_names = etcd_sans(node)
+    return [
         # No Organization since kubeadm 1.36 (kubernetes/kubernetes#138957): the user is bound to
         # system:kubelet-api-admin by name (render.rbac_manifest), not made a cluster admin.
         Identity("apiserver-kubelet-client", Signer.CA, CertSpec("kube-apiserver-kubelet-client", client=True)),
@@ -128,10 +139,6 @@ def node_identities(cluster: Cluster, node: Node) -> list[Identity]:
         Identity("controller-manager", Signer.CA, CertSpec(Kubeconfig.CONTROLLER_MANAGER.user, client=True)),
         Identity("scheduler", Signer.CA, CertSpec(Kubeconfig.SCHEDULER.user, client=True)),
     ]
-    if cluster.external_ca:
-        # kubeadm init makes super-admin.conf itself, with ca.key; without it, it must be there.
-        ids.append(Identity("super-admin", Signer.CA, super_admin_spec()))
-    return ids
 
 
 def admin_spec() -> CertSpec:
@@ -142,13 +149,24 @@ def super_admin_spec() -> CertSpec:
     return CertSpec(Kubeconfig.SUPER_ADMIN.user, (MASTERS_GROUP,), client=True)
 
 
+def component_users() -> frozenset[str]:
+    """Every user name a cluster component authenticates as: no user kubeconfig may take one
+    (kube-apiserver-kubelet-client, for one, is bound to system:kubelet-api-admin)."""
+    probe = Node("probe", "192.0.2.1", Role.CONTROLLER)
+    cluster_free = [i.spec.common_name for i in _controller_identities(probe)]
+    return frozenset(
+        {*cluster_free, admin_spec().common_name, super_admin_spec().common_name} - {probe.name}
+        | {"kube-apiserver", "kube-proxy"}
+    )
+
+
 def user_spec(user: str, groups: tuple[str, ...]) -> CertSpec:
     """An extra kubeconfig's identity: the apiserver reads CN as the user, O as its groups."""
     return CertSpec(user, groups, client=True)
 
 
 def node_kubeconfigs(cluster: Cluster, node: Node) -> list[Kubeconfig]:
-    if node.role.is_control_plane:
+    if node.role.is_controller:
         extra = [Kubeconfig.SUPER_ADMIN] if cluster.external_ca else []
         return [Kubeconfig.ADMIN, *extra, Kubeconfig.CONTROLLER_MANAGER, Kubeconfig.SCHEDULER, Kubeconfig.KUBELET]
     return [Kubeconfig.KUBELET]
@@ -159,7 +177,7 @@ def ca_files_for(cluster: Cluster, node: Node) -> list[str]:
     control plane signs with them (controller-manager's CSR signer, kubeadm join of new nodes),
     and not even there in external-CA mode. The service-account key pair is not a CA: every
     apiserver signs and checks tokens with it."""
-    if not node.role.is_control_plane:
+    if not node.role.is_controller:
         return ["ca.crt"]
     if cluster.external_ca:
         return ["ca.crt", "etcd/ca.crt", "front-proxy-ca.crt", "sa.key", "sa.pub"]

@@ -11,20 +11,16 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip
-import json
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from isobuilder import serialize
+from isobuilder.files import File
 
 SPEC_VERSION = "3.3.0"  # accepted by Flatcar (>= 3185) and Fedora CoreOS, and by Debian 12's ignition-validate
 ROOT = {"id": 0}
-
-
-@dataclasses.dataclass(frozen=True)
-class File:
-    path: str
-    content: bytes
-    mode: int = 0o644
+HOSTNAME = "/etc/hostname"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +37,7 @@ class Butane:
 
     hostname: str
     ssh_keys: Sequence[str]
-    files: Sequence[File]
+    files: Mapping[str, File]  # path on the node -> file
     units: Sequence[Unit]
     user: str = "core"  # Flatcar's and Fedora CoreOS' login user
 
@@ -67,25 +63,23 @@ def read_contents(contents: dict[str, Any]) -> bytes | None:
 
 
 def translate(spec: Butane) -> dict[str, Any]:
-    hostname = File("/etc/hostname", spec.hostname.encode() + b"\n", 0o644)
-    files = sorted([hostname, *spec.files], key=lambda f: f.path)
-    paths = [f.path for f in files]
-    if len(set(paths)) != len(paths):
-        raise ValueError(f"two files share a path: {sorted(p for p in paths if paths.count(p) > 1)[0]}")
+    if HOSTNAME in spec.files:
+        raise ValueError(f"{HOSTNAME} comes from the hostname")  # a programming error, not a user one
+    files = {**spec.files, HOSTNAME: File(spec.hostname.encode() + b"\n", 0o644)}
     config: dict[str, Any] = {
         "ignition": {"version": SPEC_VERSION},
         "passwd": {"users": [{"name": spec.user, "sshAuthorizedKeys": list(spec.ssh_keys)}]},
         "storage": {
             "files": [
                 {
-                    "path": f.path,
+                    "path": path,
                     "mode": f.mode,  # an integer: Ignition's JSON has no octal
                     "overwrite": True,
                     "user": ROOT,
                     "group": ROOT,
                     "contents": data_url(f.content),
                 }
-                for f in files
+                for path, f in sorted(files.items())
             ]
         },
         "systemd": {"units": [_unit(u) for u in sorted(spec.units, key=lambda u: u.name)]},
@@ -108,4 +102,4 @@ def _unit(unit: Unit) -> dict[str, Any]:
 
 def dumps(config: dict[str, Any]) -> bytes:
     """Stable, readable JSON (sorted keys): same node, same bytes."""
-    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+    return serialize.json_bytes(config)

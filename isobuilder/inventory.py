@@ -16,22 +16,14 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from isobuilder.errors import IsobuildError
+from isobuilder.files import File, Tree
 
 STATE_DIR = ".isobuild"  # lock and staging area, inside the inventory (same filesystem: renames are atomic)
-
-
-@dataclass(frozen=True)
-class File:
-    content: bytes
-    mode: int = 0o644
-
-
-Tree = Mapping[str, File]  # relative POSIX path -> file
 
 
 def _fail(action: str, path: Path, exc: OSError) -> IsobuildError:
@@ -68,15 +60,30 @@ def stage_tree(slot: Path, current: Path, tree: Tree, *, dir_mode: int = 0o700, 
             write_new_file(dest, file.content, file.mode, sync=sync)
 
 
-def read_tree(root: Path) -> dict[str, bytes]:
-    """Every regular file below ``root`` by relative path; empty when ``root`` does not exist."""
-    files: dict[str, bytes] = {}
+def read_tree(root: Path) -> dict[str, File]:
+    """Every regular file below ``root`` by relative path, with its mode; empty when ``root``
+    does not exist. Symlinks are not followed."""
+    files: dict[str, File] = {}
     if not root.is_dir():
         return files
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            files[path.relative_to(root).as_posix()] = path.read_bytes()
+    try:
+        for path in sorted(root.rglob("*")):
+            st = path.lstat()
+            if stat.S_ISREG(st.st_mode):
+                files[path.relative_to(root).as_posix()] = File(path.read_bytes(), st.st_mode & 0o7777)
+    except OSError as exc:
+        raise _fail("read", Path(exc.filename or root), exc) from None
     return files
+
+
+def read_file(path: Path) -> bytes | None:
+    """A file's bytes; None when it does not exist; any other failure is one clean error."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _fail("read", path, exc) from None
 
 
 def _remove(path: Path) -> None:
@@ -108,13 +115,7 @@ class Inventory:
             raise _fail("read", self.cluster_file, exc) from None
 
     def read(self, relative: str) -> bytes | None:
-        path = self.root / relative
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise _fail("read", path, exc) from None
+        return read_file(self.root / relative)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -317,8 +318,7 @@ def replace_tree_outside(path: Path, tree: Tree, *, dir_mode: int = 0o700) -> bo
     """Make folder ``path`` (outside the inventory) hold exactly ``tree``: staged beside it, then
     swapped in by two renames, so readers see the old folder or the new one, never a mix.
     Returns False when it already held exactly ``tree`` (then nothing is touched)."""
-    current = read_tree(path)
-    if current == {rel: f.content for rel, f in tree.items()} and all(_same(path / r, f) for r, f in tree.items()):
+    if read_tree(path) == dict(tree):
         return False
     token = secrets.token_hex(4)
     staged, old = path.with_name(f".{path.name}.isobuild-{token}"), path.with_name(f".{path.name}.old-{token}")

@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
+from isobuilder import serialize
 from isobuilder.errors import IsobuildError
 from isobuilder.pki import KeyPair
-from isobuilder.render import SafeDumper
 
 
 def _b64(data: bytes) -> str:
@@ -39,7 +39,7 @@ def build(cluster_name: str, server: str, ca_pem: bytes, user: str, keypair: Key
 
 
 def dump(config: dict[str, Any]) -> bytes:
-    return yaml.dump(config, Dumper=SafeDumper, sort_keys=False, default_flow_style=False).encode()
+    return serialize.yaml_text(config).encode()
 
 
 def parse(text: bytes, what: str) -> dict[str, Any]:

@@ -32,9 +32,9 @@ from typing import Any
 
 import yaml
 
-from isobuilder import ignition, model, render
+from isobuilder import checks, ignition, model, render, serialize
 from isobuilder.errors import IsobuildError
-from isobuilder.inventory import File
+from isobuilder.files import File
 from isobuilder.model import Cluster, Format, Node, Role
 
 INSTALL_SCRIPT = "/opt/isobuild/pxe-install.sh"
@@ -58,9 +58,9 @@ class PxeOptions:
         return dataclasses.replace(
             self,
             http_endpoint=check_http_endpoint(self.http_endpoint),
-            os_version=model.check_flatcar_version(self.os_version),
+            os_version=checks.check_flatcar_version(self.os_version),
             install_disk=check_disk(self.install_disk),
-            next_server=model.check_ip(self.next_server, "--next-server IP") if self.next_server else None,
+            next_server=checks.check_ip(self.next_server, "--next-server IP") if self.next_server else None,
         )
 
 
@@ -123,7 +123,7 @@ def export(cluster: Cluster, user_data: Mapping[str, bytes | None], options: Pxe
     notes = [
         f"{e.node.name}: IPv6 address, left out of dhcpd-hosts.conf (dnsmasq-hosts.conf has it)"
         for e in exported
-        if ":" in e.node.ip
+        if model.is_ipv6(e.node.ip)
     ]
     tree["dnsmasq-hosts.conf"] = File(dnsmasq_hosts(cluster, exported, options))
     tree["dhcpd-hosts.conf"] = File(dhcpd_hosts(cluster, exported, options))
@@ -228,14 +228,14 @@ def install_ignition(cluster: Cluster, node: Node, options: PxeOptions) -> bytes
     spec = ignition.Butane(
         hostname=node.name,
         ssh_keys=model.merged_ssh_keys(cluster, node),
-        files=[ignition.File(INSTALL_SCRIPT, script, 0o700)],
+        files={INSTALL_SCRIPT: File(script, 0o700)},
         units=[ignition.Unit(INSTALL_UNIT, unit, enabled=True)],
     )
     return ignition.dumps(ignition.translate(spec))
 
 
 def _json(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
+    return serialize.json_bytes(value)
 
 
 def _matchbox(cluster: Cluster, node: Node, fmt: Format, config: bytes, options: PxeOptions) -> dict[str, File]:
@@ -303,7 +303,7 @@ def _header(cluster: Cluster, comment: str, use: str) -> list[str]:
 def dnsmasq_hosts(cluster: Cluster, exported: list[Exported], options: PxeOptions) -> bytes:
     lines = _header(cluster, "#", "Use: conf-file=THIS_FILE in dnsmasq.conf.")
     for e in exported:
-        ip = f"[{e.node.ip}]" if ":" in e.node.ip else e.node.ip
+        ip = f"[{e.node.ip}]" if model.is_ipv6(e.node.ip) else e.node.ip
         lines.append(f"dhcp-host={e.node.mac},set:isobuild,{ip},{e.node.name}")
     if options.next_server and exported:
         lines += [
@@ -322,7 +322,7 @@ def dnsmasq_hosts(cluster: Cluster, exported: list[Exported], options: PxeOption
 def dhcpd_hosts(cluster: Cluster, exported: list[Exported], options: PxeOptions) -> bytes:
     lines = _header(cluster, "#", 'Use: include "THIS_FILE"; in dhcpd.conf.')
     for e in exported:
-        if ":" in e.node.ip:
+        if model.is_ipv6(e.node.ip):
             lines.append(f"# {e.node.name}: IPv6 ({e.node.ip}) is for dhcpd -6, not this file")
             continue
         lines += [
@@ -383,13 +383,11 @@ def inventory_json(cluster: Cluster, network_booted: set[str]) -> bytes:
     )
 
 
-ANSIBLE_GROUPS = {Role.CONTROLLER: "controllers", Role.WORKER: "workers", Role.EDGE: "edge_routers"}
-
-
 def ansible_inventory(cluster: Cluster) -> bytes:
     """A YAML inventory: one group per role, the node's IP as ansible_host."""
     children: dict[str, Any] = {}
-    for role, group in ANSIBLE_GROUPS.items():
+    for role in Role:
+        group = role.ansible_group
         hosts = {}
         for n in (n for n in cluster.nodes if n.role is role):
             hostvars: dict[str, Any] = {"ansible_host": n.ip}

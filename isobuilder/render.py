@@ -2,24 +2,23 @@
 
 Pure: cluster, node and PEM bytes in, bytes out. Structured content (kubeadm and kubelet
 configs, kubeconfigs, manifests, the YAML values inside user_data) is built as data and
-serialised; the Jinja templates in ``templates/`` only lay the pieces out.
+serialised; the Jinja templates (package resources, ``isobuilder/templates/``) only lay the pieces out.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
 import shlex
 from collections.abc import Mapping
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
-import yaml
-
-from isobuilder import __version__, ignition, network
-from isobuilder.model import API_PORT, Cluster, Format, Node, Role, bracket, merged_ssh_keys, sorted_labels
+from isobuilder import __version__, ignition, network, serialize
+from isobuilder.files import File
+from isobuilder.model import API_PORT, Cluster, Format, Node, Role, bracket, is_ipv6, merged_ssh_keys, sorted_labels
 
 ADDONS_DIR = "/etc/kubernetes/isobuild"
 INSTALL_PATH = "/opt/isobuild/install.sh"
@@ -32,44 +31,7 @@ KUBEADM_API = "kubeadm.k8s.io/v1beta4"
 KUBELET_API = "kubelet.config.k8s.io/v1beta1"
 
 
-@dataclasses.dataclass(frozen=True)
-class HostFile:
-    """A file cloud-init writes on the node."""
-
-    path: str
-    content: bytes
-    mode: int = 0o644
-
-
-# -- YAML and shell serialisation ---------------------------------------------------------
-# libyaml's emitter (PyYAML's wheels ship it) is ~10x faster than the pure-Python one.
-SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-class _Dumper(SafeDumper):  # type: ignore[valid-type,misc]
-    """Block style, literal ``|`` for multi-line strings (PEMs, scripts) so user_data stays readable."""
-
-
-def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_Dumper.add_representer(str, _str_representer)
-
-
-def to_yaml(value: Any, indent: int = 0) -> str:
-    """``value`` as YAML to follow ``key:`` directly: `` scalar`` inline, or an indented block."""
-    if not isinstance(value, dict | list | tuple) or not value:
-        text = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, width=1 << 30, allow_unicode=False)
-        return " " + text.removesuffix("\n...\n").rstrip("\n")
-    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=False, sort_keys=False, width=1 << 30)
-    pad = " " * indent
-    return "\n" + "".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True)).rstrip("\n")
-
-
-def dump_yaml(*documents: Any) -> bytes:
-    return yaml.dump_all(documents, Dumper=_Dumper, default_flow_style=False, sort_keys=False).encode()
+HostFiles = dict[str, File]  # absolute path on the node -> file
 
 
 @functools.cache
@@ -77,27 +39,25 @@ def _environment() -> Any:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        loader=jinja2.PackageLoader("isobuilder", "templates"),
         undefined=jinja2.StrictUndefined,  # a missing value is an error, never an empty string
         autoescape=False,
         keep_trailing_newline=True,
     )
-    env.filters["yaml"] = to_yaml
+    env.filters["yaml"] = serialize.yaml_value
     env.filters["shquote"] = lambda v: shlex.quote(str(v))
     return env
 
 
-def templates_dir() -> Path:
-    """Installed wheels carry the templates inside the package; a source tree has them at the top."""
-    packaged = Path(__file__).parent / "templates"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
+def _templates() -> list[Traversable]:
+    return sorted(resources.files("isobuilder").joinpath("templates").iterdir(), key=lambda p: p.name)
 
 
 @functools.cache
 def templates_digest() -> str:
     """Changes when any template does (an upgraded isobuild rebuilds what it renders differently)."""
     digest = hashlib.sha256()
-    for path in sorted(templates_dir().iterdir()):
+    for path in _templates():
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -190,7 +150,7 @@ def kubeadm_configuration(cluster: Cluster, node: Node, cert_sans: list[str]) ->
         "apiServer": {"certSANs": cert_sans},
         "etcd": {"local": {"extraArgs": _args(etcd_args)}},
     }
-    return dump_yaml(init, cluster_config, kubelet_configuration(cluster, node, full=False))
+    return serialize.yaml_documents(init, cluster_config, kubelet_configuration(cluster, node, full=False))
 
 
 def kubeadm_join_configuration(cluster: Cluster, node: Node) -> bytes:
@@ -207,7 +167,7 @@ def kubeadm_join_configuration(cluster: Cluster, node: Node) -> bytes:
         "discovery": {"file": {"kubeConfigPath": "/etc/kubernetes/admin.conf"}},
         "controlPlane": {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": API_PORT}},
     }
-    return dump_yaml(join)
+    return serialize.yaml_documents(join)
 
 
 def kube_vip_manifest(cluster: Cluster, kubeconfig: str) -> bytes:
@@ -218,7 +178,7 @@ def kube_vip_manifest(cluster: Cluster, kubeconfig: str) -> bytes:
     env = {
         "vip_arp": "true",
         "port": str(API_PORT),
-        "vip_subnet": "128" if ":" in cluster.vip else "32",
+        "vip_subnet": "128" if is_ipv6(cluster.vip) else "32",
         "cp_enable": "true",
         "cp_namespace": "kube-system",
         "vip_leaderelection": "true",
@@ -253,7 +213,7 @@ def kube_vip_manifest(cluster: Cluster, kubeconfig: str) -> bytes:
             "volumes": [{"name": "kubeconfig", "hostPath": {"path": f"/etc/kubernetes/{kubeconfig}", "type": "File"}}],
         },
     }
-    return dump_yaml(pod)
+    return serialize.yaml_documents(pod)
 
 
 def _kubeadm_algorithm(cluster: Cluster) -> str:
@@ -274,7 +234,7 @@ def rbac_manifest() -> bytes:
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject}],
         }
 
-    return dump_yaml(
+    return serialize.yaml_documents(
         binding("kubeadm:cluster-admins", "cluster-admin", "Group", "kubeadm:cluster-admins"),
         binding(
             "kubeadm:apiserver-kubelet-client", "system:kubelet-api-admin", "User", "kube-apiserver-kubelet-client"
@@ -288,7 +248,7 @@ def flannel_kustomization(cluster: Cluster) -> bytes:
         {"Network": cluster.pod_cidr, "EnableNFTables": False, "Backend": {"Type": "vxlan"}}, indent=2
     )
     url = f"https://github.com/flannel-io/flannel/releases/download/{cluster.flannel_version}/kube-flannel.yml"
-    return dump_yaml(
+    return serialize.yaml_documents(
         {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
@@ -296,7 +256,7 @@ def flannel_kustomization(cluster: Cluster) -> bytes:
             "patches": [
                 {
                     "target": {"kind": "ConfigMap", "name": "kube-flannel-cfg"},
-                    "patch": dump_yaml(
+                    "patch": serialize.yaml_documents(
                         [{"op": "replace", "path": "/data/net-conf.json", "value": net_conf + "\n"}]
                     ).decode(),
                 }
@@ -312,7 +272,7 @@ def ingress_kustomization(cluster: Cluster) -> bytes:
     url = (
         f"https://raw.githubusercontent.com/kubernetes/ingress-nginx/{tag}/deploy/static/provider/baremetal/deploy.yaml"
     )
-    delete_deployment = dump_yaml(
+    delete_deployment = serialize.yaml_documents(
         {
             "$patch": "delete",
             "apiVersion": "apps/v1",
@@ -320,7 +280,7 @@ def ingress_kustomization(cluster: Cluster) -> bytes:
             "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx"},
         }
     ).decode()
-    return dump_yaml(
+    return serialize.yaml_documents(
         {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
@@ -395,37 +355,32 @@ def ingress_daemonset(cluster: Cluster) -> bytes:
             },
         },
     }
-    return dump_yaml(daemonset)
+    return serialize.yaml_documents(daemonset)
 
 
-def worker_configs(cluster: Cluster, node: Node) -> list[HostFile]:
+def worker_configs(cluster: Cluster, node: Node) -> HostFiles:
     """What kubeadm would write on a joining node, written by us: no join token needed."""
     flags = " ".join(f"--{k}={v}" for k, v in kubelet_flags(node).items())
     env = f"KUBELET_KUBEADM_ARGS={json.dumps(flags)}\n"
-    return [
-        HostFile("/var/lib/kubelet/config.yaml", dump_yaml(kubelet_configuration(cluster, node, full=True))),
-        HostFile("/var/lib/kubelet/kubeadm-flags.env", env.encode()),
-    ]
+    return {
+        "/var/lib/kubelet/config.yaml": File(serialize.yaml_documents(kubelet_configuration(cluster, node, full=True))),
+        "/var/lib/kubelet/kubeadm-flags.env": File(env.encode()),
+    }
 
 
-def controller_configs(cluster: Cluster, node: Node, cert_sans: list[str]) -> list[HostFile]:
-    vip = (
-        [
-            HostFile(f"{ADDONS_DIR}/kube-vip.yaml", kube_vip_manifest(cluster, "admin.conf"), 0o600),
-            HostFile(f"{ADDONS_DIR}/kube-vip-init.yaml", kube_vip_manifest(cluster, "super-admin.conf"), 0o600),
-        ]
-        if cluster.vip
-        else []
-    )
-    return [
-        HostFile(f"{ADDONS_DIR}/kubeadm.yaml", kubeadm_configuration(cluster, node, cert_sans), 0o600),
-        HostFile(f"{ADDONS_DIR}/kubeadm-join.yaml", kubeadm_join_configuration(cluster, node), 0o600),
-        *vip,
-        HostFile(f"{ADDONS_DIR}/rbac.yaml", rbac_manifest()),
-        HostFile(f"{ADDONS_DIR}/flannel/kustomization.yaml", flannel_kustomization(cluster)),
-        HostFile(f"{ADDONS_DIR}/ingress-nginx/kustomization.yaml", ingress_kustomization(cluster)),
-        HostFile(f"{ADDONS_DIR}/ingress-nginx/daemonset.yaml", ingress_daemonset(cluster)),
-    ]
+def controller_configs(cluster: Cluster, node: Node, cert_sans: list[str]) -> HostFiles:
+    files = {
+        f"{ADDONS_DIR}/kubeadm.yaml": File(kubeadm_configuration(cluster, node, cert_sans), 0o600),
+        f"{ADDONS_DIR}/kubeadm-join.yaml": File(kubeadm_join_configuration(cluster, node), 0o600),
+        f"{ADDONS_DIR}/rbac.yaml": File(rbac_manifest()),
+        f"{ADDONS_DIR}/flannel/kustomization.yaml": File(flannel_kustomization(cluster)),
+        f"{ADDONS_DIR}/ingress-nginx/kustomization.yaml": File(ingress_kustomization(cluster)),
+        f"{ADDONS_DIR}/ingress-nginx/daemonset.yaml": File(ingress_daemonset(cluster)),
+    }
+    if cluster.vip:
+        files[f"{ADDONS_DIR}/kube-vip.yaml"] = File(kube_vip_manifest(cluster, "admin.conf"), 0o600)
+        files[f"{ADDONS_DIR}/kube-vip-init.yaml"] = File(kube_vip_manifest(cluster, "super-admin.conf"), 0o600)
+    return files
 
 
 # -- the node documents ----------------------------------------------------------------------
@@ -435,6 +390,7 @@ def _script_values(cluster: Cluster, node: Node) -> dict[str, Any]:
         "node_name": node.name,
         "node_ip": node.ip,
         "role": node.role.value,
+        "is_controller": node.role.is_controller,
         "kubernetes_version": cluster.kubernetes_version.removeprefix("v"),
         "addons_dir": ADDONS_DIR,
         "endpoint": cluster.server_url(),
@@ -469,19 +425,20 @@ def flatcar_install_script(cluster: Cluster, node: Node, config_path: str) -> by
     ).encode()
 
 
-def renew_script(cluster: Cluster, node: Node, files: list[HostFile]) -> bytes:
+def renew_script(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
     """renew.sh: the node's certificates, keys and kubeconfigs, installed in place on a running node."""
     import base64
 
     payload = [
-        {"path": f.path, "mode": f.mode, "b64": base64.b64encode(f.content).decode("ascii")}
-        for f in sorted(files, key=lambda f: f.path)
+        {"path": path, "mode": f.mode, "b64": base64.b64encode(f.content).decode("ascii")}
+        for path, f in sorted(files.items())
     ]
     return render_template(
         "renew.sh.j2",
         node_name=node.name,
         node_ip=node.ip,
         role=node.role.value,
+        is_controller=node.role.is_controller,
         login=f"core@{node.ip}" if cluster.format_of(node) is Format.IGNITION else node.ip,
         files=payload,
     ).encode()
@@ -489,14 +446,14 @@ def renew_script(cluster: Cluster, node: Node, files: list[HostFile]) -> bytes:
 
 @functools.cache
 def _static_text(name: str) -> str:
-    return (templates_dir() / name).read_text()
+    return resources.files("isobuilder").joinpath("templates", name).read_text()
 
 
-def ignition_config(cluster: Cluster, node: Node, files: list[HostFile]) -> bytes:
+def ignition_config(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
     """The node's Ignition config: its files, the kubelet unit and the first-boot setup unit."""
-    host = [ignition.File(f.path, f.content, f.mode) for f in files]
+    host = dict(files)
     if node.static:
-        host.append(ignition.File(network.NETWORKD_PATH, network.networkd_file(node), 0o644))
+        host[network.NETWORKD_PATH] = File(network.networkd_file(node), 0o644)
     units = [
         ignition.Unit("containerd.service", enabled=True),
         ignition.Unit(
@@ -511,15 +468,15 @@ def ignition_config(cluster: Cluster, node: Node, files: list[HostFile]) -> byte
     return ignition.dumps(ignition.translate(spec))
 
 
-def user_data(cluster: Cluster, node: Node, files: list[HostFile]) -> bytes:
+def user_data(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
     write_files = [
         {
-            "path": f.path,
+            "path": path,
             "owner": "root:root",
             "permissions": f"{f.mode:04o}",  # cloud-init's schema wants a string: '0600'
             "content": f.content.decode(),
         }
-        for f in sorted(files, key=lambda f: f.path)
+        for path, f in sorted(files.items())
     ]
     hostname, _, _ = node.name.partition(".")
     return render_template(
@@ -536,7 +493,7 @@ def user_data(cluster: Cluster, node: Node, files: list[HostFile]) -> bytes:
 def nocloud_meta_data(cluster: Cluster, node: Node) -> bytes:
     """NoCloud's ``meta-data``: an instance-id stable per node (cloud-init runs once per id)."""
     data = {"instance-id": f"iid-{cluster.node_uuid(node)}", "local-hostname": node.name}
-    return yaml.safe_dump(data, sort_keys=True).encode()
+    return serialize.yaml_text(dict(sorted(data.items()))).encode()
 
 
 def meta_data(cluster: Cluster, node: Node) -> bytes:
@@ -551,4 +508,4 @@ def meta_data(cluster: Cluster, node: Node) -> bytes:
         "public_keys": {f"key-{i}": key for i, key in enumerate(keys)},
         "meta": {"role": node.role.value, "cluster": cluster.name},
     }
-    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+    return serialize.json_bytes(data)

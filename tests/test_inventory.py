@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from isobuilder.errors import IsobuildError
-from isobuilder.inventory import File, Inventory, read_tree
+from isobuilder.files import File, contents
+from isobuilder.inventory import Inventory, read_tree
 from tests.conftest import EPOCH
 
 
@@ -90,10 +91,10 @@ def test_a_crash_in_the_middle_of_a_commit_is_rolled_back(tmp_path: Path) -> Non
     )
     (root / "node-a").rename(tx.tx / "old" / "0")
     (tx.tx / "new" / "0").rename(root / "node-a")
-    assert read_tree(root / "node-a") == {"f": b"new"}
+    assert contents(read_tree(root / "node-a")) == {"f": b"new"}
 
     with inventory.locked():
-        assert read_tree(root / "node-a") == {"f": b"old"}
+        assert contents(read_tree(root / "node-a")) == {"f": b"old"}
         assert (root / "cluster.yaml").read_bytes() == b"nodes: []\n"
         assert not tx.tx.exists()
 
@@ -132,8 +133,8 @@ def test_a_delete_is_rolled_back_with_the_rest_when_a_commit_fails(tmp_path: Pat
         tx.delete("node-later")
         with pytest.raises(IsobuildError, match="cannot update"):
             tx.commit()
-    assert read_tree(root / "node-gone") == {"f": b"keep me"}
-    assert read_tree(root / "node-later") == {"f": b"later"}
+    assert contents(read_tree(root / "node-gone")) == {"f": b"keep me"}
+    assert contents(read_tree(root / "node-later")) == {"f": b"later"}
     with inventory.locked(), inventory.transaction() as tx:
         tx.delete("node-gone")
         tx.commit()

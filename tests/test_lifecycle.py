@@ -350,7 +350,7 @@ def test_user_kubeconfig_is_least_privilege_and_works_with_kubectl(run: Run, exa
         (("--user", "kubernetes-admin"), "is reserved"),
         (("--user", "bad name"), "invalid user name"),
         (("--group", "dev"), "go with --user"),
-        (("--user", "bob", "--days", "0"), "invalid --days"),
+        (("--user", "bob", "--days", "0"), "--days: 0 is not a number of days"),
         (("--user", "bob", "--days", "4000"), "would outlive its CA"),
     ],
 )

@@ -235,8 +235,11 @@ def cluster(run: Run) -> Run:
         (["10.0.0.2/24"], "static networking needs the MAC of the NIC"),
         (["10.0.0.2/24", "--mac", "52:54:00:00:00:01"], "MAC 52:54:00:00:00:01 of node 'w1' is already used"),
         (["10.0.0.2/24", "--mac", "01:00:5e:00:00:01"], "invalid MAC address"),
-        (["10.0.0.2/24", "--mac", "52:54:00:00:00:02", "--gateway", "10.0.1.1"], "is outside its network"),
-        (["10.0.0.2/24", "--mac", "52:54:00:00:00:02", "--gateway", "10.0.0.2"], "the gateway is the node's own IP"),
+        (
+            ["10.0.0.2/24", "--mac", "52:54:00:00:00:02", "--gateway", "10.0.1.1"],
+            "--gateway: 10.0.1.1 is outside the node's network 10.0.0.0/24",
+        ),
+        (["10.0.0.2/24", "--mac", "52:54:00:00:00:02", "--gateway", "10.0.0.2"], "--gateway: it is the node's own IP"),
         (["10.0.0.2/24", "--mac", "52:54:00:00:00:02", "--prefix", "16"], "disagree"),
         (["10.0.0.2/40", "--mac", "52:54:00:00:00:02"], "invalid prefix length"),
         (["10.0.0.0/24", "--mac", "52:54:00:00:00:02"], "network or broadcast address"),
@@ -254,7 +257,7 @@ def test_bad_static_networking_is_refused_and_nothing_written(
     result = cluster("node", "w1", *args, "--master", "10.0.0.1")
     assert result.code == 1, result.err
     assert message in result.err, result.err
-    assert result.err.count("\n") == 2 and "Hint: " in result.err  # one error line, one hint line
+    assert result.err.count("Hint: ") == 1 and "Traceback" not in result.err  # error lines, one hint
     assert snapshot(inv) == before
 
 
@@ -328,7 +331,7 @@ def test_cluster_yaml_format_and_media_apply_to_nodes_without_their_own(run: Run
     bad = (inv / "cluster.yaml").read_text().replace("media: nocloud", "media: floppy")
     (inv / "cluster.yaml").write_text(bad)
     result = run("node", "w2", "10.0.0.3", "--master", "10.0.0.1")
-    assert result.code == 1 and "cluster.yaml: media: 'floppy' is not a media" in result.err
+    assert result.code == 1 and "Error: cluster.yaml: media: 'floppy' is not one of config-2, nocloud" in result.err
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

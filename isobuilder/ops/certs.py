@@ -1,5 +1,6 @@
 """Certificates over time: every certificate of the inventory with its expiry (``certs check``),
-and their renewal (``certs renew``). Nothing here prints."""
+and their renewal (``certs renew``): all of it in one transaction, renewed together or not at
+all. Nothing here prints."""
 
 from __future__ import annotations
 
@@ -11,18 +12,16 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from isobuilder import fleet, kubeconfig, pki
-from isobuilder.cluster import (
-    CA_FILES,
-    USERS_DIR,
-    Context,
-    KubeconfigResult,
-    UserRequest,
-    admin_kubeconfig,
-    cluster_text,
-)
+from isobuilder import kubeconfig, pki
+from isobuilder.authority import CA_FILES, Authority
+from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
-from isobuilder.inventory import Inventory
+from isobuilder.inventory import Inventory, Transaction, read_file
+from isobuilder.model import Cluster
+from isobuilder.ops import cluster_text, load_authority, load_cluster, transaction
+from isobuilder.ops.build import Outcome, Status, select, stage_nodes
+from isobuilder.ops.kubeconfigs import KubeconfigResult, issue, stage
+from isobuilder.plan import USERS_DIR, UserRequest
 
 WORKSTATION = "workstation"
 
@@ -73,7 +72,7 @@ def inventory_certs(inv: Inventory) -> list[CertRow]:
 
     def add(where: str, path: Path) -> None:
         rel = path.relative_to(inv.root).as_posix()
-        rows.append(_row(where, rel, pki.load_cert(path.read_bytes(), rel)))
+        rows.append(_row(where, rel, pki.load_cert(_required(path), rel)))
 
     for path in sorted(inv.ssl.rglob("*.crt")):
         add(WORKSTATION, path)
@@ -92,7 +91,7 @@ def user_kubeconfigs(inv: Inventory) -> list[Path]:
 
 def _user_pair(inv: Inventory, path: Path) -> pki.KeyPair:
     rel = path.relative_to(inv.root).as_posix()
-    pair = kubeconfig.keypair(path.read_bytes(), rel)
+    pair = kubeconfig.keypair(_required(path), rel)
     if pair is None:
         raise IsobuildError(
             f"{rel} holds no client certificate", hint="re-issue it with isobuild kubeconfig --user, or remove it"
@@ -104,44 +103,78 @@ def check(ctx: Context) -> list[CertRow]:
     inv = ctx.inventory
     with inv.locked():
         cluster_text(inv)  # a clear error when there is no cluster here
+        if not inv.ssl.is_dir():
+            raise IsobuildError(f"cannot read {inv.ssl}", hint="restore ssl/ from your backup")
         return inventory_certs(inv)
+
+
+def _required(path: Path) -> bytes:
+    data = read_file(path)
+    if data is None:
+        raise IsobuildError(f"{path} disappeared while reading the inventory", hint="run the command again")
+    return data
 
 
 # -- renew -------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class RenewResult:
-    build: fleet.BuildResult | None
+    nodes: list[Outcome]
     kubeconfigs: list[KubeconfigResult]
 
 
 def renew(ctx: Context, names: list[str], *, every: bool, rotate: bool) -> RenewResult:
     """Re-issue the leaf certificates of the named nodes (``every``: all nodes, the admin
     kubeconfig and the user kubeconfigs) from cluster.yaml as it is now, keeping each key unless
-    ``rotate``. The CAs are read, never written."""
+    ``rotate``. One transaction: a node that fails, a user kubeconfig that cannot be renewed, a
+    full disk or a kill, and nothing was renewed. The CAs are read, never written."""
     if not names and not every:
         raise IsobuildError("name the nodes to renew, or pass --all", hint="e.g. isobuild certs renew worker1 worker2")
     if names and every:
         raise IsobuildError("give node names or --all, not both", hint="isobuild certs renew --all renews everything")
     renewal = pki.Renewal(rotate=rotate)
-    if every:  # a broken user kubeconfig stops the run before any node is renewed
-        for path in user_kubeconfigs(ctx.inventory):
-            _user_pair(ctx.inventory, path)
-    built = fleet.build(ctx, names, renewal=renewal)
-    configs: list[KubeconfigResult] = []
-    if every:
-        inv = ctx.inventory
-        configs.append(admin_kubeconfig(ctx, server=None, output=None, merge_into=None, use=False, renewal=renewal))
-        for path in user_kubeconfigs(inv):
-            configs.append(_renew_user(ctx, path, renewal))
-    return RenewResult(built, configs)
+    inv = ctx.inventory
+    with transaction(ctx, bulk=True) as tx:
+        cluster = load_cluster(inv)
+        authority = load_authority(ctx)
+        selected = select(inv, cluster, names)
+        users = [_user_request(inv, path) for path in user_kubeconfigs(inv)] if every else []
+        authority.unlock()
+        outcomes = stage_nodes(ctx, tx, cluster, authority, selected, renewal=renewal)
+        failed = [o for o in outcomes if o.status is Status.FAILED]
+        if failed:
+            raise IsobuildError(
+                f"{failed[0].name}: {failed[0].error}",
+                hint="nothing was renewed; fix this, then run certs renew again",
+                details=tuple(f"{o.name}: {o.error}" for o in failed[1:]),
+            )
+        configs: list[KubeconfigResult] = []
+        if every:
+            configs.append(_renew(ctx, tx, cluster, authority, None, cluster.server_url(), renewal))
+            for request, server in users:
+                configs.append(_renew(ctx, tx, cluster, authority, request, server or cluster.server_url(), renewal))
+    return RenewResult(outcomes, configs)
 
 
-def _renew_user(ctx: Context, path: Path, renewal: pki.Renewal) -> KubeconfigResult:
-    """A user kubeconfig, re-issued with its name, groups and lifetime as they were."""
-    rel = path.relative_to(ctx.inventory.root).as_posix()
-    pair = _user_pair(ctx.inventory, path)
+def _user_request(inv: Inventory, path: Path) -> tuple[UserRequest, str | None]:
+    """A user kubeconfig's name, groups and lifetime as they were, and its server."""
+    rel = path.relative_to(inv.root).as_posix()
+    pair = _user_pair(inv, path)
     spec = pki.spec_of(pair.cert)
     lifetime = pair.cert.not_valid_after_utc - pair.cert.not_valid_before_utc - pki.BACKDATE
     request = UserRequest(spec.common_name, spec.organizations, max(1, round(lifetime.total_seconds() / 86400)))
-    server = kubeconfig.server_of(path.read_bytes(), rel)
-    return admin_kubeconfig(ctx, server=server, output=None, merge_into=None, use=False, user=request, renewal=renewal)
+    return request, kubeconfig.server_of(_required(path), rel)
+
+
+def _renew(
+    ctx: Context,
+    tx: Transaction,
+    cluster: Cluster,
+    authority: Authority,
+    user: UserRequest | None,
+    server: str,
+    renewal: pki.Renewal,
+) -> KubeconfigResult:
+    issued = issue(ctx.inventory, cluster, authority, ctx.now, user=user, server=server, renewal=renewal)
+    stage(tx, issued)
+    path = ctx.inventory.root / issued.stored
+    return KubeconfigResult(path, server, issued.config["current-context"], None, issued.pair.cert.not_valid_after_utc)

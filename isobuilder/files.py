@@ -1,0 +1,35 @@
+"""The one file value type: bytes and a mode. Pure.
+
+Every stage speaks in trees, ``{path: File}``: a node folder (paths relative to it), the files
+a node receives (absolute paths on the node), a drive, a PXE export. Only ``inventory`` turns a
+tree into files on disk, each created with its mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class File:
+    content: bytes
+    mode: int = 0o644
+
+    @property
+    def is_secret(self) -> bool:
+        """Readable by its owner only (private keys and what embeds them)."""
+        return not self.mode & 0o077
+
+
+Tree = Mapping[str, File]  # POSIX path -> file
+
+
+def contents(tree: Tree) -> dict[str, bytes]:
+    return {path: f.content for path, f in tree.items()}
+
+
+def changes(old: Tree, new: Tree) -> list[str]:
+    """Paths whose bytes or mode differ, then paths that are gone, each sorted."""
+    differ = sorted(path for path, f in new.items() if old.get(path) != f)
+    return differ + sorted(set(old) - set(new))

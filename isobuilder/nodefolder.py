@@ -1,0 +1,328 @@
+"""A node's folder, built as one pure, linear pipeline.
+
+:func:`build_node` takes the cluster, the node, the CA store, the folder's existing files (with
+their modes) and the clock, and returns the folder's new files. Every caller goes through it:
+``node``, the rebuild of affected nodes, ``build``'s workers, ``certs renew``. The steps, in the
+order a reader expects, each reading and extending one :class:`_Build` record::
+
+    add_ca_material      the CA certificates (and, on a controller, keys) the node receives
+    issue_identities     its leaf certificates, reusing keys and still-matching certs
+    write_kubeconfigs    the kubeconfigs that embed them; renew.sh carries all of it
+    render_host_configs  kubeadm/kubelet configs, manifests, the first-boot scripts
+    lay_out_drive        meta data, network config and user data at the medium's paths
+    apply_hand_edit_rule a hand-edited user_data is kept, or refused, never overwritten silently
+    pack_iso             config.iso (kept, bytes and mtime, when it holds exactly the drive)
+    record_state         .isobuild.json: what was generated, from which inputs
+
+The drive layout, the state record and the hand-edit rule live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Mapping
+
+from isobuilder import __version__, configdrive, kubeconfig, network, pki, render, schema, serialize
+from isobuilder.authority import CA_FILES, Authority
+from isobuilder.errors import IsobuildError
+from isobuilder.files import File, changes
+from isobuilder.identities import Kubeconfig, apiserver_sans, ca_files_for, node_identities, node_kubeconfigs
+from isobuilder.model import Cluster, Format, Media, Node
+
+CLOUD_DIR = "cloud-config"  # the drive's files, as they appear on config.iso
+ISO = "config.iso"
+STATE = ".isobuild.json"  # what isobuild generated last; tells a hand edit from our own output
+RENEW = "renew.sh"  # installs renewed certificates on a running node
+INSTALL = "install.sh"
+DRIVE_INSTALLER = "install.sh"  # Ignition nodes: the disk installer travels on the drive too
+# Every drive path isobuild writes, whatever the medium: a medium switch drops the old ones.
+GENERATED_DRIVE_FILES = frozenset(
+    {p for m in Media for p in (m.user_data_path, m.meta_data_path, m.network_path)} | {DRIVE_INSTALLER}
+)
+EMBEDDED_IN_KUBECONFIG = {"admin", "super-admin", "controller-manager", "scheduler"}
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeFolder:
+    """What :func:`build_node` made."""
+
+    tree: dict[str, File]
+    changed: list[str]  # paths written or removed, relative to the folder; empty: nothing to do
+    kept_hand_edit: bool
+    certs_changed: bool  # certificates or kubeconfigs re-issued: a running node needs renew.sh
+
+    def cert_expiry(self) -> dt.datetime:
+        return min(
+            pki.load_cert(f.content, rel).not_valid_after_utc
+            for rel, f in self.tree.items()
+            if rel.startswith("ssl/") and rel.endswith(".crt") and rel.removeprefix("ssl/") not in CA_FILES
+        )
+
+
+# -- the state record -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class NodeState:
+    """``.isobuild.json``: the user data isobuild generated (a different one on disk is a hand
+    edit), the digest of the inputs it was made from, and its files' sizes (build's fast path)."""
+
+    user_data_sha256: str | None = None
+    inputs: str | None = None
+    files: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: bytes | None) -> NodeState:
+        """Unreadable counts as unknown (so the user data counts as edited, the node as stale)."""
+        try:
+            data = json.loads(text or b"{}")
+            files = data.get("files") or {}
+            sizes = {str(k): int(v) for k, v in files.items()}
+            digest, inputs = data.get("user_data_sha256"), data.get("inputs")
+        except (ValueError, AttributeError, TypeError):
+            return cls()
+        return cls(digest if isinstance(digest, str) else None, inputs if isinstance(inputs, str) else None, sizes)
+
+    def dump(self) -> bytes:
+        return serialize.json_bytes(dataclasses.asdict(self) | {"files": dict(sorted(self.files.items()))})
+
+    def holds(self, digest: str, sizes: Mapping[str, int | None]) -> bool:
+        """Made from inputs with this digest, and its files still there (by size)."""
+        return self.inputs == digest and bool(self.files) and all(sizes.get(r) == n for r, n in self.files.items())
+
+
+def inputs_digest(cluster: Cluster, node: Node, authority: Authority) -> str:
+    """Everything a node folder is made from, but the clock: cluster settings, the node's entry,
+    the controllers it joins, the CAs, isobuild's version and templates."""
+    return serialize.digest_of(
+        {
+            "isobuild": [__version__, render.templates_digest()],
+            "settings": schema.settings_mapping(cluster),
+            "node": schema.node_mapping(node),
+            # A controller is made from the whole control plane (etcd's member list); another node
+            # only from the address it joins.
+            "controllers": members(cluster) if node.role.is_controller else list(cluster.endpoint_host_port()),
+            "pki": authority.digest,
+        }
+    )
+
+
+def members(cluster: Cluster) -> list[tuple[str, str]]:
+    return [(n.name, n.ip) for n in cluster.controllers()]
+
+
+# -- the drive layout and the hand-edit rule ---------------------------------------------------
+def drive_of(tree: Mapping[str, File]) -> dict[str, bytes]:
+    """The drive's files (paths as on config.iso) of a node folder's tree."""
+    prefix = CLOUD_DIR + "/"
+    return {rel.removeprefix(prefix): f.content for rel, f in tree.items() if rel.startswith(prefix)}
+
+
+def user_data_of(tree: Mapping[str, File], media: Media) -> bytes | None:
+    """The drive's user data: at this medium's path, or the other's (before a medium switch)."""
+    for m in (media, *Media):
+        found = tree.get(f"{CLOUD_DIR}/{m.user_data_path}")
+        if found is not None:
+            return found.content
+    return None
+
+
+def is_hand_edited(state: NodeState, on_disk: bytes | None) -> bool:
+    return on_disk is not None and serialize.sha256(on_disk) != state.user_data_sha256
+
+
+def hand_edit_rule(state: NodeState, on_disk: bytes | None, generated: bytes, *, force: bool, where: str) -> bytes:
+    """The user data the drive carries. A hand edit is kept while what isobuild generates for
+    it did not change; a change that would overwrite it is refused without ``force``."""
+    if force or on_disk is None or not is_hand_edited(state, on_disk):
+        return generated
+    if serialize.sha256(generated) != state.user_data_sha256:
+        raise IsobuildError(
+            f"{where} was edited by hand and this change would overwrite it",
+            hint="re-run with --force to replace it (your edit is lost), or `isobuild image` to ship your edit as is",
+        )
+    return on_disk
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Build:
+    """The one record the steps read and extend."""
+
+    cluster: Cluster
+    node: Node
+    authority: Authority
+    existing: Mapping[str, File]
+    now: dt.datetime
+    iso_epoch: float
+    force: bool
+    renewal: pki.Renewal | None
+    tree: dict[str, File] = dataclasses.field(default_factory=dict)  # the folder, relative paths
+    host: render.HostFiles = dataclasses.field(default_factory=dict)  # files on the node
+    credentials: render.HostFiles = dataclasses.field(default_factory=dict)  # what renew.sh installs
+    pairs: dict[str, pki.KeyPair] = dataclasses.field(default_factory=dict)
+    drive: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    install: bytes = b""
+    generated: bytes = b""  # the user data isobuild generates
+    kept_hand_edit: bool = False
+
+    @property
+    def media(self) -> Media:
+        return self.cluster.media_of(self.node)
+
+
+def build_node(
+    cluster: Cluster,
+    node: Node,
+    authority: Authority,
+    existing: Mapping[str, File],
+    *,
+    now: dt.datetime,
+    iso_epoch: float,
+    force: bool = False,
+    renewal: pki.Renewal | None = None,
+) -> NodeFolder:
+    """The node folder's files. ``renewal``: re-issue every leaf certificate (``certs renew``)."""
+    b = _Build(cluster, node, authority, existing, now, iso_epoch, force, renewal)
+    add_ca_material(b)
+    issue_identities(b)
+    write_kubeconfigs(b)
+    render_host_configs(b)
+    lay_out_drive(b)
+    apply_hand_edit_rule(b)
+    pack_iso(b)
+    record_state(b)
+    renew = existing.get(RENEW)
+    certs_changed = renew is None or renew.content != b.tree[RENEW].content
+    return NodeFolder(b.tree, changes(existing, b.tree), b.kept_hand_edit, certs_changed)
+
+
+def add_ca_material(b: _Build) -> None:
+    for name in ca_files_for(b.cluster, b.node):
+        file = File(b.authority.plain(name), 0o600 if name.endswith(".key") else 0o644)
+        b.tree[f"ssl/{name}"] = file
+        b.host[f"{render.PKI_DIR}/{name}"] = file
+
+
+def issue_identities(b: _Build) -> None:
+    for ident in node_identities(b.cluster, b.node):
+        previous = _keypair(b.existing, f"ssl/{ident.name}")
+        pair = pki.ensure_leaf(
+            ident.spec,
+            b.authority.ca(ident.signer),
+            previous,
+            b.cluster.key_type,
+            b.now,
+            b.cluster.cert_days,
+            b.renewal,
+        )
+        b.pairs[ident.name] = pair
+        b.tree[f"ssl/{ident.name}.crt"] = File(pair.cert_pem, 0o644)
+        b.tree[f"ssl/{ident.name}.key"] = File(pair.key_pem, 0o600)
+        if ident.name in EMBEDDED_IN_KUBECONFIG:
+            continue
+        base = f"{render.KUBELET_PKI_DIR}/kubelet" if ident.name == "kubelet" else f"{render.PKI_DIR}/{ident.name}"
+        b.credentials[f"{base}.crt"] = File(pair.cert_pem)
+        b.credentials[f"{base}.key"] = File(pair.key_pem, 0o600)
+
+
+def write_kubeconfigs(b: _Build) -> None:
+    for kc in node_kubeconfigs(b.cluster, b.node):
+        local = kc.uses_local_apiserver or (kc is Kubeconfig.KUBELET and b.node.role.is_controller)
+        user = f"system:node:{b.node.name}" if kc is Kubeconfig.KUBELET else kc.user
+        ca = b.authority.files["ca.crt"]
+        config = kubeconfig.build(
+            b.cluster.name, server_for(b.cluster, b.node, local=local), ca, user, b.pairs[kc.identity]
+        )
+        b.credentials[f"/etc/kubernetes/{kc.file}"] = File(kubeconfig.dump(config), 0o600)
+    b.host |= b.credentials
+    b.tree[RENEW] = File(render.renew_script(b.cluster, b.node, b.credentials), 0o700)
+
+
+def server_for(cluster: Cluster, node: Node, *, local: bool) -> str:
+    if local:
+        return cluster.server_url(via_ip=node.ip)
+    if cluster.endpoint or node.master is None:
+        return cluster.server_url()
+    return cluster.server_url(via_ip=node.master)
+
+
+def render_host_configs(b: _Build) -> None:
+    cluster, node = b.cluster, b.node
+    if node.role.is_controller:
+        b.host |= render.controller_configs(cluster, node, list(apiserver_sans(cluster, node)))
+    else:
+        b.host |= render.worker_configs(cluster, node)
+    if cluster.format_of(node) is Format.IGNITION:
+        b.host[render.SETUP_PATH] = File(render.flatcar_setup_script(cluster, node), 0o700)
+        b.install = render.flatcar_install_script(cluster, node, b.media.user_data_path)
+    else:
+        b.install = render.install_script(cluster, node)
+        b.host[render.INSTALL_PATH] = File(b.install, 0o700)
+    b.tree[INSTALL] = File(b.install, 0o755)
+
+
+def lay_out_drive(b: _Build) -> None:
+    cluster, node, media = b.cluster, b.node, b.media
+    nocloud = media is Media.NOCLOUD
+    b.drive[media.meta_data_path] = (
+        render.nocloud_meta_data(cluster, node) if nocloud else render.meta_data(cluster, node)
+    )
+    if node.static:
+        b.drive[media.network_path] = (
+            network.network_config_v2(node) if nocloud else network.openstack_network_data(node)
+        )
+    if cluster.format_of(node) is Format.IGNITION:
+        b.generated = render.ignition_config(cluster, node, b.host)
+        b.drive[DRIVE_INSTALLER] = b.install
+    else:
+        b.generated = render.user_data(cluster, node, b.host)
+
+
+def apply_hand_edit_rule(b: _Build) -> None:
+    on_disk = user_data_of(b.existing, b.media)
+    where = f"{b.node.folder}/{CLOUD_DIR}/{b.media.user_data_path}"
+    state = NodeState.parse(_content(b.existing.get(STATE)))
+    user_data = hand_edit_rule(state, on_disk, b.generated, force=b.force, where=where)
+    b.kept_hand_edit = user_data is not b.generated
+    b.drive[b.media.user_data_path] = user_data
+
+
+def pack_iso(b: _Build) -> None:
+    # Files the operator added to the drive stay on it, with their modes.
+    for rel, file in b.existing.items():
+        if rel.startswith(CLOUD_DIR + "/") and rel.removeprefix(CLOUD_DIR + "/") not in GENERATED_DRIVE_FILES:
+            b.tree[rel] = file
+    for path, content in b.drive.items():
+        b.tree[f"{CLOUD_DIR}/{path}"] = File(content, 0o600 if path == b.media.user_data_path else 0o644)
+    wanted = drive_of(b.tree)
+    current = b.existing.get(ISO)
+    if current is not None and configdrive.drive_files(current.content) == wanted:
+        b.tree[ISO] = File(current.content, 0o600)  # the same files: keep the image (and its mtime)
+    else:
+        b.tree[ISO] = File(configdrive.build_iso(wanted, b.media.label, b.iso_epoch), 0o600)
+
+
+def record_state(b: _Build) -> None:
+    for rel, file in b.existing.items():  # the operator's own files in the folder are kept
+        if rel not in b.tree and not rel.startswith(CLOUD_DIR + "/") and rel != STATE:
+            b.tree[rel] = file
+    state = NodeState(
+        user_data_sha256=serialize.sha256(b.generated),
+        inputs=inputs_digest(b.cluster, b.node, b.authority),
+        files={rel: len(f.content) for rel, f in sorted(b.tree.items())},
+    )
+    b.tree[STATE] = File(state.dump(), 0o644)
+
+
+def _content(file: File | None) -> bytes | None:
+    return file.content if file is not None else None
+
+
+def _keypair(existing: Mapping[str, File], stem: str) -> pki.KeyPair | None:
+    key, cert = existing.get(f"{stem}.key"), existing.get(f"{stem}.crt")
+    if key is None or cert is None:
+        return None
+    pair = pki.KeyPair(key.content, cert.content, stem)
+    pair.key, pair.cert  # noqa: B018 (load both now: a corrupt file is reported here, by name)
+    return pair

@@ -1,0 +1,76 @@
+"""The operations behind the commands, one module per command family.
+
+Every command that writes runs in one frame: :func:`transaction` takes the inventory's lock
+(waiting for any other isobuild on it, and rolling back a killed command first), yields one
+:class:`~isobuilder.inventory.Transaction`, and commits it once, at the end; an error anywhere
+leaves the inventory as it was. Readers (``list``, ``verify``, ``certs check``) take the lock
+alone. The helpers here read what every operation reads: cluster.yaml, the CA store, a node's
+folder. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from isobuilder import clusterfile
+from isobuilder.authority import Authority
+from isobuilder.context import Context
+from isobuilder.errors import IsobuildError
+from isobuilder.files import File
+from isobuilder.inventory import Inventory, Transaction, read_tree
+from isobuilder.model import Cluster, Node
+from isobuilder.nodefolder import STATE, NodeState, inputs_digest
+
+
+@contextlib.contextmanager
+def transaction(ctx: Context, *, bulk: bool = False) -> Iterator[Transaction]:
+    """The lock and one transaction, committed when the block ends without an error."""
+    with ctx.inventory.locked(), ctx.inventory.transaction(bulk=bulk) as tx:
+        yield tx
+        tx.commit()
+
+
+def cluster_text(inv: Inventory) -> bytes:
+    text = inv.read(clusterfile.NAME)
+    if text is None:
+        raise IsobuildError(
+            f"no cluster in {inv.root} (cluster.yaml not found)",
+            hint="create one with `isobuild init` or `isobuild node NAME IP`, or pass --inventory DIR",
+        )
+    return text
+
+
+def load_cluster(inv: Inventory) -> Cluster:
+    """cluster.yaml, with every problem in it reported at once."""
+    return clusterfile.parse(cluster_text(inv))
+
+
+def load_authority(ctx: Context) -> Authority:
+    files = {name: f.content for name, f in read_tree(ctx.inventory.ssl).items()}
+    return Authority.of(files, str(ctx.inventory.ssl), ctx.asker())
+
+
+def read_node(inv: Inventory, node: Node) -> dict[str, File]:
+    return read_tree(inv.node_dir(node.folder))
+
+
+def is_current(folder: Path, digest: str) -> bool:
+    """Whether the folder was made from inputs with this digest and still holds its files (by
+    size): the fast path of a no-change build, without reading or computing anything."""
+    try:
+        state = NodeState.parse((folder / STATE).read_bytes())
+    except OSError:
+        return False
+    sizes: dict[str, int | None] = {}
+    for rel in state.files:
+        try:
+            sizes[rel] = (folder / rel).stat().st_size
+        except OSError:
+            return False
+    return state.holds(digest, sizes)
+
+
+def node_is_current(inv: Inventory, cluster: Cluster, node: Node, authority: Authority) -> bool:
+    return is_current(inv.node_dir(node.folder), inputs_digest(cluster, node, authority))

@@ -1,0 +1,77 @@
+"""``image``: re-package a node folder's ``cloud-config/`` into its ``config.iso`` after a hand
+edit; nothing else changes. Inside an inventory it runs under the lock, in one transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import yaml
+
+from isobuilder import clusterfile, configdrive, serialize
+from isobuilder.context import Context
+from isobuilder.errors import IsobuildError
+from isobuilder.files import File, contents
+from isobuilder.inventory import Inventory, read_file, read_tree, write_outside
+from isobuilder.model import Media
+from isobuilder.nodefolder import CLOUD_DIR, ISO
+
+
+def check_user_data(data: bytes, path: Path) -> None:
+    """Catch a broken hand edit before it ships: cloud-config must stay a YAML mapping, Ignition JSON."""
+    hint = "fix the edit; the node would boot without its configuration"
+    if data.lstrip().startswith(b"{"):
+        try:
+            parsed = json.loads(data)
+        except ValueError as exc:
+            where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+            raise IsobuildError(f"{path} is not valid JSON{where}", hint=hint) from None
+        section = parsed.get("ignition") if isinstance(parsed, dict) else None
+        version = section.get("version") if isinstance(section, dict) else None
+        if not isinstance(version, str):
+            raise IsobuildError(f"{path} is not an Ignition config (no ignition.version)", hint=hint)
+        return
+    if not data.startswith(b"#cloud-config"):
+        return  # a script or another format: cloud-init decides
+    try:
+        parsed = serialize.load_yaml(data)
+    except yaml.YAMLError as exc:
+        raise IsobuildError(f"{path} is not valid YAML{clusterfile.yaml_error_line(exc)}", hint=hint) from None
+    except ValueError:
+        raise IsobuildError(f"{path} is not UTF-8 text", hint=hint) from None
+    if not isinstance(parsed, dict):
+        raise IsobuildError(f"{path} is not a cloud-config mapping", hint=hint)
+
+
+def image(ctx: Context, folder: Path) -> Path:
+    """Re-package ``folder/cloud-config/`` into ``folder/config.iso``; nothing else changes."""
+    parent = Inventory(folder.resolve().parent)
+    # Inside an inventory, wait for any other isobuild command on it; a lone folder needs no lock.
+    inside = parent.has_cluster()
+    with parent.locked() if inside else contextlib.nullcontext():
+        source = folder / CLOUD_DIR
+        if not source.is_dir():
+            raise IsobuildError(
+                f"{source} not found",
+                hint="give a node folder made by `isobuild node`, e.g. isobuild image inventory/node-worker1",
+            )
+        files = contents(read_tree(source))
+        media = Media.of_drive(files)
+        if media is None:
+            raise IsobuildError(
+                f"{source} holds no user data",
+                hint="a config-2 drive needs openstack/latest/user_data, a NoCloud drive user-data",
+            )
+        check_user_data(files[media.user_data_path], source / media.user_data_path)
+        target = folder / ISO
+        if configdrive.drive_files(read_file(target)) == files:
+            return target  # the same files: keep the image (and its mtime)
+        iso = File(configdrive.build_iso(files, media.label, ctx.iso_epoch), 0o600)
+        if inside:
+            with parent.transaction() as tx:
+                tx.put_file(f"{folder.resolve().name}/{ISO}", iso)
+                tx.commit()
+        else:
+            write_outside(target, iso.content, iso.mode)
+    return target

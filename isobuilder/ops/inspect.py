@@ -1,0 +1,207 @@
+"""``list`` and ``verify``: read the whole inventory under the lock, write nothing.
+
+``verify`` checks chains, SANs against cluster.yaml, keys matching certificates, expiry, modes,
+each ISO holding exactly its ``cloud-config/`` folder, and that no CA or service-account key
+sits where it must not (told by public key, so no passphrase is needed). Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from isobuilder import configdrive, ignition, pki
+from isobuilder.context import Context
+from isobuilder.errors import IsobuildError
+from isobuilder.files import contents
+from isobuilder.identities import Signer, node_identities
+from isobuilder.inventory import Inventory, read_file, read_tree
+from isobuilder.model import Cluster, Format, Media, Node
+from isobuilder.nodefolder import CLOUD_DIR, ISO, RENEW, STATE, NodeState, drive_of, is_hand_edited
+from isobuilder.ops import load_authority, load_cluster, node_is_current
+from isobuilder.ops.build import orphans
+
+
+class NodeStatus(enum.StrEnum):
+    UP_TO_DATE = "up to date"
+    STALE = "stale"
+    NOT_BUILT = "not built"
+
+
+# -- list --------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Row:
+    node: Node
+    format: Format
+    media: Media
+    expiry: dt.datetime | None
+    status: NodeStatus
+    hand_edited: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.node.name,
+            "role": self.node.role.value,
+            "ip": self.node.ip,
+            "mac": self.node.mac,
+            "format": self.format.value,
+            "media": self.media.value,
+            "cert_expiry": self.expiry.isoformat() if self.expiry else None,
+            "status": self.status.value,
+            "hand_edited": self.hand_edited,
+        }
+
+
+def list_nodes(ctx: Context) -> tuple[list[Row], list[str]]:
+    """One row per node of cluster.yaml, and the folders of nodes no longer in it."""
+    inv = ctx.inventory
+    with inv.locked():
+        cluster = load_cluster(inv)
+        authority = load_authority(ctx)
+        rows = []
+        for node in cluster.nodes:
+            folder = inv.node_dir(node.folder)
+            cert = folder / "ssl" / "kubelet.crt"
+            pem = read_file(cert)
+            expiry = pki.load_cert(pem, str(cert)).not_valid_after_utc if pem is not None else None
+            state_text = read_file(folder / STATE)
+            if state_text is None:
+                status = NodeStatus.NOT_BUILT
+            elif node_is_current(inv, cluster, node, authority):
+                status = NodeStatus.UP_TO_DATE
+            else:
+                status = NodeStatus.STALE
+            user_data = read_file(folder / CLOUD_DIR / cluster.media_of(node).user_data_path)
+            edited = is_hand_edited(NodeState.parse(state_text), user_data)
+            rows.append(Row(node, cluster.format_of(node), cluster.media_of(node), expiry, status, edited))
+        return rows, orphans(inv, cluster)
+
+
+# -- verify ------------------------------------------------------------------------------------
+def verify(ctx: Context) -> list[str]:
+    """Every finding in the inventory, one line each (empty: all is well)."""
+    inv = ctx.inventory
+    with inv.locked():
+        cluster = load_cluster(inv)
+        authority = load_authority(ctx)
+        findings = list(_verify_workstation(inv))
+        cas = {s: authority.ca_cert(s) for s in Signer}
+        # Secret keys are told by their public half: no passphrase needed, and encrypted CA keys
+        # on disk are still recognised once decrypted onto a drive.
+        ca_ids = {pki.public_id(c.public_key()): f"the {s.value} key" for s, c in cas.items()}  # type: ignore[arg-type]
+        sa_id = pki.public_id(serialization.load_pem_public_key(authority.files["sa.pub"]))  # type: ignore[arg-type]
+        for node in cluster.nodes:
+            forbidden = dict(ca_ids) if cluster.external_ca or not node.role.is_controller else {}
+            if not node.role.is_controller:
+                forbidden[sa_id] = "the service-account key"
+            findings += _verify_node(ctx, cluster, node, cas, forbidden)
+        return findings
+
+
+def _mode_finding(path: Path, want: int, root: Path) -> Iterator[str]:
+    try:
+        mode = path.lstat().st_mode & 0o777
+    except OSError:
+        return
+    if mode != want:
+        yield f"{path.relative_to(root)}: mode {mode:04o}, want {want:04o}"
+
+
+def _verify_workstation(inv: Inventory) -> Iterator[str]:
+    yield from _mode_finding(inv.ssl, 0o700, inv.root)
+    for path in sorted(inv.ssl.rglob("*.key")):
+        yield from _mode_finding(path, 0o600, inv.root)
+    yield from _mode_finding(inv.root / "kubeconfig", 0o600, inv.root)
+
+
+def _verify_node(
+    ctx: Context, cluster: Cluster, node: Node, cas: dict[Signer, Any], forbidden: dict[bytes, str]
+) -> Iterator[str]:
+    root = ctx.inventory.root
+    folder = ctx.inventory.node_dir(node.folder)
+    if not folder.is_dir():
+        yield f"{node.folder}: not built (run isobuild build {node.name})"
+        return
+    tree = read_tree(folder)
+    files = contents(tree)
+    rel = node.folder
+    yield from _verify_identities(ctx, cluster, node, files, cas)
+    for path, file in sorted(tree.items()):
+        name = path.rsplit("/", 1)[-1]
+        if (path.endswith(".key") or name in ("user_data", "user-data", ISO)) and file.mode & 0o777 != 0o600:
+            yield f"{rel}/{path}: mode {file.mode & 0o777:04o}, want 0600"
+    drive = drive_of(tree)
+    on_iso = configdrive.drive_files(files.get(ISO))
+    if on_iso is None:
+        yield f"{rel}/{ISO}: missing or unreadable"
+    elif on_iso != drive:
+        differ = sorted(k for k in set(on_iso) | set(drive) if on_iso.get(k) != drive.get(k))
+        yield f"{rel}/{ISO}: differs from {CLOUD_DIR}/ ({', '.join(differ)}; run isobuild image {folder})"
+    why = "external-CA mode" if node.role.is_controller else f"a {node.role} must not"
+    blobs = [*(on_iso or {}).values(), *_decoded_ignition(on_iso or {})]
+    on_drive = {what for blob in blobs for key in pki.private_keys_in(blob) if (what := forbidden.get(key))}
+    for what in sorted(on_drive):
+        yield f"{rel}/{ISO}: carries {what} ({why})"
+    for path, content in sorted(files.items()):
+        what = next((forbidden[k] for k in pki.private_keys_in(content) if k in forbidden), None)
+        if path.endswith(".key") and what:
+            yield f"{rel}/{path}: {what} in a node folder ({why})"
+    yield from _mode_finding(folder / RENEW, 0o700, root)
+
+
+def _verify_identities(
+    ctx: Context, cluster: Cluster, node: Node, files: dict[str, bytes], cas: dict[Signer, Any]
+) -> Iterator[str]:
+    rel = node.folder
+    for ident in node_identities(cluster, node):
+        cert_pem, key_pem = files.get(f"ssl/{ident.name}.crt"), files.get(f"ssl/{ident.name}.key")
+        where = f"{rel}/ssl/{ident.name}"
+        if cert_pem is None or key_pem is None:
+            yield f"{where}.crt/.key: missing"
+            continue
+        try:
+            cert = pki.load_cert(cert_pem, where + ".crt")
+            key = pki.load_key(key_pem, where + ".key")
+        except IsobuildError as exc:
+            yield exc.message
+            continue
+        if not pki.signed_by(cert, cas[ident.signer]):
+            yield f"{where}.crt: not signed by the cluster's {ident.signer.value}"
+        if not pki.key_matches(cert, key):
+            yield f"{where}.key: does not match {ident.name}.crt"
+        if cert.not_valid_after_utc <= ctx.now:
+            yield f"{where}.crt: expired on {cert.not_valid_after_utc:%Y-%m-%d}"
+        missing = sorted(set(ident.spec.sans) - set(_sans(cert)))
+        if missing:
+            yield f"{where}.crt: SANs lack {', '.join(missing)} (cluster.yaml changed? run isobuild build {node.name})"
+
+
+def _sans(cert: Any) -> list[str]:
+    from cryptography import x509
+
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(v) for v in ext.get_values_for_type(x509.DNSName) + ext.get_values_for_type(x509.IPAddress)]
+
+
+def _decoded_ignition(drive: dict[str, bytes]) -> list[bytes]:
+    """The files inside an Ignition config on the drive (data URLs decoded, gzip undone)."""
+    out = []
+    for data in drive.values():
+        if not data.lstrip().startswith(b"{"):
+            continue
+        try:
+            entries = json.loads(data).get("storage", {}).get("files", [])
+        except (ValueError, AttributeError):
+            continue
+        out += [raw for entry in entries if (raw := ignition.read_contents(entry.get("contents") or {})) is not None]
+    return out

@@ -1,0 +1,164 @@
+"""``kubeconfig``: the admin kubeconfig, or a least-privilege one for an extra user.
+
+The inventory keeps the record ``certs check`` reads and ``certs renew`` renews from: the admin
+keypair in ssl/ (and ``kubeconfig`` when it is the target), each user's ``users/NAME.kubeconfig``.
+``-o`` and ``--merge`` write outside the inventory after the transaction committed, to a target
+checked before anything was written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import stat
+from pathlib import Path
+from typing import Any
+
+from isobuilder import kubeconfig, pki
+from isobuilder.authority import Authority
+from isobuilder.context import Context
+from isobuilder.errors import IsobuildError
+from isobuilder.files import File
+from isobuilder.identities import Kubeconfig, Signer, admin_spec
+from isobuilder.inventory import Inventory, Transaction, read_file, write_outside
+from isobuilder.model import Cluster
+from isobuilder.ops import load_authority, load_cluster, transaction
+from isobuilder.plan import UserRequest
+
+ADMIN = "kubeconfig"  # the admin kubeconfig in the inventory
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeconfigResult:
+    path: Path
+    server: str
+    context: str
+    backup: Path | None
+    expiry: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Issued:
+    """A kubeconfig made in memory, and the inventory files that record it."""
+
+    stored: str  # its path in the inventory
+    config: dict[str, Any]
+    text: bytes
+    pair: pki.KeyPair
+    files: dict[str, File]  # to stage: what changed in the inventory's record
+
+
+def issue(
+    inv: Inventory,
+    cluster: Cluster,
+    authority: Authority,
+    now: dt.datetime,
+    *,
+    user: UserRequest | None,
+    server: str,
+    renewal: pki.Renewal | None = None,
+    record_admin: bool = True,
+) -> Issued:
+    """The admin's kubeconfig (``user`` None) or a user's, keeping the key and a still-valid
+    certificate unless ``renewal``. ``record_admin``: the admin kubeconfig is kept in the inventory too."""
+    if user is None:
+        stored = ADMIN
+        previous = _admin_pair(authority)
+        spec, days, name = admin_spec(), cluster.cert_days, Kubeconfig.ADMIN.user
+    else:
+        stored = user.path
+        previous = kubeconfig.keypair(inv.read(stored), str(inv.root / stored))
+        spec, days, name = user.spec, user.days or cluster.cert_days, user.name
+    pair = pki.ensure_leaf(spec, authority.ca(Signer.CA), previous, cluster.key_type, now, days, renewal)
+    config = kubeconfig.build(cluster.name, server, authority.files["ca.crt"], name, pair)
+    text = kubeconfig.dump(config)
+    files: dict[str, File] = {}
+    if user is None and pair is not previous:
+        files["ssl/admin.key"] = File(pair.key_pem, 0o600)
+        files["ssl/admin.crt"] = File(pair.cert_pem, 0o644)
+    if (user is not None or record_admin) and inv.read(stored) != text:
+        files[stored] = File(text, 0o600)
+    return Issued(stored, config, text, pair, files)
+
+
+def _admin_pair(authority: Authority) -> pki.KeyPair | None:
+    key, cert = authority.files.get("admin.key"), authority.files.get("admin.crt")
+    if key is None or cert is None:
+        return None
+    pair = pki.KeyPair(key, cert, f"{authority.where}/admin")
+    pair.key, pair.cert  # noqa: B018 (a corrupt file is reported here, by name)
+    return pair
+
+
+def stage(tx: Transaction, issued: Issued) -> None:
+    for rel, file in sorted(issued.files.items()):
+        tx.put_file(rel, file)
+
+
+def check_target(path: Path, inv: Inventory, flag: str) -> None:
+    """A file outside the inventory that we may replace: absent, or a regular file, in a folder that exists."""
+    hint = f"give {flag} a file path outside the inventory, e.g. {flag} ~/lab.kubeconfig"
+    if path.is_dir():
+        raise IsobuildError(f"{path} is a folder", hint="give the kubeconfig's file path")
+    resolved = path.resolve()
+    try:
+        resolved.relative_to(inv.root.resolve())
+        raise IsobuildError(f"{flag} {path} is inside the inventory", hint=hint)
+    except ValueError:
+        pass
+    try:
+        st = resolved.stat()
+    except FileNotFoundError:
+        if not resolved.parent.is_dir():
+            raise IsobuildError(f"{flag} {path}: the folder {resolved.parent} does not exist", hint=hint) from None
+        return
+    except OSError as exc:
+        raise IsobuildError(f"{flag} {path}: {exc.strerror}", hint=hint) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise IsobuildError(f"{path} is a folder", hint="give the kubeconfig's file path")
+    if not stat.S_ISREG(st.st_mode):
+        raise IsobuildError(f"{flag} {path} is not a regular file (a device, FIFO or socket)", hint=hint)
+
+
+def admin_kubeconfig(
+    ctx: Context,
+    *,
+    server: str | None,
+    output: Path | None,
+    merge_into: Path | None,
+    use: bool,
+    user: UserRequest | None = None,
+) -> KubeconfigResult:
+    """The admin kubeconfig (``user`` None) or an extra user's, written to the inventory (or
+    ``output``) and optionally merged into ``merge_into``."""
+    inv = ctx.inventory
+    user = user.checked() if user is not None else None
+    with transaction(ctx) as tx:
+        for path, flag in ((output, "-o"), (merge_into, "--merge")):
+            if path is not None:
+                check_target(path, inv, flag)
+        cluster = load_cluster(inv)
+        url = server or cluster.server_url()
+        if not url.startswith("https://"):
+            raise IsobuildError(
+                f"--server {url!r} is not an https:// URL", hint="e.g. --server https://10.10.10.1:6443"
+            )
+        # Read the file to merge into before anything is written: a corrupt one stops us here.
+        current = (read_file(merge_into) or b"") if merge_into is not None else b""
+        base = kubeconfig.parse(current, str(merge_into)) if merge_into is not None else {}
+        issued = issue(
+            inv, cluster, load_authority(ctx), ctx.now, user=user, server=url,
+            record_admin=output is None and merge_into is None,
+        )  # fmt: skip
+        stage(tx, issued)
+    backup = None
+    target = output or merge_into or inv.root / issued.stored
+    text = issued.text
+    if merge_into is not None:
+        text = kubeconfig.dump(kubeconfig.merge(base, issued.config, use=use))
+        if current and current != text:
+            backup = merge_into.with_name(f"{merge_into.name}.bak-{ctx.now:%Y%m%dT%H%M%SZ}")
+            write_outside(backup, current, 0o600)
+    if target != inv.root / issued.stored and read_file(target) != text:
+        write_outside(target, text, 0o600)
+    return KubeconfigResult(target, url, issued.config["current-context"], backup, issued.pair.cert.not_valid_after_utc)

@@ -1,0 +1,185 @@
+"""``init`` and ``node``: create the cluster once; add or update one node, and rebuild the other
+up-to-date nodes that the change alters (the controllers when one is added, everyone when an
+endpoint is set). One lock, one transaction."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from isobuilder import authority, checks, clusterfile, schema
+from isobuilder.authority import Authority
+from isobuilder.context import Context
+from isobuilder.errors import IsobuildError
+from isobuilder.files import File, contents
+from isobuilder.inventory import Inventory, Transaction
+from isobuilder.model import Cluster, Format, Media, Node, merged_ssh_keys
+from isobuilder.nodefolder import STATE, NodeFolder, build_node, inputs_digest, members
+from isobuilder.ops import is_current, load_authority, load_cluster, read_node, transaction
+from isobuilder.plan import ClusterRequest, NodeRequest, plan_node
+
+NO_SSH_KEY = "no SSH key: nobody can log in to this node (add --ssh-key FILE, or ssh_keys in cluster.yaml)"
+
+
+def _refuse_orphan_pki(inv: Inventory) -> None:
+    if inv.ssl.is_dir() and any(inv.ssl.iterdir()):
+        raise IsobuildError(
+            f"{inv.ssl} holds a PKI but {inv.cluster_file} is missing",
+            hint="restore cluster.yaml from your backup; to start a new cluster, move ssl/ away first",
+        )
+
+
+def _create(ctx: Context, tx: Transaction, request: ClusterRequest, *, encrypt_ca: bool) -> tuple[Cluster, Authority]:
+    """A new cluster and its CAs, staged in ``tx``."""
+    _refuse_orphan_pki(ctx.inventory)
+    cluster = request.new_cluster(ctx.new_id())
+    passphrase = ctx.passphrase(confirm=True) if encrypt_ca else None
+    ssl = authority.create(cluster.key_type, cluster.ca_days, ctx.now, passphrase)
+    tx.put_tree("ssl", ssl)
+    return cluster, Authority.of(contents(ssl), str(ctx.inventory.ssl), lambda: passphrase or b"")
+
+
+def init(ctx: Context, request: ClusterRequest, *, encrypt_ca: bool = False) -> Cluster:
+    with transaction(ctx) as tx:
+        if ctx.inventory.has_cluster():
+            raise IsobuildError(
+                f"a cluster already exists in {ctx.inventory.root}",
+                hint=f"change its settings by editing {ctx.inventory.cluster_file}; the CA is never re-made",
+            )
+        cluster, _ = _create(ctx, tx, request, encrypt_ca=encrypt_ca)
+        tx.put_file(clusterfile.NAME, File(clusterfile.dump(cluster)))
+    return cluster
+
+
+@dataclasses.dataclass(frozen=True)
+class Affected:
+    """Another node whose folder a change rebuilt (e.g. the controllers, when one is added)."""
+
+    name: str
+    folder: str
+    certs_changed: bool  # certificates or kubeconfigs re-issued: a running node needs them too
+
+    def advice(self) -> str:
+        if self.certs_changed:
+            return "certificates re-issued: run its renew.sh on the node (or re-attach its config.iso and re-install)"
+        return "first-boot config only (e.g. etcd's member list): re-attach its config.iso if it has not booted yet"
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeResult:
+    node: Node
+    folder: Path
+    changed: tuple[str, ...]  # node-folder files written (relative); empty: nothing to do
+    cluster_created: bool
+    cert_expiry: dt.datetime
+    kept_hand_edit: bool
+    format: Format
+    media: Media
+    warnings: tuple[str, ...] = ()
+    others: tuple[Affected, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.node.name,
+            "ip": self.node.ip,
+            "role": self.node.role.value,
+            "folder": str(self.folder),
+            "changed": list(self.changed),
+            "cluster_created": self.cluster_created,
+            "cert_expiry": self.cert_expiry.isoformat(),
+            "kept_hand_edit": self.kept_hand_edit,
+            "format": self.format.value,
+            "media": self.media.value,
+            "static_network": self.node.static,
+            "warnings": list(self.warnings),
+            "rebuilt_others": [
+                {"name": a.name, "folder": a.folder, "certs_changed": a.certs_changed} for a in self.others
+            ],
+        }
+
+
+def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, encrypt_ca: bool = False) -> NodeResult:
+    inv = ctx.inventory
+    with transaction(ctx) as tx:
+        created = not inv.has_cluster()
+        if created:
+            before, authority_ = _create(ctx, tx, options, encrypt_ca=encrypt_ca)
+        else:
+            before = load_cluster(inv)
+            conflicts = options.conflicts(before)
+            if conflicts:
+                raise IsobuildError(
+                    f"the cluster exists; {conflicts[0]} differs from cluster.yaml",
+                    hint=f"cluster settings live in {inv.cluster_file}: edit it there, then run isobuild build",
+                )
+            if encrypt_ca:
+                raise IsobuildError(
+                    "--encrypt-ca goes with a new cluster", hint="the CA of this cluster exists already"
+                )
+            authority_ = load_authority(ctx)
+        cluster = options.apply_later(before)
+        node, source = plan_node(cluster, request)
+        updated = checks.check_cluster(cluster.with_node(node), source, f"node {node.name!r}")
+        built = build_node(
+            updated, node, authority_, read_node(inv, node), now=ctx.now, iso_epoch=ctx.iso_epoch, force=request.force
+        )
+        others, skipped = _affected_others(ctx, before, updated, node, authority_)
+        if built.changed:
+            tx.put_tree(node.folder, built.tree)
+        for other, folder in others:
+            tx.put_tree(other.folder, folder.tree)
+        if created or updated != before:  # an unchanged cluster keeps the operator's comments
+            tx.put_file(clusterfile.NAME, File(clusterfile.dump(updated)))
+    warnings = (*(() if merged_ssh_keys(updated, node) else (NO_SSH_KEY,)), *checks.cluster_warnings(updated))
+    return NodeResult(
+        node,
+        inv.node_dir(node.folder),
+        tuple(built.changed),
+        created,
+        built.cert_expiry(),
+        built.kept_hand_edit,
+        updated.format_of(node),
+        updated.media_of(node),
+        (*warnings, *skipped),
+        tuple(a for a, _ in others),
+    )
+
+
+def _joined_at(cluster: Cluster) -> tuple[str, int] | None:
+    """The address nodes join, None while there is none (no controller yet)."""
+    return cluster.endpoint_host_port() if cluster.endpoint or cluster.vip or cluster.controllers() else None
+
+
+def _affected_others(
+    ctx: Context, before: Cluster, after: Cluster, changed: Node, authority_: Authority
+) -> tuple[list[tuple[Affected, NodeFolder]], list[str]]:
+    """Other built nodes that were up to date and whose inputs this change alters, rebuilt.
+    A stale node stays stale: `isobuild build` is the command that catches up on everything."""
+    rebuilt: list[tuple[Affected, NodeFolder]] = []
+    skipped: list[str] = []
+    settings_changed = schema.settings_mapping(before) != schema.settings_mapping(after)
+    if not settings_changed and _joined_at(before) == _joined_at(after):
+        if members(before) == members(after):
+            return rebuilt, skipped  # e.g. a worker added or moved: nobody else is made from it
+        candidates = after.controllers()  # the etcd member list changed: the controllers only
+    else:
+        candidates = list(after.nodes)
+    inv = ctx.inventory
+    for other in candidates:
+        folder = inv.node_dir(other.folder)
+        previous = before.node(other.name)
+        if other.name == changed.name or previous is None or not (folder / STATE).is_file():
+            continue
+        if not is_current(folder, inputs_digest(before, previous, authority_)):
+            continue
+        if is_current(folder, inputs_digest(after, other, authority_)):
+            continue
+        try:
+            built = build_node(after, other, authority_, read_node(inv, other), now=ctx.now, iso_epoch=ctx.iso_epoch)
+        except IsobuildError as exc:
+            skipped.append(f"{other.folder} not rebuilt: {exc.message}")
+            continue
+        rebuilt.append((Affected(other.name, other.folder, built.certs_changed), built))
+    return rebuilt, skipped

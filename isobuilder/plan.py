@@ -1,0 +1,162 @@
+"""What the user asked for on the command line, checked and merged with what exists. Pure.
+
+``isobuild node`` and ``init`` take the flags ``schema`` declares. What a flag leaves out keeps
+its value: a node's current entry in cluster.yaml, else the table's default. Every problem is
+named by its flag (``--gateway: ...``), and every problem of one request is reported at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from isobuilder import checks, schema
+from isobuilder.errors import IsobuildError
+from isobuilder.identities import RESERVED_GROUPS, component_users, user_spec
+from isobuilder.model import Cluster, Node, Role, bad_value, shown, unique
+from isobuilder.pki import CertSpec
+
+USERS_DIR = "users"  # extra kubeconfigs (`kubeconfig --user`), one file each
+
+
+def is_given(value: Any) -> bool:
+    """A flag left out arrives as None, an empty list, or False (a switch)."""
+    return value is not None and value is not False and value != () and value != []
+
+
+def _parse_flags(fields: Mapping[str, schema.Field], raw: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    problems = []
+    for key, value in raw.items():
+        if not is_given(value):
+            continue
+        field = fields[key]
+        if field.kind is list and not isinstance(value, list):
+            value = list(value)
+        if key == "labels":
+            value = schema.labels_from_flags(value)
+        try:
+            values[key] = field.parse(value, field.flag)
+        except IsobuildError as exc:
+            problems.append(exc)
+    checks.raise_all(problems, "the command line")
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterRequest:
+    """Cluster settings given on the command line (``init``, the first ``node``), checked."""
+
+    given: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_flags(cls, raw: Mapping[str, Any]) -> ClusterRequest:
+        return cls(_parse_flags(schema.SETTING, raw))
+
+    def new_cluster(self, cluster_id: str) -> Cluster:
+        # A unique name by default, so kubeconfigs of several clusters merge cleanly.
+        values = {"name": f"k8s-{cluster_id[:8]}", **self.given, "cluster_id": cluster_id}
+        cluster = schema.cluster_of(values)
+        checks.raise_all(list(checks.cluster_problems(cluster, checks.Source(cluster))), "the command line")
+        return cluster
+
+    def conflicts(self, cluster: Cluster) -> list[str]:
+        """Flags given here whose value differs from the existing cluster's."""
+        return [
+            schema.SETTING[key].flag
+            for key, value in self.given.items()
+            if value != getattr(cluster, key) and not (schema.SETTING[key].later and getattr(cluster, key) is None)
+        ]
+
+    def apply_later(self, cluster: Cluster) -> Cluster:
+        """``cluster`` with the settable-later settings given here (``conflicts`` refused the rest)."""
+        later = {k: v for k, v in self.given.items() if schema.SETTING[k].later and getattr(cluster, k) is None}
+        return dataclasses.replace(cluster, **later) if later else cluster
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeRequest:
+    """``isobuild node NAME IP [flags]``: ``flags`` maps node field keys to the flags' values."""
+
+    name: str
+    ip: str  # IP, or IP/PREFIX for a static address
+    flags: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    force: bool = False
+
+
+def plan_node(cluster: Cluster, request: NodeRequest) -> tuple[Node, checks.Source]:
+    """The node as it will be in cluster.yaml, and the source that names its values in errors."""
+    name = checks.check_name(request.name)
+    address, cidr_prefix = checks.split_ip_prefix(request.ip)
+    given = _parse_flags(schema.NODE_FIELD, request.flags)
+    given["ip"] = checks.check_ip(address, "node IP")
+    if cidr_prefix is not None:
+        if given.get("prefix", cidr_prefix) != cidr_prefix:
+            raise IsobuildError(
+                f"node {name!r}: {request.ip} and --prefix {given['prefix']} disagree", hint="give the prefix once"
+            )
+        given["prefix"] = cidr_prefix
+    current = cluster.node(name)
+    given["role"] = _role(cluster, name, current, given)
+    values = {f.key: getattr(current, f.key) if current else f.default for f in schema.NODE_FIELDS} | given
+    node = schema.node_of({**values, "name": name})
+    flags = {key: schema.NODE_FIELD[key].flag for key in given if schema.NODE_FIELD[key].flag}
+    if cidr_prefix is not None:
+        flags["prefix"] = f"{request.ip} (IP/PREFIX)"
+    return node, checks.Source(cluster.with_node(node), flagged=name, flags=flags)
+
+
+def _role(cluster: Cluster, name: str, current: Node | None, given: Mapping[str, Any]) -> Role:
+    role: Role | None = given.get("role")
+    master = given.get("master")
+    if role is None and master is None and current is not None:
+        return current.role  # an update: `isobuild node w1 NEW_IP` keeps w1 a worker
+    role = role or (Role.WORKER if master else Role.CONTROLLER)
+    if role.is_controller and master:
+        raise IsobuildError(
+            f"node {name!r}: --master goes with workers and edge routers, not with --role controller",
+            hint="drop --master to add a controller",
+        )
+    if not role.is_controller and master is None and not cluster.controllers():
+        raise IsobuildError(
+            f"node {name!r}: a {role} needs a controller to join",
+            hint="add a controller first (isobuild node NAME IP), then pass --master CONTROLLER_IP",
+        )
+    if current is not None and current.role is not role:
+        raise IsobuildError(
+            f"node {name!r} is a {current.role}; refusing to turn it into a {role}",
+            hint=f"pick another name, or remove {name!r} from cluster.yaml and its folder first",
+        )
+    return role
+
+
+@dataclasses.dataclass(frozen=True)
+class UserRequest:
+    """``kubeconfig --user NAME --group GROUP [--days N]``."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+    days: int | None = None
+
+    @property
+    def path(self) -> str:
+        return f"{USERS_DIR}/{self.name}.kubeconfig"
+
+    @property
+    def spec(self) -> CertSpec:
+        return user_spec(self.name, self.groups)
+
+    def checked(self) -> UserRequest:
+        hint = "the admin kubeconfig is the break-glass identity; bind users to roles with RBAC instead"
+        if not checks.is_user_name(self.name):
+            raise bad_value("user name", self.name, "use letters, digits, '.', '_', '@' or '-', e.g. alice")
+        if self.name.startswith("system:") or self.name in component_users():
+            raise IsobuildError(f"user name {shown(self.name)} is reserved: a cluster component uses it", hint=hint)
+        for group in self.groups:
+            if not checks.is_group_name(group):
+                raise bad_value("group", group, "use a name such as developers or team:payments")
+            if group in RESERVED_GROUPS or group.startswith("system:"):
+                raise IsobuildError(f"group {shown(group)} would give more than least privilege", hint=hint)
+        days = schema.Field("days", int, schema.SETTING["cert_days"].check).parse(self.days, "--days")
+        return dataclasses.replace(self, groups=unique(self.groups), days=days)
