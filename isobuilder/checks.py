@@ -98,7 +98,7 @@ def check_cidr(value: str, what: str) -> str:
         net = netaddr.IPNetwork(value)
     except (netaddr.AddrFormatError, ValueError, TypeError):
         raise bad_value(what, value, "use CIDR notation such as 10.96.0.0/12") from None
-    if "/" not in str(value) or str(net.cidr) != str(net):
+    if not re.fullmatch(r"[0-9A-Fa-f.:]+/[0-9]{1,3}", str(value)) or str(net.cidr) != str(net):
         raise bad_value(what, value, f"use the network address, e.g. {net.cidr}")
     if net.size < 16:
         raise bad_value(what, value, "the network is too small for a cluster")

@@ -24,7 +24,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 
-from isobuilder import __version__, configdrive, kubeconfig, network, pki, render, schema, serialize
+from isobuilder import __version__, configdrive, kubeconfig, manifests, network, pki, render, schema, serialize
 from isobuilder.authority import CA_FILES, Authority
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, changes
@@ -158,8 +158,8 @@ class _Build:
     force: bool
     renewal: pki.Renewal | None
     tree: dict[str, File] = dataclasses.field(default_factory=dict)  # the folder, relative paths
-    host: render.HostFiles = dataclasses.field(default_factory=dict)  # files on the node
-    credentials: render.HostFiles = dataclasses.field(default_factory=dict)  # what renew.sh installs
+    host: manifests.HostFiles = dataclasses.field(default_factory=dict)  # files on the node
+    credentials: manifests.HostFiles = dataclasses.field(default_factory=dict)  # what renew.sh installs
     pairs: dict[str, pki.KeyPair] = dataclasses.field(default_factory=dict)
     drive: dict[str, bytes] = dataclasses.field(default_factory=dict)
     install: bytes = b""
@@ -201,7 +201,7 @@ def add_ca_material(b: _Build) -> None:
     for name in ca_files_for(b.cluster, b.node):
         file = File(b.authority.plain(name), 0o600 if name.endswith(".key") else 0o644)
         b.tree[f"ssl/{name}"] = file
-        b.host[f"{render.PKI_DIR}/{name}"] = file
+        b.host[f"{manifests.PKI_DIR}/{name}"] = file
 
 
 def issue_identities(b: _Build) -> None:
@@ -221,7 +221,8 @@ def issue_identities(b: _Build) -> None:
         b.tree[f"ssl/{ident.name}.key"] = File(pair.key_pem, 0o600)
         if ident.name in EMBEDDED_IN_KUBECONFIG:
             continue
-        base = f"{render.KUBELET_PKI_DIR}/kubelet" if ident.name == "kubelet" else f"{render.PKI_DIR}/{ident.name}"
+        folder = manifests.KUBELET_PKI_DIR if ident.name == "kubelet" else manifests.PKI_DIR
+        base = f"{folder}/{ident.name}"
         b.credentials[f"{base}.crt"] = File(pair.cert_pem)
         b.credentials[f"{base}.key"] = File(pair.key_pem, 0o600)
 
@@ -250,9 +251,9 @@ def server_for(cluster: Cluster, node: Node, *, local: bool) -> str:
 def render_host_configs(b: _Build) -> None:
     cluster, node = b.cluster, b.node
     if node.role.is_controller:
-        b.host |= render.controller_configs(cluster, node, list(apiserver_sans(cluster, node)))
+        b.host |= manifests.controller_configs(cluster, node, list(apiserver_sans(cluster, node)))
     else:
-        b.host |= render.worker_configs(cluster, node)
+        b.host |= manifests.worker_configs(cluster, node)
     if cluster.format_of(node) is Format.IGNITION:
         b.host[render.SETUP_PATH] = File(render.flatcar_setup_script(cluster, node), 0o700)
         b.install = render.flatcar_install_script(cluster, node, b.media.user_data_path)

@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import os
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from isobuilder.cli import main
-
-EPOCH = "1700000000"  # SOURCE_DATE_EPOCH for reproducible ISOs in tests
-
-
-@dataclasses.dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Run = Callable[..., Result]
-
-
-def require_tool(name: str) -> str:
-    """The path of a real tool the tests need; scripts/test.sh installs them all."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: run ./scripts/test.sh (as root it installs the test tools)")
-    return path
+from tests.helpers import EPOCH, MIXED, SSH_KEY, Result, Run, _fixed_epoch, build_example
 
 
 @pytest.fixture(autouse=True)
@@ -60,9 +37,6 @@ def run(inv: Path, capsys: pytest.CaptureFixture[str]) -> Run:
     return _run
 
 
-SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsbTdJzNbbDHbxL2eGJc0ZqCdOMd4ky7AJJLYl9o6Lp test@isobuild"
-
-
 @pytest.fixture
 def ssh_key_file(tmp_path: Path) -> Path:
     path = tmp_path / "id_ed25519.pub"
@@ -70,37 +44,10 @@ def ssh_key_file(tmp_path: Path) -> Path:
     return path
 
 
-def build_example(run: Run, ssh_key_file: Path) -> None:
-    """The README's example cluster."""
-    for args in (
-        ("node", "controller", "10.10.10.1", "--ssh-key", str(ssh_key_file)),
-        ("node", "worker1", "10.10.10.2", "--master", "10.10.10.1"),
-        ("node", "worker2", "10.10.10.3", "--master", "10.10.10.1"),
-        ("node", "example.com", "123.234.234.123", "--master", "10.10.10.1", "--role", "edge"),
-        ("kubeconfig",),
-    ):
-        result = run(*args)
-        assert result.code == 0, result.err
-
-
 @pytest.fixture
 def example(run: Run, inv: Path, ssh_key_file: Path) -> Path:
     build_example(run, ssh_key_file)
     return inv
-
-
-@contextlib.contextmanager
-def _fixed_epoch() -> Iterator[None]:
-    """SOURCE_DATE_EPOCH for session fixtures (monkeypatch is per test)."""
-    old = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = EPOCH
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["SOURCE_DATE_EPOCH"]
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = old
 
 
 @pytest.fixture(scope="session")
@@ -122,21 +69,6 @@ def shared_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield inventory
 
 
-# The issue's mixed cluster: a Flatcar controller (Ignition), Ubuntu workers (cloud-config), NoCloud
-# drives, static addresses on three nodes (one of them IPv6-free Flatcar on NoCloud: Proxmox's path).
-MIXED = (
-    ["node", "ctrl", "10.10.10.1/24", "--format", "ignition", "--mac", "52:54:00:00:00:01",
-     "--gateway", "10.10.10.254", "--dns", "1.1.1.1", "--dns", "9.9.9.9", "--mtu", "9000"],
-    ["node", "worker1", "10.10.10.2/24", "--master", "10.10.10.1", "--mac", "52:54:00:00:00:02",
-     "--gateway", "10.10.10.254", "--dns", "10.10.10.53"],
-    ["node", "worker2", "10.10.10.3", "--master", "10.10.10.1", "--media", "nocloud"],
-    ["node", "worker3", "10.10.10.4/24", "--master", "10.10.10.1", "--format", "ignition", "--media", "nocloud",
-     "--mac", "52:54:00:00:00:04", "--gateway", "10.10.10.254"],
-    ["node", "edge", "192.0.2.10/28", "--master", "10.10.10.1", "--role", "edge", "--media", "nocloud",
-     "--mac", "52:54:00:00:00:05", "--gateway", "192.0.2.1", "--dns", "192.0.2.2"],
-)  # fmt: skip
-
-
 @pytest.fixture(scope="session")
 def mixed_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The mixed cluster, built once for read-only tests."""
@@ -149,7 +81,3 @@ def mixed_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         for args in MIXED:
             assert main(["-q", "--inventory", str(inventory), *args]) == 0, args
     yield inventory
-
-
-def node_folders(inventory: Path) -> list[Path]:
-    return sorted(p for p in inventory.glob("node-*") if p.is_dir())

@@ -18,9 +18,19 @@ import pytest
 import yaml
 
 from isobuilder.cli import main
-from tests.conftest import SSH_KEY, Run, _fixed_epoch, require_tool
 from tests.fake_apiserver import serving
-from tests.test_etcd_kubectl import Etcd, etcd_command, free_port, kubectl, stop, tool_env
+from tests.helpers import (
+    SSH_KEY,
+    Etcd,
+    Run,
+    _fixed_epoch,
+    etcd_command,
+    free_port,
+    kubectl,
+    require_tool,
+    stop,
+    tool_env,
+)
 
 ENDPOINT, VIP = "api.example.test", "10.10.10.10"
 CONTROLLERS = {"ctrl1": "10.10.10.11", "ctrl2": "10.10.10.12", "ctrl3": "10.10.10.13"}

@@ -5,11 +5,8 @@ against a local TLS server standing in for kube-apiserver (same certificate, sam
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
-import os
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -20,22 +17,8 @@ import pytest
 import yaml
 
 from isobuilder.cli import main
-from tests.conftest import Run, require_tool
 from tests.fake_apiserver import FakeApiserver, serving
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def tool_env(**extra: str) -> dict[str, str]:
-    """The test's environment without proxies (loopback only), plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    env.update(extra)
-    return env
+from tests.helpers import Etcd, Run, etcd_command, free_port, kubectl, require_tool, stop, tool_env
 
 
 def other_cluster(run: Run, root: Path) -> Path:
@@ -45,81 +28,6 @@ def other_cluster(run: Run, root: Path) -> Path:
     result = run("kubeconfig", inventory=root)
     assert result.code == 0, result.err
     return root
-
-
-# -- etcd --------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Etcd:
-    url: str
-    pki: Path  # the controller's ssl/ folder (kubeadm's /etc/kubernetes/pki)
-    log: Path
-
-    def ctl(
-        self, *args: str, cert: Path, key: Path, ca: Path | None = None, timeout: str = "5s"
-    ) -> subprocess.CompletedProcess[str]:
-        """etcdctl; a refused handshake makes it retry until ``timeout``, so refusal tests pass a short one."""
-        command = [
-            require_tool("etcdctl"),
-            "--endpoints",
-            self.url,
-            "--cacert",
-            str(ca or self.pki / "etcd" / "ca.crt"),
-            "--cert",
-            str(cert),
-            "--key",
-            str(key),
-            "--dial-timeout",
-            timeout,
-            "--command-timeout",
-            timeout,
-            *args,
-        ]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60, env=tool_env(ETCDCTL_API="3"))
-
-    def ctl_as(self, stem: str, *args: str, timeout: str = "5s") -> subprocess.CompletedProcess[str]:
-        return self.ctl(*args, cert=self.pki / f"{stem}.crt", key=self.pki / f"{stem}.key", timeout=timeout)
-
-    def log_size(self) -> int:
-        return self.log.stat().st_size
-
-    def log_since(self, offset: int) -> str:
-        with self.log.open("rb") as f:
-            f.seek(offset)
-            return f.read().decode(errors="replace")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def etcd_command(name: str, pki: Path, client: str, peer: str, initial_cluster: str, data_dir: Path) -> list[str]:
-    """etcd as kubeadm's static pod runs it: TLS for clients and peers, each side's certificate checked."""
-    return [
-        require_tool("etcd"),
-        f"--name={name}",
-        f"--data-dir={data_dir}",
-        f"--listen-client-urls={client}",
-        f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}",
-        f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster={initial_cluster}",
-        "--initial-cluster-state=new",
-        f"--listen-metrics-urls=http://127.0.0.1:{free_port()}",
-        f"--cert-file={pki / 'etcd/server.crt'}",
-        f"--key-file={pki / 'etcd/server.key'}",
-        "--client-cert-auth",
-        f"--trusted-ca-file={pki / 'etcd/ca.crt'}",
-        f"--peer-cert-file={pki / 'etcd/peer.crt'}",
-        f"--peer-key-file={pki / 'etcd/peer.key'}",
-        "--peer-client-cert-auth",
-        f"--peer-trusted-ca-file={pki / 'etcd/ca.crt'}",
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -222,18 +130,6 @@ def apiserver(shared_example: Path) -> Iterator[FakeApiserver]:
     pki = shared_example / "node-controller" / "ssl"
     with serving(pki / "apiserver.crt", pki / "apiserver.key", shared_example / "ssl" / "ca.crt") as server:
         yield server
-
-
-def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
-    home = Path(os.environ["HOME"])  # conftest points HOME into tmp_path
-    home.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(
-        [require_tool("kubectl"), "--request-timeout=10s", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=tool_env(HOME=str(home)),
-    )
 
 
 def write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path) -> Path:

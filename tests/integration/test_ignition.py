@@ -3,43 +3,19 @@ stage writing into a scratch root, systemd-analyze on the units it installs, she
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import SSH_KEY, Run, require_tool
+from tests.helpers import CONFIG_2_USER_DATA, IGNITION_NODES, SSH_KEY, Run, config_of, files_of, require_tool
 
 IGNITION = "/usr/lib/dracut/modules.d/30ignition/ignition"  # Debian's ignition package ships it there
-CONFIG_2_USER_DATA = "cloud-config/openstack/latest/user_data"
-NOCLOUD_USER_DATA = "cloud-config/user-data"
-IGNITION_NODES = {"ctrl": CONFIG_2_USER_DATA, "worker3": NOCLOUD_USER_DATA}
-
-
-def decode(contents: dict[str, Any]) -> bytes:
-    """A file's bytes from its Ignition ``contents`` (data URL, optionally gzip)."""
-    header, _, payload = contents["source"].partition(",")
-    assert header in ("data:", "data:;base64"), header
-    data = base64.b64decode(payload) if header.endswith(";base64") else urllib.parse.unquote_to_bytes(payload)
-    return gzip.decompress(data) if contents.get("compression") == "gzip" else data
-
-
-def config_of(inventory: Path, node: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((inventory / f"node-{node}" / IGNITION_NODES[node]).read_text())
-    return data
-
-
-def files_of(config: dict[str, Any]) -> dict[str, tuple[int, bytes]]:
-    return {f["path"]: (f["mode"], decode(f["contents"])) for f in config["storage"]["files"]}
 
 
 def test_ignition_validate_accepts_every_config(mixed_example: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from isobuilder.cli import main
-from tests.conftest import Run, require_tool
+from tests.helpers import Run, require_tool
 
 NODES: list[dict[str, Any]] = [
     {"name": "ctrl", "ip": "10.10.10.1", "role": "controller"},

@@ -26,9 +26,7 @@ from hypothesis import strategies as st
 
 from isobuilder import pxe
 from isobuilder.cli import main
-from tests.conftest import SSH_KEY, Run, _fixed_epoch, require_tool
-from tests.test_cloudinit import SYSTEM_PYTHON
-from tests.test_ignition import files_of
+from tests.helpers import SSH_KEY, SYSTEM_PYTHON, Run, _fixed_epoch, files_of, require_tool
 
 ENDPOINT = "http://10.10.10.254:8080"
 NEXT_SERVER = "10.10.10.254"

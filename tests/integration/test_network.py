@@ -21,9 +21,7 @@ from hypothesis import strategies as st
 from isobuilder import network
 from isobuilder.cli import main
 from isobuilder.model import Node, Role
-from tests.conftest import Run, require_tool
-from tests.test_cloudinit import SYSTEM_PYTHON
-from tests.test_ignition import config_of, files_of
+from tests.helpers import SYSTEM_PYTHON, Run, config_of, files_of, require_tool
 
 # Runs inside Debian's cloud-init (system Python): network_data.json -> cloud-init's network state.
 CONVERT = """
@@ -251,7 +249,7 @@ def cluster(run: Run) -> Run:
 def test_bad_static_networking_is_refused_and_nothing_written(
     cluster: Run, inv: Path, args: list[str], message: str
 ) -> None:
-    from tests.test_cli import snapshot
+    from tests.helpers import snapshot
 
     before = snapshot(inv)
     result = cluster("node", "w1", *args, "--master", "10.0.0.1")

@@ -15,7 +15,7 @@ import yaml
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
 from isobuilder.inventory import Inventory, read_tree
-from tests.conftest import EPOCH
+from tests.helpers import EPOCH
 
 
 def isobuild(inv: Path, *args: str) -> subprocess.Popen[bytes]:

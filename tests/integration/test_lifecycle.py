@@ -18,9 +18,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from isobuilder import configdrive, ignition, pki
-from tests.conftest import Run, require_tool
 from tests.fake_apiserver import serving
-from tests.test_etcd_kubectl import kubectl
+from tests.helpers import Run, kubectl, require_tool
 
 PASS_ENV = "ISOBUILD_CA_PASSPHRASE"
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isobuilder import configdrive
-from tests.conftest import Run, node_folders, require_tool
+from tests.helpers import Run, node_folders, require_tool
 
 NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.", min_size=1, max_size=40).filter(
     lambda s: s not in (".", "..") and not s.startswith(".")

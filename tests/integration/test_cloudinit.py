@@ -12,10 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from isobuilder.cli import main
-from tests.conftest import Run, node_folders, require_tool
+from tests.helpers import SYSTEM_PYTHON, Run, node_folders, require_tool
 
 USER_DATA = "cloud-config/openstack/latest/user_data"
-SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's cloud-init package lives in the system Python
 
 READER = """
 import json, sys

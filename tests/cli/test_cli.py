@@ -15,24 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from isobuilder.cli import app, main
-from tests.conftest import SSH_KEY, Run
-
-Snapshot = dict[str, tuple[bytes, int, int]]
-
-
-def snapshot(root: Path) -> Snapshot:
-    """Every file's bytes, mode and mtime (the lock file aside)."""
-    if not root.exists():
-        return {}
-    return {
-        p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mode, p.stat().st_mtime_ns)
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != "lock"
-    }
-
-
-def cert(path: Path) -> x509.Certificate:
-    return x509.load_pem_x509_certificate(path.read_bytes())
+from tests.helpers import SSH_KEY, Run, cert, snapshot
 
 
 def sans(path: Path) -> set[str]:

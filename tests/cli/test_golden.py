@@ -1,6 +1,6 @@
 """Rendered configs compared with reviewed golden files (the parts without keys or random IDs).
 
-After an intended change: ISOBUILD_UPDATE_GOLDEN=1 pytest tests/test_golden.py, then review the diff.
+After an intended change: ISOBUILD_UPDATE_GOLDEN=1 pytest tests/cli/test_golden.py, then review the diff.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import Run
+from tests.helpers import Run
 
 GOLDEN = Path(__file__).parent / "golden"
 CLUSTER_ID = "5f0c7a2e-1b7d-4c1e-9a43-2f8d3c6b9e10"
@@ -94,7 +94,7 @@ def fixed_mixed(run: Run, inv: Path) -> Path:
 
 
 def test_ignition_config_matches_golden(fixed_mixed: Path) -> None:
-    from tests.test_ignition import decode
+    from tests.helpers import decode
 
     folder = fixed_mixed / "node-flatcar1"
     config = json.loads((folder / "cloud-config/openstack/latest/user_data").read_text())
@@ -130,7 +130,7 @@ def test_ignition_drives_are_byte_identical_when_rebuilt_elsewhere(fixed_mixed: 
 def test_pxe_export_matches_golden(fixed_mixed: Path, run: Run) -> None:
     """Everything `isobuild pxe` writes that holds no key: matchbox groups and profiles, the install
     stage's Ignition (script decoded), the DHCP files and the inventories."""
-    from tests.test_ignition import decode
+    from tests.helpers import decode
 
     assert run("pxe", "--http-endpoint", "http://10.10.10.254:8080", "--next-server", "10.10.10.254").code == 0
     out = fixed_mixed / "pxe"

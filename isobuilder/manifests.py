@@ -1,0 +1,344 @@
+"""What kubeadm and the kubelet read, and the add-ons a controller applies, as data. Pure.
+
+kubeadm's Init/Cluster/Join configurations (etcd's static member list; join by admin.conf
+discovery, no token), the KubeletConfiguration and kubeadm-flags.env of a joining node, the
+kube-vip static pod, RBAC bindings and the flannel and ingress-nginx kustomizations: each is
+built as a mapping and serialised by ``serialize``, never pasted into text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from isobuilder import serialize
+from isobuilder.files import File
+from isobuilder.model import API_PORT, Cluster, Format, Node, Role, bracket, is_ipv6, sorted_labels
+
+ADDONS_DIR = "/etc/kubernetes/isobuild"
+FLATCAR_VOLUME_PLUGIN_DIR = "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/"  # /usr is read-only there
+PKI_DIR = "/etc/kubernetes/pki"
+KUBELET_PKI_DIR = "/var/lib/kubelet/pki"
+CRI_SOCKET = "unix:///run/containerd/containerd.sock"
+KUBEADM_API = "kubeadm.k8s.io/v1beta4"
+KUBELET_API = "kubelet.config.k8s.io/v1beta1"
+
+
+HostFiles = dict[str, File]  # absolute path on the node -> file
+
+
+def _args(flags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in flags.items()]
+
+
+def kubelet_flags(node: Node) -> dict[str, str]:
+    flags = {"node-ip": node.ip, "hostname-override": node.name}
+    labels = sorted_labels(node.all_labels())
+    if labels:
+        flags["node-labels"] = ",".join(f"{k}={v}" for k, v in labels.items())
+    return flags
+
+
+def kubelet_configuration(cluster: Cluster, node: Node, *, full: bool) -> dict[str, Any]:
+    """The KubeletConfiguration; ``full`` adds what kubeadm fills in itself on a controller."""
+    config: dict[str, Any] = {
+        "apiVersion": KUBELET_API,
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "systemd",
+        # The pre-issued system:node:NAME certificate is also the serving certificate, signed by
+        # the cluster CA: metrics-server and kubectl logs verify it without --kubelet-insecure-tls.
+        "tlsCertFile": f"{KUBELET_PKI_DIR}/kubelet.crt",
+        "tlsPrivateKeyFile": f"{KUBELET_PKI_DIR}/kubelet.key",
+        "rotateCertificates": False,
+        "serverTLSBootstrap": False,
+    }
+    if cluster.format_of(node) is Format.IGNITION:
+        config["volumePluginDir"] = FLATCAR_VOLUME_PLUGIN_DIR
+    if full:
+        config |= {
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": f"{PKI_DIR}/ca.crt"},
+            },
+            "authorization": {"mode": "Webhook"},
+            "clusterDNS": [cluster.dns_service_ip()],
+            "clusterDomain": cluster.domain,
+            "staticPodPath": "/etc/kubernetes/manifests",
+            "containerRuntimeEndpoint": CRI_SOCKET,
+        }
+    return config
+
+
+def _node_registration(cluster: Cluster, node: Node, ignore: list[str]) -> dict[str, Any]:
+    registration: dict[str, Any] = {
+        "name": node.name,
+        "criSocket": CRI_SOCKET,
+        "kubeletExtraArgs": _args(kubelet_flags(node)),
+    }
+    if ignore:
+        registration["ignorePreflightErrors"] = ignore
+    return registration
+
+
+def kubeadm_configuration(cluster: Cluster, node: Node, cert_sans: list[str]) -> bytes:
+    """``kubeadm init``'s config. Every controller of cluster.yaml carries it: the ones booted
+    together form etcd from the same static member list (initial-cluster), no token involved."""
+    host, port = cluster.endpoint_host_port()
+    # kube-vip's manifest sits in /etc/kubernetes/manifests before kubeadm init runs.
+    ignore = ["DirAvailable--etc-kubernetes-manifests"] if cluster.vip else []
+    init = {
+        "apiVersion": KUBEADM_API,
+        "kind": "InitConfiguration",
+        "localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": API_PORT},
+        "nodeRegistration": _node_registration(cluster, node, ignore),
+    }
+    etcd_args = {"initial-cluster": cluster.etcd_initial_cluster(), "initial-cluster-state": "new"}
+    cluster_config = {
+        "apiVersion": KUBEADM_API,
+        "kind": "ClusterConfiguration",
+        "clusterName": cluster.name,
+        "kubernetesVersion": f"v{cluster.kubernetes_version.removeprefix('v')}",
+        "controlPlaneEndpoint": f"{bracket(host)}:{port}",
+        "certificatesDir": PKI_DIR,
+        "encryptionAlgorithm": _kubeadm_algorithm(cluster),
+        "networking": {
+            "serviceSubnet": cluster.service_cidr,
+            "podSubnet": cluster.pod_cidr,
+            "dnsDomain": cluster.domain,
+        },
+        "apiServer": {"certSANs": cert_sans},
+        "etcd": {"local": {"extraArgs": _args(etcd_args)}},
+    }
+    return serialize.yaml_documents(init, cluster_config, kubelet_configuration(cluster, node, full=False))
+
+
+def kubeadm_join_configuration(cluster: Cluster, node: Node) -> bytes:
+    """``kubeadm join --control-plane``'s config, for a controller added to a running control
+    plane. Discovery is admin.conf itself (pre-issued, pointing at the endpoint): no bootstrap
+    token, no certificate key; kubeadm finds every certificate in place and adds the etcd member."""
+    join = {
+        "apiVersion": KUBEADM_API,
+        "kind": "JoinConfiguration",
+        # kubelet.conf is pre-issued (system:node:NAME): the kubelet needs no TLS bootstrap.
+        "nodeRegistration": _node_registration(
+            cluster, node, ["FileAvailable--etc-kubernetes-kubelet.conf", "FileAvailable--etc-kubernetes-pki-ca.crt"]
+        ),
+        "discovery": {"file": {"kubeConfigPath": "/etc/kubernetes/admin.conf"}},
+        "controlPlane": {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": API_PORT}},
+    }
+    return serialize.yaml_documents(join)
+
+
+def kube_vip_manifest(cluster: Cluster, kubeconfig: str) -> bytes:
+    """kube-vip as a static pod on every controller (ARP, leader election over a Lease): one
+    controller at a time answers for the VIP. ``kubeconfig``: the host file it authenticates with
+    (super-admin.conf while kubeadm init runs: admin.conf is bound to cluster-admin only at its end)."""
+    assert cluster.vip is not None
+    env = {
+        "vip_arp": "true",
+        "port": str(API_PORT),
+        "vip_subnet": "128" if is_ipv6(cluster.vip) else "32",
+        "cp_enable": "true",
+        "cp_namespace": "kube-system",
+        "vip_leaderelection": "true",
+        "vip_leasename": "plndr-cp-lock",
+        "vip_leaseduration": "5",
+        "vip_renewdeadline": "3",
+        "vip_retryperiod": "1",
+        "address": cluster.vip,
+    }
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "kube-vip", "namespace": "kube-system"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "kube-vip",
+                    "image": f"ghcr.io/kube-vip/kube-vip:{cluster.kube_vip_version}",
+                    "imagePullPolicy": "IfNotPresent",
+                    "args": ["manager"],
+                    "env": [
+                        *({"name": k, "value": v} for k, v in env.items()),
+                        {"name": "vip_nodename", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                    ],
+                    "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}},
+                    "volumeMounts": [{"name": "kubeconfig", "mountPath": "/etc/kubernetes/admin.conf"}],
+                }
+            ],
+            # kube-vip talks to the local apiserver as https://kubernetes:6443 (a SAN of it).
+            "hostAliases": [{"ip": "127.0.0.1", "hostnames": ["kubernetes"]}],
+            "hostNetwork": True,
+            "volumes": [{"name": "kubeconfig", "hostPath": {"path": f"/etc/kubernetes/{kubeconfig}", "type": "File"}}],
+        },
+    }
+    return serialize.yaml_documents(pod)
+
+
+def _kubeadm_algorithm(cluster: Cluster) -> str:
+    return {"ecdsa-p256": "ECDSA-P256", "ecdsa-p384": "ECDSA-P384"}.get(
+        cluster.key_type.value, cluster.key_type.value.upper()
+    )
+
+
+def rbac_manifest() -> bytes:
+    """Bindings kubeadm init creates too; applied again so they exist whatever happened."""
+
+    def binding(name: str, role: str, kind: str, subject: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject}],
+        }
+
+    return serialize.yaml_documents(
+        binding("kubeadm:cluster-admins", "cluster-admin", "Group", "kubeadm:cluster-admins"),
+        binding(
+            "kubeadm:apiserver-kubelet-client", "system:kubelet-api-admin", "User", "kube-apiserver-kubelet-client"
+        ),
+    )
+
+
+def flannel_kustomization(cluster: Cluster) -> bytes:
+    """flannel's release manifest, pinned, with our pod CIDR patched in as data."""
+    net_conf = json.dumps(
+        {"Network": cluster.pod_cidr, "EnableNFTables": False, "Backend": {"Type": "vxlan"}}, indent=2
+    )
+    url = f"https://github.com/flannel-io/flannel/releases/download/{cluster.flannel_version}/kube-flannel.yml"
+    return serialize.yaml_documents(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [url],
+            "patches": [
+                {
+                    "target": {"kind": "ConfigMap", "name": "kube-flannel-cfg"},
+                    "patch": serialize.yaml_documents(
+                        [{"op": "replace", "path": "/data/net-conf.json", "value": net_conf + "\n"}]
+                    ).decode(),
+                }
+            ],
+        }
+    )
+
+
+def ingress_kustomization(cluster: Cluster) -> bytes:
+    """ingress-nginx's bare-metal release manifest, its Deployment swapped for the seed's design:
+    a DaemonSet on ``role=edge-router`` nodes serving ports 80/443 on the host network."""
+    tag = f"controller-{cluster.ingress_nginx_version}"
+    url = (
+        f"https://raw.githubusercontent.com/kubernetes/ingress-nginx/{tag}/deploy/static/provider/baremetal/deploy.yaml"
+    )
+    delete_deployment = serialize.yaml_documents(
+        {
+            "$patch": "delete",
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx"},
+        }
+    ).decode()
+    return serialize.yaml_documents(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [url, "daemonset.yaml"],
+            "patches": [{"patch": delete_deployment}],
+        }
+    )
+
+
+def ingress_daemonset(cluster: Cluster) -> bytes:
+    labels = {
+        "app.kubernetes.io/component": "controller",
+        "app.kubernetes.io/instance": "ingress-nginx",
+        "app.kubernetes.io/name": "ingress-nginx",
+    }
+    env = [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "LD_PRELOAD", "value": "/usr/local/lib/libmimalloc.so"},
+    ]
+    probe = {"httpGet": {"path": "/healthz", "port": 10254, "scheme": "HTTP"}, "periodSeconds": 10, "timeoutSeconds": 1}
+    container = {
+        "name": "controller",
+        "image": f"registry.k8s.io/ingress-nginx/controller:{cluster.ingress_nginx_version}",
+        "args": [
+            "/nginx-ingress-controller",
+            "--election-id=ingress-nginx-leader",
+            "--controller-class=k8s.io/ingress-nginx",
+            "--ingress-class=nginx",
+            "--configmap=$(POD_NAMESPACE)/ingress-nginx-controller",
+            "--validating-webhook=:8443",
+            "--validating-webhook-certificate=/usr/local/certificates/cert",
+            "--validating-webhook-key=/usr/local/certificates/key",
+            "--watch-ingress-without-class=true",
+        ],
+        "env": env,
+        "ports": [
+            {"name": "http", "containerPort": 80, "hostPort": 80, "protocol": "TCP"},
+            {"name": "https", "containerPort": 443, "hostPort": 443, "protocol": "TCP"},
+            {"name": "webhook", "containerPort": 8443, "protocol": "TCP"},
+        ],
+        "livenessProbe": probe | {"initialDelaySeconds": 10, "failureThreshold": 5},
+        "readinessProbe": probe | {"initialDelaySeconds": 10, "failureThreshold": 3},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
+            "readOnlyRootFilesystem": False,
+            "runAsNonRoot": True,
+            "runAsUser": 101,
+            "runAsGroup": 82,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "webhook-cert", "mountPath": "/usr/local/certificates/", "readOnly": True}],
+    }
+    daemonset = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx", "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "hostNetwork": True,
+                    "dnsPolicy": "ClusterFirstWithHostNet",
+                    "nodeSelector": {"kubernetes.io/os": "linux", **Role.EDGE.builtin_labels()},
+                    "serviceAccountName": "ingress-nginx",
+                    "terminationGracePeriodSeconds": 300,
+                    "containers": [container],
+                    "volumes": [{"name": "webhook-cert", "secret": {"secretName": "ingress-nginx-admission"}}],
+                },
+            },
+        },
+    }
+    return serialize.yaml_documents(daemonset)
+
+
+def worker_configs(cluster: Cluster, node: Node) -> HostFiles:
+    """What kubeadm would write on a joining node, written by us: no join token needed."""
+    flags = " ".join(f"--{k}={v}" for k, v in kubelet_flags(node).items())
+    env = f"KUBELET_KUBEADM_ARGS={json.dumps(flags)}\n"
+    return {
+        "/var/lib/kubelet/config.yaml": File(serialize.yaml_documents(kubelet_configuration(cluster, node, full=True))),
+        "/var/lib/kubelet/kubeadm-flags.env": File(env.encode()),
+    }
+
+
+def controller_configs(cluster: Cluster, node: Node, cert_sans: list[str]) -> HostFiles:
+    files = {
+        f"{ADDONS_DIR}/kubeadm.yaml": File(kubeadm_configuration(cluster, node, cert_sans), 0o600),
+        f"{ADDONS_DIR}/kubeadm-join.yaml": File(kubeadm_join_configuration(cluster, node), 0o600),
+        f"{ADDONS_DIR}/rbac.yaml": File(rbac_manifest()),
+        f"{ADDONS_DIR}/flannel/kustomization.yaml": File(flannel_kustomization(cluster)),
+        f"{ADDONS_DIR}/ingress-nginx/kustomization.yaml": File(ingress_kustomization(cluster)),
+        f"{ADDONS_DIR}/ingress-nginx/daemonset.yaml": File(ingress_daemonset(cluster)),
+    }
+    if cluster.vip:
+        files[f"{ADDONS_DIR}/kube-vip.yaml"] = File(kube_vip_manifest(cluster, "admin.conf"), 0o600)
+        files[f"{ADDONS_DIR}/kube-vip-init.yaml"] = File(kube_vip_manifest(cluster, "super-admin.conf"), 0o600)
+    return files
