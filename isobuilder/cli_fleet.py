@@ -1,0 +1,284 @@
+"""The commands over the whole cluster: ``build``, ``list``, ``verify``, ``certs``, ``pxe``.
+
+Registered on :data:`isobuilder.cli.app`; like the rest of the CLI, a thin layer that parses,
+calls one operation and prints its result (tables and human lines on stderr, ``--json`` on stdout).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from isobuilder import cli
+from isobuilder.cli import _context, app, emit_json, say
+from isobuilder.model import Format
+
+
+def print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Aligned columns on stdout, the first row the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+certs_app = typer.Typer(help="Certificates over time: expiry of every certificate, and renewal.", no_args_is_help=True)
+app.add_typer(certs_app, name="certs")
+
+
+@certs_app.command("check")
+def certs_check(
+    warn_days: Annotated[
+        int, typer.Option("--warn-days", min=0, help="Exit 1 when a certificate expires within this many days.")
+    ] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,
+) -> None:
+    """Every certificate in the inventory (workstation and node folders), soonest expiry first;
+    exit 1 when any expires within --warn-days. Made for cron and CI.
+
+    \b
+    Example:
+      isobuild certs check
+      isobuild certs check --warn-days 60 --json | jq -r '.certificates[0]'
+      ISOBUILD_NOW=2027-06-01 isobuild certs check    # as it will stand on that day
+    """
+    from isobuilder.ops import certs
+
+    ctx = _context()
+    rows = certs.check(ctx)
+    soon = [r for r in rows if r.days_left(ctx.now) <= warn_days]
+    if as_json:
+        emit_json({
+            "now": ctx.now.isoformat(),
+            "warn_days": warn_days,
+            "certificates": [r.as_json(ctx.now) for r in rows],
+            "expiring": len(soon),
+        })  # fmt: skip
+    else:
+        table = [("EXPIRES", "LEFT", "WHERE", "FILE", "SUBJECT", "ISSUER")]
+        for r in rows:
+            left = r.days_left(ctx.now)
+            flag = " !" if left <= warn_days else ""
+            table.append((f"{r.not_after:%Y-%m-%d}", f"{left:.0f}d{flag}", r.where, r.path, r.subject, r.issuer))
+        print_table(table)
+    if soon:
+        say(f"certs: {len(soon)} of {len(rows)} certificate(s) expire within {warn_days} days "
+            f"(first: {soon[0].path} on {soon[0].not_after:%Y-%m-%d})")  # fmt: skip
+        if any(r.is_ca for r in soon):
+            say("  a CA expires: renewing leaves cannot help; plan a CA rotation")
+        else:
+            say("  next:    isobuild certs renew --all (or the nodes named), then run each node's renew.sh")
+        raise typer.Exit(1)
+    say(f"certs: {len(rows)} certificate(s), none expires within {warn_days} days")
+
+
+@certs_app.command("renew")
+def certs_renew(
+    names: Annotated[list[str] | None, typer.Argument(help="Nodes to renew.")] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every node, the admin kubeconfig and the user kubeconfigs.")
+    ] = False,
+    rotate_keys: Annotated[bool, typer.Option("--rotate-keys", help="New private keys too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Re-issue leaf certificates from cluster.yaml as it is now (SANs, IPs, endpoint, cert_days),
+    keeping each private key unless --rotate-keys; rebuild the ISOs, install files and renew.sh.
+    The CAs are never touched.
+
+    A running node picks the new certificates up with its renew.sh (scp it there, run it as root;
+    one controller at a time). A re-attached ISO matters only for a re-install.
+
+    \b
+    Example:
+      isobuild certs renew --all
+      isobuild certs renew worker1 --rotate-keys
+      scp inventory/node-worker1/renew.sh 10.10.10.2: && ssh 10.10.10.2 sudo ./renew.sh
+    """
+    from isobuilder.ops import certs
+
+    result = certs.renew(_context(), names or [], every=every, rotate=rotate_keys)
+    if as_json:
+        emit_json({
+            "nodes": [{"name": o.name, "status": o.status.value, "changed": o.changed} for o in result.nodes],
+            "kubeconfigs": [{"path": str(k.path), "expiry": k.expiry.isoformat()} for k in result.kubeconfigs],
+        })  # fmt: skip
+    for outcome in result.nodes:
+        say(f"  renewed {outcome.name}: next, on the node: run its renew.sh")
+    for k in result.kubeconfigs:
+        say(f"  renewed {k.path} (valid until {k.expiry:%Y-%m-%d})")
+    keys = "new keys" if rotate_keys else "same keys"
+    say(f"certs renew: {len(result.nodes)} node(s), {len(result.kubeconfigs)} kubeconfig(s), "
+        f"{keys}; the CAs are unchanged")  # fmt: skip
+
+
+@app.command()
+def build(
+    names: Annotated[list[str] | None, typer.Argument(help="Nodes to build (default: every node).")] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove folders of nodes gone from cluster.yaml.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild all; overwrite hand-edited user_data.")] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes [one per core].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Build every node listed in cluster.yaml (or the named ones), as `isobuild node` would.
+
+    Incremental: a node whose inputs did not change is not touched (its ISO keeps its bytes and
+    mtime). Every problem in cluster.yaml is reported before anything is written. Keys and
+    certificates are made in parallel, one process per core. A folder of a node no longer in
+    cluster.yaml is reported, and removed only with --prune.
+
+    \b
+    Example:
+      vi inventory/cluster.yaml        # add nodes under nodes:, e.g.
+                                       #   - {name: worker9, ip: 10.10.10.9, role: worker, mac: '52:54:00:00:00:09'}
+      isobuild build
+      isobuild build worker9 --json
+    """
+    from isobuilder.ops.build import Progress, Status
+    from isobuilder.ops.build import build as build_nodes
+
+    bar: Any = None
+
+    def started(total: int) -> None:
+        nonlocal bar
+        if total >= 20 and sys.stderr.isatty() and not cli.settings.quiet and not as_json:
+            bar = typer.progressbar(length=total, label="building", file=sys.stderr)
+            bar.__enter__()
+
+    def progress(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
+    try:
+        result = build_nodes(_context(), names or [], prune=prune, force=force, jobs=jobs,
+                             progress=Progress(started, progress))  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if as_json:
+        emit_json(result.as_json())
+    for outcome in result.outcomes:
+        if outcome.status is Status.FAILED:
+            say(f"  failed {outcome.name}: {outcome.error}")
+        elif outcome.kept_hand_edit:
+            say(f"  {outcome.name}: your hand edit of user_data is kept")
+    for folder in result.orphans:
+        say(f"  {folder}: not in cluster.yaml " + ("(removed)" if result.pruned else "(kept; --prune removes it)"))
+    say(f"build: {result.count(Status.BUILT)} built, {result.count(Status.UNCHANGED)} unchanged, "
+        f"{result.count(Status.FAILED)} failed in {result.seconds:.2f} s ({result.jobs} jobs)")  # fmt: skip
+    if result.count(Status.FAILED):
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,
+) -> None:
+    """One row per node: role, IP, format, medium, certificate expiry, and whether its folder
+    (ISO included) is up to date with cluster.yaml.
+
+    \b
+    Example:
+      isobuild list
+      isobuild list --json | jq -r '.nodes[] | select(.status != "up to date") | .name'
+    """
+    from isobuilder.ops.inspect import list_nodes
+
+    rows, stray = list_nodes(_context())
+    if as_json:
+        emit_json({"nodes": [r.as_json() for r in rows], "orphans": stray})
+        return
+    table = [("NAME", "ROLE", "IP", "FORMAT", "MEDIUM", "CERT EXPIRY", "STATUS")]
+    for r in rows:
+        expiry = f"{r.expiry:%Y-%m-%d}" if r.expiry else "-"
+        status = r.status.value + (", hand-edited" if r.hand_edited else "")
+        table.append((r.node.name, r.node.role.value, r.node.ip, r.format.value, r.media.value, expiry, status))
+    table += [(folder.removeprefix("node-"), "-", "-", "-", "-", "-", "not in cluster.yaml") for folder in stray]
+    print_table(table)
+
+
+@app.command()
+def verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON on stdout.")] = False,
+) -> None:
+    """Re-check the whole inventory; exit 1 with one line per finding.
+
+    Checks: certificate chains, SANs against cluster.yaml, keys matching certificates, expiry,
+    modes (keys, user_data and ISOs 0600; ssl/ 0700), each ISO holding exactly its cloud-config/
+    folder, and no CA or service-account key on a worker's or edge router's ISO or folder.
+
+    \b
+    Example:
+      isobuild verify && echo "inventory OK"
+    """
+    from isobuilder.ops.inspect import verify as verify_inventory
+
+    findings = verify_inventory(_context())
+    if as_json:
+        emit_json({"findings": findings})
+    for finding in findings:
+        print(f"{finding}", file=sys.stderr)
+    say(f"verify: {len(findings)} finding(s)" if findings else "verify: no findings")
+    if findings:
+        raise typer.Exit(1)
+
+
+@app.command()
+def pxe(
+    http_endpoint: Annotated[
+        str, typer.Option("--http-endpoint", help="matchbox's HTTP endpoint, e.g. http://10.10.10.254:8080.")
+    ],
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder [INVENTORY/pxe].")] = None,
+    os_version: Annotated[
+        str | None, typer.Option("--os-version", help="Flatcar release to PXE-boot and install [cluster.yaml's].")
+    ] = None,
+    install_disk: Annotated[str, typer.Option("--install-disk", help="Disk Flatcar nodes install to.")] = "/dev/sda",
+    next_server: Annotated[
+        str | None, typer.Option("--next-server", help="TFTP server IP for iPXE chain-loading in the DHCP files.")
+    ] = None,
+    no_secrets: Annotated[
+        bool, typer.Option("--no-secrets", help="Leave private keys out of the configs matchbox serves.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Export every node with a MAC for network boot: matchbox, DHCP, inventories.
+
+    Writes matchbox groups, profiles and configs (Flatcar nodes: a two-stage install;
+    cloud-config nodes: cloud_id), dnsmasq and ISC dhcpd static mappings, and a CSV, JSON and
+    Ansible inventory of the cluster. Nodes without a MAC are skipped, with the reason.
+    matchbox serves configs over HTTP to anything that asks with a node's MAC: they hold the
+    node's private keys unless you pass --no-secrets.
+
+    \b
+    Example:
+      isobuild node worker1 10.10.10.2 --master 10.10.10.1 --mac 52:54:00:00:00:02
+      isobuild pxe --http-endpoint http://10.10.10.254:8080 --next-server 10.10.10.254
+      sudo rsync -a inventory/pxe/matchbox/ /var/lib/matchbox/
+    """
+    from isobuilder.ops.pxe_export import pxe_export
+    from isobuilder.pxe import PxeOptions
+
+    options = PxeOptions(http_endpoint, os_version or "", install_disk, next_server, secrets=not no_secrets)
+    result = pxe_export(_context(), options, out)
+    if as_json:
+        emit_json(result.as_json())
+    exported, skipped = result.export.exported, result.export.skipped
+    status = "written" if result.changed else "up to date, nothing written"
+    say(f"pxe export in {result.out}/: {len(exported)} network-boot nodes, {len(skipped)} skipped ({status})")
+    for e in exported:
+        how = "Flatcar install, then its config" if e.format is Format.IGNITION else "cloud-config (cloud-config-url)"
+        say(f"  {e.node.name}: {e.node.mac} {e.node.ip}, {how}")
+    for name, why in skipped:
+        say(f"  skipped {name}: {why}")
+    for note in result.export.notes:
+        say(f"  note: {note}")
+    if result.serves_secrets:
+        say("  secrets: matchbox serves these configs over HTTP to any machine that asks with a node's MAC;")
+        say("           they hold private keys. Keep matchbox on an isolated provisioning network, or --no-secrets.")
+    withheld = sum(len(e.withheld) for e in exported)
+    if withheld:
+        say(f"  secrets: {withheld} files with private keys left out (--json lists them); deliver them another way")
+    say(f"  next:    sudo rsync -a {result.out}/matchbox/ /var/lib/matchbox/")
+    say("           and include dnsmasq-hosts.conf (conf-file=) or dhcpd-hosts.conf (include) in your DHCP server")
