@@ -16,11 +16,6 @@ class File:
     content: bytes
     mode: int = 0o644
 
-    @property
-    def is_secret(self) -> bool:
-        """Readable by its owner only (private keys and what embeds them)."""
-        return not self.mode & 0o077
-
 
 Tree = Mapping[str, File]  # POSIX path -> file
 
