@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 from cryptography import x509
 
-from isobuilder import pki, serialize
+from isobuilder import context, pki, serialize
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File
 from isobuilder.identities import Signer
@@ -46,10 +46,7 @@ def create(key_type: KeyType, ca_days: int, now: dt.datetime, passphrase: bytes 
 
 
 def _no_passphrase() -> bytes:
-    raise IsobuildError(
-        "the CA keys are encrypted and no passphrase was given",
-        hint="set ISOBUILD_CA_PASSPHRASE, or run the command in a terminal to be asked",
-    )
+    return context.no_prompt(False).encode()  # raises: the one "no passphrase" error
 
 
 @dataclasses.dataclass(frozen=True)

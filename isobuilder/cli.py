@@ -64,22 +64,23 @@ def _version(value: bool) -> None:
 @app.callback()
 def _global(
     inventory: Annotated[
-        Path, typer.Option("--inventory", envvar="ISOBUILD_INVENTORY", help="Inventory folder.")
-    ] = Path("inventory"),
+        str, typer.Option("--inventory", envvar="ISOBUILD_INVENTORY", help="Inventory folder.", metavar="<path>")
+    ] = "inventory",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    settings.inventory, settings.quiet, settings.debug = inventory, quiet, debug
+    settings.quiet, settings.debug = quiet, debug
+    if not inventory:  # Path("") would be the current folder
+        raise IsobuildError("--inventory is empty", hint="give the inventory folder, e.g. --inventory ./inventory")
+    settings.inventory = Path(inventory)
 
 
 def _context() -> Any:
     from isobuilder.context import Context
 
-    if not str(settings.inventory):
-        raise IsobuildError("--inventory is empty", hint="give the inventory folder, e.g. --inventory ./inventory")
     return Context.create(settings.inventory, prompt=_ask_passphrase)
 
 
@@ -109,7 +110,7 @@ def _flag_type(field: schema.Field) -> Any:
         return list[str] | None  # repeatable; labels as k=v
     if field.choices is not None:
         return field.choices | None
-    return int | None if field.kind is int else str | None
+    return str | None  # numbers too: plan reads them with a bound (click would echo 5000 digits back)
 
 
 def _schema_params(fields: Iterable[schema.Field], prefix: str) -> list[inspect.Parameter]:
@@ -118,7 +119,12 @@ def _schema_params(fields: Iterable[schema.Field], prefix: str) -> list[inspect.
             prefix + f.key,
             inspect.Parameter.KEYWORD_ONLY,
             default=False if f.kind is bool else None,
-            annotation=Annotated[_flag_type(f), typer.Option(f.flag, help=f.flag_help(), show_default=False)],
+            annotation=Annotated[
+                _flag_type(f),
+                typer.Option(
+                    f.flag, help=f.flag_help(), show_default=False, metavar="<int>" if f.kind is int else None
+                ),
+            ],
         )
         for f in fields
         if f.flag

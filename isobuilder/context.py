@@ -73,9 +73,6 @@ class Context:
             )
         return data
 
-    def asker(self) -> Callable[[], bytes]:
-        return self.passphrase
-
 
 def _given(value: str) -> Prompt:
     return lambda confirm: value

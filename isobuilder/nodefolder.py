@@ -321,9 +321,4 @@ def _content(file: File | None) -> bytes | None:
 
 
 def _keypair(existing: Mapping[str, File], stem: str) -> pki.KeyPair | None:
-    key, cert = existing.get(f"{stem}.key"), existing.get(f"{stem}.crt")
-    if key is None or cert is None:
-        return None
-    pair = pki.KeyPair(key.content, cert.content, stem)
-    pair.key, pair.cert  # noqa: B018 (load both now: a corrupt file is reported here, by name)
-    return pair
+    return pki.pair_of(_content(existing.get(f"{stem}.key")), _content(existing.get(f"{stem}.crt")), stem)

@@ -113,6 +113,16 @@ class KeyPair:
         return load_cert(self.cert_pem, f"{self.name}.crt" if self.name else "certificate")
 
 
+def pair_of(key_pem: bytes | None, cert_pem: bytes | None, name: str) -> KeyPair | None:
+    """The keypair of two PEM files, None when either is missing; both are loaded now, so a
+    corrupt file is reported here, by ``name``."""
+    if key_pem is None or cert_pem is None:
+        return None
+    pair = KeyPair(key_pem, cert_pem, name)
+    pair.key, pair.cert  # noqa: B018
+    return pair
+
+
 @dataclasses.dataclass(frozen=True)
 class CertSpec:
     """What a certificate asserts; two specs are equal when the certs would be interchangeable."""

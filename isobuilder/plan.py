@@ -32,16 +32,24 @@ def _parse_flags(fields: Mapping[str, schema.Field], raw: Mapping[str, Any]) -> 
         if not is_given(value):
             continue
         field = fields[key]
-        if field.kind is list and not isinstance(value, list):
-            value = list(value)
-        if key == "labels":
-            value = schema.labels_from_flags(value)
         try:
+            if field.from_flag is not None:
+                value = field.from_flag(value)
+            elif field.kind is list:
+                value = list(value)
+            elif field.kind is int:
+                value = _whole_number(value, field.flag)
             values[key] = field.parse(value, field.flag)
         except IsobuildError as exc:
             problems.append(exc)
     checks.raise_all(problems, "the command line")
     return values
+
+
+def _whole_number(text: str, flag: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):
+        raise IsobuildError(f"{flag}: {shown(text)} is not a whole number", hint=f"e.g. {flag} 24")
+    return int(text)
 
 
 @dataclasses.dataclass(frozen=True)

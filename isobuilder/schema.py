@@ -40,6 +40,7 @@ class Field:
     later: bool = False  # a setting a later `node` may still give while cluster.yaml has none
     required: bool = False
     kind_hint: str = ""  # a better hint when the YAML type is wrong
+    from_flag: Callable[[Any], Any] | None = None  # the flag's value -> what cluster.yaml would hold
 
     def parse(self, value: Any, where: str) -> Any:
         """``value`` as the model holds it; errors start with ``where`` (``cluster.yaml: vip``, ``--vip``)."""
@@ -218,7 +219,8 @@ NODE_FIELDS: tuple[Field, ...] = (
           help="controller, worker or edge (default: controller; with --master: worker)."),
     Field("master", str, _optional_text(_ip("master IP")), flag="--master",
           help="Controller IP to join: makes a worker."),
-    Field("labels", dict, _labels, {}, flag="--label", dump=dict, help="Node label k=v; repeatable."),
+    Field("labels", dict, _labels, {}, flag="--label", dump=dict, help="Node label k=v; repeatable.",
+          from_flag=lambda texts: labels_from_flags(texts)),
     Field("sans", list, _text_list(checks.check_san), (), flag="--san", dump=_list_dump,
           help="Extra SAN (name or IP); repeatable."),
     Field("ssh_keys", list, _text_list(checks.check_ssh_key), (), flag="--ssh-key", dump=_list_dump,

@@ -49,7 +49,7 @@ def load_cluster(inv: Inventory) -> Cluster:
 
 def load_authority(ctx: Context) -> Authority:
     files = {name: f.content for name, f in read_tree(ctx.inventory.ssl).items()}
-    return Authority.of(files, str(ctx.inventory.ssl), ctx.asker())
+    return Authority.of(files, str(ctx.inventory.ssl), ctx.passphrase)
 
 
 def read_node(inv: Inventory, node: Node) -> dict[str, File]:

@@ -82,12 +82,7 @@ def issue(
 
 
 def _admin_pair(authority: Authority) -> pki.KeyPair | None:
-    key, cert = authority.files.get("admin.key"), authority.files.get("admin.crt")
-    if key is None or cert is None:
-        return None
-    pair = pki.KeyPair(key, cert, f"{authority.where}/admin")
-    pair.key, pair.cert  # noqa: B018 (a corrupt file is reported here, by name)
-    return pair
+    return pki.pair_of(authority.files.get("admin.key"), authority.files.get("admin.crt"), f"{authority.where}/admin")
 
 
 def stage(tx: Transaction, issued: Issued) -> None:

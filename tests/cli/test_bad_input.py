@@ -1,0 +1,125 @@
+"""Hostile inputs to the commands: each gets one ``Error:`` line (bounded in length) and one
+``Hint:`` line, exit code 1, no traceback, and nothing written, inside the inventory or out."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from isobuilder.cli import main
+from tests.helpers import snapshot
+
+Case = tuple[list[str], dict[str, str], str]  # argv after --inventory, environment, the error's start
+
+
+def _cases(inv: Path, tmp: Path) -> dict[str, Case]:
+    fifo = tmp / "fifo"
+    os.mkfifo(fifo)
+    private = tmp / "id_ed25519"
+    private.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0\n-----END OPENSSH PRIVATE KEY-----\n")
+    return {
+        "-o over the CA key": (["kubeconfig", "-o", str(inv / "ssl/ca.key")], {}, "Error: -o"),
+        "-o over cluster.yaml": (["kubeconfig", "-o", str(inv / "cluster.yaml")], {}, "Error: -o"),
+        "-o a device": (["kubeconfig", "-o", "/dev/null"], {}, "Error: -o /dev/null is not a regular file"),
+        "-o a FIFO": (["kubeconfig", "-o", str(fifo)], {}, f"Error: -o {fifo} is not a regular file"),
+        "-o into a missing folder": (["kubeconfig", "-o", str(tmp / "no/such/x")], {}, "Error: -o"),
+        "--merge into a device": (["kubeconfig", "--merge"], {"KUBECONFIG": "/dev/null"}, "Error: --merge /dev/null"),
+        "--merge with an empty HOME": (["kubeconfig", "--merge"], {"HOME": ""}, "Error: HOME is not set"),
+        "a component's identity": (
+            ["kubeconfig", "--user", "kube-apiserver-kubelet-client"], {}, "Error: user name 'kube-apiserver-kubelet-client' is reserved"
+        ),
+        "the etcd client's identity": (["kubeconfig", "--user", "kube-apiserver-etcd-client"], {}, "Error: user name"),
+        "a clock before 1970": (["list"], {"ISOBUILD_NOW": "0001-01-01"}, "Error: ISOBUILD_NOW='0001-01-01' is out of range"),
+        "a clock past 9000": (["list"], {"ISOBUILD_NOW": "9999-12-31"}, "Error: ISOBUILD_NOW='9999-12-31' is out of range"),
+        "an epoch past 9000": (["list"], {"SOURCE_DATE_EPOCH": "99999999999999"}, "Error: SOURCE_DATE_EPOCH="),
+        "an SSH key from a FIFO": (["node", "w9", "10.10.10.9", "--master", "10.10.10.1", "--ssh-key", str(fifo)], {}, "Error: SSH key file"),
+        "an SSH key from /dev/zero": (
+            ["node", "w9", "10.10.10.9", "--master", "10.10.10.1", "--ssh-key", "/dev/zero"], {}, "Error: SSH key file /dev/zero"
+        ),
+        "a private key as SSH key": (
+            ["node", "w9", "10.10.10.9", "--master", "10.10.10.1", "--ssh-key", str(private)], {}, "Error: --ssh-key: invalid SSH public key"
+        ),
+        "a 1 MB label": (["node", "w9", "10.10.10.9", "--master", "10.10.10.1", "--label", "a=" + "x" * (1 << 20)], {}, "Error: --label"),
+        "a 5000-digit MTU": (
+            ["node", "w9", "10.10.10.9/24", "--master", "10.10.10.1", "--mac", "52:54:00:00:00:09", "--mtu", "9" * 5000], {}, "Error: --mtu"
+        ),
+        "a name with a newline": (["node", "w9\n", "10.10.10.9", "--master", "10.10.10.1"], {}, "Error: invalid node name"),
+        "a SAN with a NUL": (["node", "w9", "10.10.10.9", "--master", "10.10.10.1", "--san", "a\x00b"], {}, "Error: --san"),
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def table(shared_example: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Case]]:
+    tmp = tmp_path_factory.mktemp("hostile")
+    return shared_example, tmp, _cases(shared_example, tmp)
+
+
+CASE_NAMES = [
+    "-o over the CA key", "-o over cluster.yaml", "-o a device", "-o a FIFO", "-o into a missing folder",
+    "--merge into a device", "--merge with an empty HOME", "a component's identity", "the etcd client's identity",
+    "a clock before 1970", "a clock past 9000", "an epoch past 9000", "an SSH key from a FIFO",
+    "an SSH key from /dev/zero", "a private key as SSH key", "a 1 MB label", "a 5000-digit MTU",
+    "a name with a newline", "a SAN with a NUL",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_bad_input_is_one_error_and_nothing_is_written(
+    name: str,
+    table: tuple[Path, Path, dict[str, Case]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    inv, tmp, cases = table
+    argv, env, start = cases[name]
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    before, outside = snapshot(inv), sorted(p.name for p in tmp.iterdir())
+    capsys.readouterr()
+    code = main(["--inventory", str(inv), *argv])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    lines = err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(start) and lines[1].startswith("Hint: "), lines
+    assert all(len(line) < 400 for line in lines), [len(line) for line in lines]
+    assert "secret" not in err and "c2VjcmV0" not in err
+    assert snapshot(inv) == before
+    assert sorted(p.name for p in tmp.iterdir()) == outside
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_the_table_covers_every_case(table: tuple[Path, Path, dict[str, Case]]) -> None:
+    assert sorted(table[2]) == sorted(CASE_NAMES)
+
+
+def test_an_empty_inventory_path_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["--inventory", "", "node", "c1", "10.0.0.1"]) == 1
+    assert capsys.readouterr().err.startswith("Error: --inventory is empty")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_certs_check_refuses_an_inventory_without_ssl(
+    shared_example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = tmp_path / "inv"
+    shutil.copytree(shared_example, inv)
+    shutil.rmtree(inv / "ssl")
+    assert main(["--inventory", str(inv), "certs", "check"]) == 1
+    assert capsys.readouterr().err.startswith(f"Error: cannot read {inv / 'ssl'}")
+
+
+def test_a_long_passphrase_is_refused_before_anything_is_made(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ISOBUILD_CA_PASSPHRASE", "p" * 2000)
+    inv = tmp_path / "inv"
+    assert main(["--inventory", str(inv), "init", "--encrypt-ca"]) == 1
+    assert capsys.readouterr().err.startswith("Error: the CA passphrase is 2000 bytes long")
+    assert not (inv / "cluster.yaml").exists() and not (inv / "ssl").exists()
