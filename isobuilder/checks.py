@@ -11,6 +11,7 @@ or ``--gateway``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -83,7 +84,16 @@ def check_name(name: str) -> str:
 
 
 def check_ip(ip: str, what: str = "IP address") -> str:
-    if not isinstance(ip, str) or not is_ip(ip):
+    """A unicast address in canonical form. Cached: cluster.yaml names the same controller
+    (``master:``) on every node."""
+    if isinstance(ip, str) and isinstance(what, str):
+        return _check_ip(ip, what)
+    raise bad_value(what, ip, "use a plain IPv4 or IPv6 address such as 10.10.10.2")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _check_ip(ip: str, what: str) -> str:
+    if not is_ip(ip):
         raise bad_value(what, ip, "use a plain IPv4 or IPv6 address such as 10.10.10.2")
     addr = ipaddress.ip_address(ip)
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
@@ -366,8 +376,8 @@ def _settings_problems(cluster: Cluster) -> Iterator[IsobuildError]:
 
 
 def _node_problems(cluster: Cluster, source: Source) -> Iterator[IsobuildError]:
-    service = netaddr.IPNetwork(cluster.service_cidr)
-    pods = netaddr.IPNetwork(cluster.pod_cidr)
+    service = ipaddress.ip_network(cluster.service_cidr)
+    pods = ipaddress.ip_network(cluster.pod_cidr)
     control_plane = cluster.controllers()
     names: set[str] = set()
     ips: dict[str, str] = {}
@@ -396,8 +406,9 @@ def _node_problems(cluster: Cluster, source: Source) -> Iterator[IsobuildError]:
                     hint="every NIC has its own MAC; check --mac",
                 )
             macs.setdefault(node.mac, node.name)
+        address = ipaddress.ip_address(node.ip)
         for net, what in ((service, "service"), (pods, "pod")):
-            if netaddr.IPAddress(node.ip) in net:
+            if address in net:
                 yield IsobuildError(
                     f"IP {node.ip} of node {node.name!r} is inside the {what} CIDR {net}",
                     hint=f"node IPs must lie outside service_cidr and pod_cidr; change the IP or {what}_cidr",

@@ -44,14 +44,15 @@ def yaml_error_line(exc: yaml.YAMLError) -> str:
     return f" at line {mark.line + 1}" if mark is not None else ""
 
 
-def parse(text: bytes) -> Cluster:
-    """cluster.yaml as a Cluster; raises one error naming every problem in it."""
-    cluster, problems = parse_collecting(text)
+def parse(text: bytes, *, cross_checks: bool = True) -> Cluster:
+    """cluster.yaml as a Cluster; raises one error naming every problem in it. ``cross_checks``
+    False: the rules that span nodes are left to the caller, which checks the cluster it makes."""
+    cluster, problems = parse_collecting(text, cross_checks=cross_checks)
     checks.raise_all(problems, NAME)
     return cluster
 
 
-def parse_collecting(text: bytes) -> tuple[Cluster, list[IsobuildError]]:
+def parse_collecting(text: bytes, *, cross_checks: bool = True) -> tuple[Cluster, list[IsobuildError]]:
     """cluster.yaml and every problem found in it (a node entry with a problem is left out).
     A file that is not a mapping of settings, or lacks a valid name or cluster_id, raises."""
     data = _load(text)
@@ -77,7 +78,8 @@ def parse_collecting(text: bytes) -> tuple[Cluster, list[IsobuildError]]:
         if node is not None:
             nodes.append(node)
     cluster = schema.cluster_of(values, tuple(nodes))
-    problems += checks.cluster_problems(cluster, checks.Source(cluster))
+    if cross_checks:
+        problems += checks.cluster_problems(cluster, checks.Source(cluster))
     return cluster, problems
 
 

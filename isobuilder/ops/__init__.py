@@ -42,9 +42,10 @@ def cluster_text(inv: Inventory) -> bytes:
     return text
 
 
-def load_cluster(inv: Inventory) -> Cluster:
-    """cluster.yaml, with every problem in it reported at once."""
-    return clusterfile.parse(cluster_text(inv))
+def load_cluster(inv: Inventory, *, cross_checks: bool = True) -> Cluster:
+    """cluster.yaml, with every problem in it reported at once (``cross_checks`` False: the
+    caller checks the cluster it makes from it, e.g. with a node added)."""
+    return clusterfile.parse(cluster_text(inv), cross_checks=cross_checks)
 
 
 def load_authority(ctx: Context) -> Authority:

@@ -107,7 +107,7 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
         if created:
             before, authority_ = _create(ctx, tx, options, encrypt_ca=encrypt_ca)
         else:
-            before = load_cluster(inv)
+            before = load_cluster(inv, cross_checks=False)  # checked below, with the node in it
             conflicts = options.conflicts(before)
             if conflicts:
                 raise IsobuildError(

@@ -1,0 +1,14 @@
+from jinja2.runtime import LoopContext, Macro, Markup, Namespace, TemplateNotFound, TemplateReference, TemplateRuntimeError, Undefined, escape, identity, internalcode, markup_join, missing, str_join
+name = '_common.sh.j2'
+
+def root(context, missing=missing):
+    resolve = context.resolve_or_missing
+    undefined = environment.undefined
+    concat = environment.concat
+    cond_expr_undefined = Undefined
+    if 0: yield None
+    pass
+    yield 'LOG=/var/log/isobuild-install.log\nlog() { printf \'%s isobuild[%s]: %s\\n\' "$(date -u +%FT%TZ)" "$NODE_NAME" "$*" >&2; }\ndie() { log "ERROR: $*"; exit 1; }\n\n[[ ${EUID} -eq 0 ]] || die "run as root (sudo $0)"\n[[ -e "$LOG" ]] || install -m 0600 /dev/null "$LOG"\nexec > >(tee -a "$LOG") 2>&1\nlog "setting up ${ROLE} ${NODE_NAME} (${NODE_IP}), Kubernetes ${K8S_VERSION}"\n\nrequire_files() {\n  local f\n  for f in "$@"; do\n    [[ -s "$f" ]] || die "missing $f: boot with this node\'s config.iso attached: its first-boot config writes it"\n  done\n}\n\ndisable_swap() {\n  # The kubelet refuses to start with swap on unless configured otherwise.\n  if [[ -n "$(swapon --noheadings --show 2>/dev/null)" ]]; then\n    log "disabling swap"\n    swapoff -a\n  fi\n  if grep -Eq \'^[^#].*[[:space:]]swap[[:space:]]\' /etc/fstab; then\n    sed -i -E \'s/^([^#].*[[:space:]]swap[[:space:]].*)$/# \\1  # disabled by isobuild/\' /etc/fstab\n  fi\n}\n\nkernel_prerequisites() {\n  printf \'overlay\\nbr_netfilter\\n\' >/etc/modules-load.d/isobuild-k8s.conf\n  modprobe overlay\n  modprobe br_netfilter\n  printf \'%s\\n\' \'net.bridge.bridge-nf-call-iptables = 1\' \'net.bridge.bridge-nf-call-ip6tables = 1\' \\\n    \'net.ipv4.ip_forward = 1\' >/etc/sysctl.d/99-isobuild-k8s.conf\n  sysctl --quiet --system\n}\n\n'
+
+blocks = {}
+debug_info = ''
