@@ -10,6 +10,7 @@ it back before it starts, so the inventory is as it was before the killed comman
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -18,6 +19,7 @@ import secrets
 import shutil
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from isobuilder.errors import IsobuildError
@@ -86,13 +88,6 @@ def read_file(path: Path) -> bytes | None:
         raise _fail("read", path, exc) from None
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
 class Inventory:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -119,44 +114,106 @@ class Inventory:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the inventory's lock; create the inventory folder (0700) if it is new."""
-        created = not self.root.exists()
+        """Hold the inventory's lock; create the inventory folder (0700) if it is new. A first
+        command that made nothing removes what it created, still holding the lock."""
+        created = not os.path.lexists(self.root)
+        fd = self._lock()
         try:
-            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            (self.root / STATE_DIR).mkdir(mode=0o700, exist_ok=True)
-            fd = os.open(self.root / STATE_DIR / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise _fail("create", self.root, exc) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # waits for a concurrent isobuild on this inventory
             self._recover()
             yield
         finally:
-            os.close(fd)
-            if created and not self.has_cluster():
-                # Nothing was made: leave no empty inventory behind a failed first command.
-                shutil.rmtree(self.root, ignore_errors=True)
+            try:
+                if created and not self.has_cluster():
+                    self._remove_empty()  # leave no empty inventory behind a failed first command
+            finally:
+                os.close(fd)
+
+    def _lock(self) -> int:
+        lock = self.root / STATE_DIR / "lock"
+        while True:
+            try:
+                self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+                (self.root / STATE_DIR).mkdir(mode=0o700, exist_ok=True)
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                raise _fail("create", self.root, exc) from None
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits for a concurrent isobuild on this inventory
+            try:
+                if os.fstat(fd).st_ino == os.stat(lock, follow_symlinks=False).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # the lock file we waited on was removed by a failed first command: again
+
+    def _remove_empty(self) -> None:
+        """Only what ``locked`` made, and only while empty: rmdir, never rmtree."""
+        with contextlib.suppress(OSError):
+            (self.root / STATE_DIR / "lock").unlink()
+            (self.root / STATE_DIR).rmdir()
+            self.root.rmdir()
 
     def _recover(self) -> None:
+        """Roll back every transaction a killed command left, then drop its staging area. Each
+        step is a rename, so a recovery killed part-way is finished by the next one."""
         for tx in sorted((self.root / STATE_DIR).glob("tx-*")):
-            journal = tx / "journal.json"
+            journal = tx / JOURNAL
             if journal.exists():
-                _rollback(self.root, tx, json.loads(journal.read_text()))
+                _rollback(self.root, tx, _read_journal(journal, self.root))
+                journal.rename(tx / "rolled-back")
             shutil.rmtree(tx, ignore_errors=True)
 
     def transaction(self, *, bulk: bool = False) -> Transaction:
         return Transaction(self.root, bulk=bulk)
 
 
-def _rollback(root: Path, tx: Path, journal: dict[str, list[dict[str, object]]]) -> None:
-    for entry in reversed(journal["targets"]):
-        index, target = entry["index"], root / str(entry["target"])
-        staged, backup = tx / "new" / str(index), tx / "old" / str(index)
-        moved_in = not entry.get("delete") and not staged.exists()
-        if moved_in and (target.exists() or target.is_symlink()):
-            _remove(target)  # the new version had been moved in
-        if backup.exists():
+JOURNAL = "journal.json"  # present from the first swap to the commit point (renamed "committed")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    index: int
+    target: str  # relative to the inventory
+    had_old: bool  # the target existed before the commit
+    delete: bool
+
+
+def _read_journal(path: Path, root: Path) -> list[_Entry]:
+    """The journal's entries; refused whole unless every target is a plain relative path inside
+    the inventory (a planted journal never makes recovery touch anything outside)."""
+    hint = f"move {path.parent} out of the inventory and check the inventory against your backup"
+    try:
+        data = json.loads(path.read_bytes()[: 1 << 24])
+        entries = [
+            _Entry(int(e["index"]), str(e["target"]), bool(e["had_old"]), bool(e["delete"])) for e in data["targets"]
+        ]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        raise IsobuildError(f"{path} is not a journal isobuild wrote", hint=hint) from None
+    for i, entry in enumerate(entries):
+        parts = entry.target.split("/")
+        if entry.index != i or entry.target.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise IsobuildError(f"{path} names {entry.target!r}, not a path inside the inventory", hint=hint)
+        if parts[0] == STATE_DIR or "\x00" in entry.target:
+            raise IsobuildError(f"{path} names {entry.target!r}, not a path inside the inventory", hint=hint)
+    return entries
+
+
+def _rollback(root: Path, tx: Path, entries: list[_Entry]) -> None:
+    """Undo a commit's swaps, newest first. Idempotent: each entry's state is read from which of
+    target, old/i and new/i exist, and every change is one rename, so running it again after a
+    kill at any point ends in the same place."""
+    trash = tx / "trash"
+    trash.mkdir(mode=0o700, exist_ok=True)
+    for entry in reversed(entries):
+        target = root / entry.target
+        staged, backup = tx / "new" / str(entry.index), tx / "old" / str(entry.index)
+        present = os.path.lexists(target)
+        if os.path.lexists(backup):  # the old version was moved out: whatever is at target is new
+            if present:
+                target.rename(trash / f"{entry.index}-{secrets.token_hex(4)}")
             backup.rename(target)
+        elif not entry.had_old and not entry.delete and not os.path.lexists(staged) and present:
+            target.rename(trash / f"{entry.index}-{secrets.token_hex(4)}")  # moved in where nothing was
+        # else: this entry had not been reached, or is restored already
 
 
 class Transaction:
@@ -176,7 +233,7 @@ class Transaction:
     def __exit__(self, *exc_info: object) -> None:
         # A journal still here means a commit whose rollback did not finish: the next command's
         # lock recovers it. Anything else here is staging of a finished or abandoned transaction.
-        if not (self.tx / "journal.json").exists():
+        if not (self.tx / JOURNAL).exists():
             shutil.rmtree(self.tx, ignore_errors=True)
 
     def _area(self) -> None:
@@ -233,27 +290,30 @@ class Transaction:
     def commit(self) -> None:
         if not self.targets:
             return
-        journal = {
-            "targets": [{"index": i, "target": t, "delete": i in self.deletes} for i, t in enumerate(self.targets)]
-        }
+        entries = [
+            _Entry(i, t, os.path.lexists(self.root / t), i in self.deletes) for i, t in enumerate(self.targets)
+        ]
+        journal = {"targets": [dataclasses.asdict(e) for e in entries]}
         try:
             if self.bulk:
                 os.sync()  # every staged file on disk before the commit point
+            for entry in entries:  # parents first, so no swap below creates a folder
+                (self.root / entry.target).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = self.tx / "journal.tmp"
             write_new_file(tmp, json.dumps(journal).encode(), 0o600)
-            tmp.rename(self.tx / "journal.json")
-            for entry in journal["targets"]:
-                index, path = entry["index"], self.root / str(entry["target"])
-                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                if path.exists() or path.is_symlink():
-                    path.rename(self.tx / "old" / str(index))
-                if not entry["delete"]:
-                    (self.tx / "new" / str(index)).rename(path)
-            (self.tx / "journal.json").rename(self.tx / "committed")  # the commit point
+            tmp.rename(self.tx / JOURNAL)
+            for entry in entries:
+                path = self.root / entry.target
+                if entry.had_old:
+                    path.rename(self.tx / "old" / str(entry.index))
+                if not entry.delete:
+                    (self.tx / "new" / str(entry.index)).rename(path)
+            (self.tx / JOURNAL).rename(self.tx / "committed")  # the commit point
             _fsync_dir(self.root)
         except BaseException as exc:  # OSError, but also Ctrl-C or SystemExit half-way through
-            _rollback(self.root, self.tx, journal)
-            (self.tx / "journal.json").unlink(missing_ok=True)
+            if (self.tx / JOURNAL).exists():
+                _rollback(self.root, self.tx, entries)
+                (self.tx / JOURNAL).unlink()
             if isinstance(exc, OSError):
                 raise _fail("update", self.root, exc) from None
             raise

@@ -87,7 +87,8 @@ def test_a_crash_in_the_middle_of_a_commit_is_rolled_back(tmp_path: Path) -> Non
     tx.put_file("cluster.yaml", File(b"nodes: [changed]\n"))
     # What commit() does, stopped (as by SIGKILL) after swapping in the first target only:
     (tx.tx / "journal.json").write_text(
-        '{"targets": [{"index": 0, "target": "node-a"}, {"index": 1, "target": "cluster.yaml"}]}'
+        '{"targets": [{"index": 0, "target": "node-a", "had_old": true, "delete": false},'
+        ' {"index": 1, "target": "cluster.yaml", "had_old": true, "delete": false}]}'
     )
     (root / "node-a").rename(tx.tx / "old" / "0")
     (tx.tx / "new" / "0").rename(root / "node-a")

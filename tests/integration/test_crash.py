@@ -1,0 +1,128 @@
+"""Kill a command at every rename it makes, then kill its recovery at every rename, with strace's
+fault injection (``-e inject=rename:signal=KILL:when=N``: a real SIGKILL inside the syscall, no
+seam in the code). After each pair, a full recovery must leave the inventory exactly as it was
+before the command, or exactly as the command makes it: bytes and modes of every file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import EPOCH, require_tool
+
+State = dict[str, tuple[bytes, int]]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "SOURCE_DATE_EPOCH": EPOCH, "ISOBUILD_NOW": "2026-06-01T00:00:00Z"}
+
+
+def _cmd(inv: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "isobuilder", "-q", "--inventory", str(inv), *args]
+
+
+def _run(inv: Path, *args: str) -> None:
+    result = subprocess.run(_cmd(inv, *args), env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def _killed_at(rename: int, inv: Path, *args: str) -> bool:
+    """Run the command with a SIGKILL at its ``rename``-th rename(2); False when it made fewer."""
+    strace = require_tool("strace")
+    inject = ["-e", "trace=rename", "-e", f"inject=rename:signal=KILL:when={rename}"]
+    result = subprocess.run(
+        [strace, "-f", "-qq", "-o", "/dev/null", *inject, *_cmd(inv, *args)],
+        env=_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode in (0, -9, 137), result.stderr
+    return result.returncode != 0
+
+
+def _state(inv: Path) -> State:
+    out: State = {}
+    for path in sorted(inv.rglob("*")):
+        rel = path.relative_to(inv).as_posix()
+        if rel.startswith(".isobuild"):
+            continue
+        assert not path.is_symlink(), rel
+        if path.is_file():
+            out[rel] = (path.read_bytes(), path.stat().st_mode & 0o7777)
+    return out
+
+
+def _attack(base: Path, tmp: Path, command: tuple[str, ...]) -> tuple[int, int]:
+    """Every kill point of ``command`` and of its recovery. Returns how many kill points the
+    command had and how many recoveries were killed part-way."""
+    old = _state(base)
+    reference = tmp / "reference"
+    shutil.copytree(base, reference)
+    _run(reference, *command)
+    new = _state(reference)
+    assert new != old
+    kills = recoveries_killed = 0
+    for kill in range(1, 60):
+        killed = tmp / f"killed-{kill}"
+        shutil.copytree(base, killed)
+        if not _killed_at(kill, killed, *command):
+            assert _state(killed) == new  # past its last rename: the command simply finished
+            break
+        for recovery_kill in range(1, 60):
+            work = tmp / f"work-{kill}-{recovery_kill}"
+            shutil.copytree(killed, work)
+            interrupted = _killed_at(recovery_kill, work, "list")
+            _run(work, "list")  # a full recovery
+            state = _state(work)
+            assert state in (old, new), f"kill {kill}, recovery kill {recovery_kill}: a mix of old and new"
+            # Nothing renames after the commit point (journal -> committed), so a kill is before it.
+            assert state == old, f"kill {kill}: rolled forward"
+            recoveries_killed += interrupted
+            assert sorted(p.name for p in (work / ".isobuild").iterdir()) == ["lock"]
+            shutil.rmtree(work)
+            if not interrupted:
+                break
+        kills += 1
+        shutil.rmtree(killed)
+    else:
+        pytest.fail("the command never finished")
+    return kills, recoveries_killed
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Callable[..., Path]:
+    def make(*commands: tuple[str, ...]) -> Path:
+        inv = tmp_path / "base"
+        for command in commands:
+            _run(inv, *command)
+        return inv
+
+    return make
+
+
+def test_node_update_is_old_or_new_at_every_kill(base: Callable[..., Path], tmp_path: Path) -> None:
+    inv = base(("node", "c1", "10.0.0.1"), ("node", "w1", "10.0.0.2", "--master", "10.0.0.1", "--label", "zone=a"))
+    # Same keys and certificates, new labels: the new folder and cluster.yaml are deterministic.
+    kills, recoveries_killed = _attack(inv, tmp_path, ("node", "w1", "10.0.0.2", "--label", "zone=b"))
+    # journal, folder out and in, cluster.yaml out and in, commit point: six renames at least
+    assert kills >= 6 and recoveries_killed >= kills - 1
+
+
+def test_build_with_a_prune_is_old_or_new_at_every_kill(base: Callable[..., Path], tmp_path: Path) -> None:
+    inv = base(
+        ("node", "c1", "10.0.0.1"),
+        ("node", "w1", "10.0.0.2", "--master", "10.0.0.1"),
+        ("node", "w2", "10.0.0.3", "--master", "10.0.0.1"),
+    )
+    text = (inv / "cluster.yaml").read_text()
+    entry = "- name: w2\n  ip: 10.0.0.3\n  role: worker\n  master: 10.0.0.1\n"
+    assert entry in text
+    (inv / "cluster.yaml").write_text(
+        text.replace(entry, "").replace("  master: 10.0.0.1\n", "  master: 10.0.0.1\n  labels:\n    zone: b\n")
+    )
+    kills, recoveries_killed = _attack(inv, tmp_path, ("build", "--prune", "--jobs", "1"))  # w1 rebuilt, w2 gone
+    assert kills >= 6 and recoveries_killed >= kills - 1
