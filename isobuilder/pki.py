@@ -282,10 +282,10 @@ def public_id(key: PrivateKey | PublicKey) -> bytes:
     return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def private_keys_in(blob: bytes) -> list[bytes]:
+def private_keys_in(blob: bytes) -> set[bytes]:
     """The public ids of every unencrypted PEM private key pasted anywhere in ``blob``
     (indented, as in a YAML block, or not)."""
-    found = []
+    found = set()
     for match in _PEM_KEY.finditer(blob):
         pem = b"\n".join(line.strip() for line in match.group(0).splitlines()) + b"\n"
         try:
@@ -293,7 +293,7 @@ def private_keys_in(blob: bytes) -> list[bytes]:
         except (ValueError, TypeError):
             continue
         if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-            found.append(public_id(key))
+            found.add(public_id(key))
     return found
 
 

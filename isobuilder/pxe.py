@@ -20,7 +20,6 @@ applies it on its first boot. Cloud-config nodes get a group and a profile with 
 
 from __future__ import annotations
 
-import base64
 import csv
 import dataclasses
 import io
@@ -32,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from isobuilder import checks, ignition, model, render, serialize
+from isobuilder import checks, ignition, keyscan, model, render, serialize
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File
 from isobuilder.model import Cluster, Format, Node, Role
@@ -41,7 +40,6 @@ INSTALL_SCRIPT = "/opt/isobuild/pxe-install.sh"
 INSTALL_UNIT = "isobuild-pxe-install.service"
 FLATCAR_KERNEL = "flatcar_production_pxe.vmlinuz"
 FLATCAR_INITRD = "flatcar_production_pxe_image.cpio.gz"
-SECRET_MARKERS = (b"PRIVATE KEY-----", b"client-key-data:")  # PEM private keys; kubeconfigs embedding one
 _URL_SAFE = re.compile(r"[A-Za-z0-9._~:/\[\]%-]+")  # no quotes, spaces, commas, '&', '?', '#': it lands in configs
 _DISK = re.compile(r"/dev/[A-Za-z0-9._:/-]+")
 
@@ -152,30 +150,27 @@ def _cannot_filter(where: str, what: str) -> IsobuildError:
 
 def _without_secrets_cloud_config(data: bytes, where: str) -> tuple[bytes, tuple[str, ...]]:
     if not data.startswith(b"#cloud-config"):
-        if any(m in data for m in SECRET_MARKERS):
+        if keyscan.holds_private_key(data):
             raise _cannot_filter(where, "it is not a cloud-config and holds a private key")
         return data, ()
     try:
         config = yaml.safe_load(data)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):
         raise _cannot_filter(where, "it is not valid YAML") from None
-    if not isinstance(config, dict):
-        raise _cannot_filter(where, "it is not a cloud-config mapping")
+    entries = config.get("write_files") if isinstance(config, dict) else None
+    if not isinstance(config, dict) or not isinstance(entries or [], list):
+        raise _cannot_filter(where, "it is not a cloud-config mapping with a write_files list")
     kept, withheld = [], []
-    for entry in config.get("write_files") or []:
-        content = entry.get("content", "") if isinstance(entry, dict) else ""
-        raw = content.encode() if isinstance(content, str) else b""
-        if isinstance(entry, dict) and entry.get("encoding") in ("b64", "base64"):
-            raw = base64.b64decode(raw)
-        if any(m in raw for m in SECRET_MARKERS):
-            withheld.append(str(entry.get("path")))
+    for entry in entries or []:
+        if keyscan.value_holds_private_key(entry):  # b64, gz+b64 and !!binary decoded
+            withheld.append(str(entry.get("path")) if isinstance(entry, dict) else "?")
         else:
             kept.append(entry)
     config["write_files"] = kept
-    rest = yaml.safe_dump(config, sort_keys=False).encode()
-    if any(m in rest for m in SECRET_MARKERS):
+    rest = b"#cloud-config\n" + yaml.safe_dump(config, sort_keys=False).encode()
+    if keyscan.holds_private_key(rest):
         raise _cannot_filter(where, "a private key sits outside write_files")
-    return b"#cloud-config\n" + rest, tuple(withheld)
+    return rest, tuple(withheld)
 
 
 def _without_secrets_ignition(data: bytes, where: str) -> tuple[bytes, tuple[str, ...]]:
@@ -184,16 +179,19 @@ def _without_secrets_ignition(data: bytes, where: str) -> tuple[bytes, tuple[str
         files = config.get("storage", {}).get("files", [])
     except (ValueError, AttributeError):
         raise _cannot_filter(where, "it is not an Ignition JSON config") from None
+    if not isinstance(files, list):
+        raise _cannot_filter(where, "storage.files is not a list")
     kept, withheld = [], []
     for entry in files:
-        sources = [entry.get("contents") or {}, *(entry.get("append") or [])]
-        payloads = [ignition.read_contents(contents) or b"" for contents in sources]
-        if any(m in raw for raw in payloads for m in SECRET_MARKERS):
-            withheld.append(str(entry.get("path")))
+        if keyscan.value_holds_private_key(entry):  # data URLs, base64 and gzip decoded
+            withheld.append(str(entry.get("path")) if isinstance(entry, dict) else "?")
         else:
             kept.append(entry)
     config["storage"]["files"] = kept
-    return ignition.dumps(config), tuple(withheld)
+    rest = ignition.dumps(config)
+    if keyscan.holds_private_key(rest):
+        raise _cannot_filter(where, "a private key sits outside storage.files")
+    return rest, tuple(withheld)
 
 
 def go_template_literal(text: bytes) -> bytes:
@@ -241,7 +239,7 @@ def _json(value: Any) -> bytes:
 def _matchbox(cluster: Cluster, node: Node, fmt: Format, config: bytes, options: PxeOptions) -> dict[str, File]:
     assert node.mac is not None
     ident = matchbox_id(cluster, node)
-    mode = 0o600 if any(m in config for m in SECRET_MARKERS) else 0o644
+    mode = 0o600 if keyscan.holds_private_key(config) else 0o644
     meta = {"cluster": cluster.name, "node": node.name, "role": node.role.value}
     files: dict[str, File] = {}
     if fmt is Format.IGNITION:

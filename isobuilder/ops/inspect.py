@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from isobuilder import configdrive, ignition, pki
+from isobuilder import configdrive, keyscan, pki
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import contents
@@ -145,15 +144,33 @@ def _verify_node(
         differ = sorted(k for k in set(on_iso) | set(drive) if on_iso.get(k) != drive.get(k))
         yield f"{rel}/{ISO}: differs from {CLOUD_DIR}/ ({', '.join(differ)}; run isobuild image {folder})"
     why = "external-CA mode" if node.role.is_controller else f"a {node.role} must not"
-    blobs = [*(on_iso or {}).values(), *_decoded_ignition(on_iso or {})]
-    on_drive = {what for blob in blobs for key in pki.private_keys_in(blob) if (what := forbidden.get(key))}
-    for what in sorted(on_drive):
-        yield f"{rel}/{ISO}: carries {what} ({why})"
+    own = _own_keys(cluster, node, files, forbidden)
+    # Keys as cloud-init and Ignition would decode them: b64, gz+b64, !!binary, data URLs, gzip.
+    on_drive = {key for blob in (on_iso or {}).values() for key in keyscan.private_key_ids(blob)}
+    for what in sorted({_name(key, forbidden) for key in on_drive - own}):
+        yield f"{rel}/{ISO}: carries {what} ({why})" if what in forbidden.values() else f"{rel}/{ISO}: carries {what}"
     for path, content in sorted(files.items()):
-        what = next((forbidden[k] for k in pki.private_keys_in(content) if k in forbidden), None)
-        if path.endswith(".key") and what:
-            yield f"{rel}/{path}: {what} in a node folder ({why})"
+        if path == ISO:
+            continue
+        for what in sorted({_name(key, forbidden) for key in keyscan.private_key_ids(content) - own}):
+            yield f"{rel}/{path}: {what} in a node folder" + (f" ({why})" if what in forbidden.values() else "")
     yield from _mode_finding(folder / RENEW, 0o700, root)
+
+
+def _own_keys(cluster: Cluster, node: Node, files: dict[str, bytes], forbidden: dict[bytes, str]) -> set[bytes]:
+    """The keys this node may carry: its own identities' (by public id), and on a controller the
+    CA and service-account keys its control plane signs with (unless forbidden)."""
+    own = set()
+    for ident in node_identities(cluster, node):
+        own |= pki.private_keys_in(files.get(f"ssl/{ident.name}.key", b""))
+    if node.role.is_controller:
+        for name in ("ca.key", "etcd/ca.key", "front-proxy-ca.key", "sa.key"):
+            own |= pki.private_keys_in(files.get(f"ssl/{name}", b""))
+    return own - set(forbidden)
+
+
+def _name(key: bytes, forbidden: dict[bytes, str]) -> str:
+    return forbidden.get(key, "a private key that is not its own")
 
 
 def _verify_identities(
@@ -191,17 +208,3 @@ def _sans(cert: Any) -> list[str]:
     except x509.ExtensionNotFound:
         return []
     return [str(v) for v in ext.get_values_for_type(x509.DNSName) + ext.get_values_for_type(x509.IPAddress)]
-
-
-def _decoded_ignition(drive: dict[str, bytes]) -> list[bytes]:
-    """The files inside an Ignition config on the drive (data URLs decoded, gzip undone)."""
-    out = []
-    for data in drive.values():
-        if not data.lstrip().startswith(b"{"):
-            continue
-        try:
-            entries = json.loads(data).get("storage", {}).get("files", [])
-        except (ValueError, AttributeError):
-            continue
-        out += [raw for entry in entries if (raw := ignition.read_contents(entry.get("contents") or {})) is not None]
-    return out

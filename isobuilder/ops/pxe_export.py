@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from isobuilder import pxe
+from isobuilder import keyscan, pxe
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, changes
@@ -31,7 +31,7 @@ class PxeResult:
     def serves_secrets(self) -> bool:
         """Whether matchbox would hand out private keys (to anything that asks with the right MAC)."""
         return any(
-            rel.startswith("matchbox/") and any(m in f.content for m in pxe.SECRET_MARKERS)
+            rel.startswith("matchbox/") and keyscan.holds_private_key(f.content)
             for rel, f in self.export.tree.items()
         )
 

@@ -4,6 +4,8 @@ verify catching each planted fault (checked against openssl and blkid where it m
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import shutil
 import subprocess
@@ -226,6 +228,21 @@ def plant_ca_key_on_worker_iso(inv: Path) -> str:
     return "node-w2/config.iso: carries the etcd/ca key (a worker must not)"
 
 
+def plant_other_nodes_key_in_folder(inv: Path) -> str:
+    (inv / "node-w1/notes.txt").write_bytes((inv / "node-edge1/ssl/kubelet.key").read_bytes())
+    return "node-w1/notes.txt: a private key that is not its own in a node folder"
+
+
+def plant_encoded_ca_key_on_worker_iso(inv: Path) -> str:
+    """A hand edit that ships the CA key gzip+base64-encoded, as cloud-init would decode it."""
+    user_data = inv / "node-w1/cloud-config/openstack/latest/user_data"
+    body = base64.b64encode(gzip.compress((inv / "ssl/ca.key").read_bytes())).decode()
+    entry = f"  - path: /root/x\n    encoding: gz+b64\n    content: {body}\n"
+    user_data.write_text(user_data.read_text().replace("write_files:\n", "write_files:\n" + entry, 1))
+    assert main(["-q", "--inventory", str(inv), "image", str(inv / "node-w1")]) == 0
+    return "node-w1/config.iso: carries the ca key (a worker must not)"
+
+
 def plant_unbuilt_node(inv: Path) -> str:
     declare(inv, [*NODES[:4], {"name": "w9", "ip": "10.10.10.9", "role": "worker"}])
     return "node-w9: not built (run isobuild build w9)"
@@ -242,7 +259,8 @@ def plant_foreign_cert(inv: Path) -> str:
 @pytest.mark.parametrize(
     "plant",
     [plant_swapped_key, plant_world_readable_key, plant_stale_iso, plant_ca_key_in_worker_folder,
-     plant_ca_key_on_worker_iso, plant_foreign_cert, plant_unbuilt_node],
+     plant_ca_key_on_worker_iso, plant_foreign_cert, plant_unbuilt_node, plant_other_nodes_key_in_folder,
+     plant_encoded_ca_key_on_worker_iso],
 )  # fmt: skip
 def test_verify_catches_each_planted_fault(run: Run, built: Path, plant: Callable[[Path], str]) -> None:
     expected = plant(built)

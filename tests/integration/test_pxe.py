@@ -4,8 +4,10 @@ kernel-command-line fetcher, ignition-validate, shellcheck and ansible-inventory
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
+import gzip
 import http.server
 import io
 import json
@@ -24,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from isobuilder import pxe
+from isobuilder import keyscan, pxe
 from isobuilder.cli import main
 from tests.helpers import SSH_KEY, SYSTEM_PYTHON, Run, _fixed_epoch, files_of, require_tool
 
@@ -241,7 +243,7 @@ def test_flatcar_stage_one_installs_the_config_matchbox_serves_for_stage_two(
     mode, script = files[pxe.INSTALL_SCRIPT]
     assert mode == 0o700
     assert [u["name"] for u in install["systemd"]["units"]] == [pxe.INSTALL_UNIT]
-    assert not any(m in json.dumps(install).encode() for m in pxe.SECRET_MARKERS)
+    assert not keyscan.holds_private_key(json.dumps(install).encode())  # data URLs decoded
     (tmp_path / "pxe-install.sh").write_bytes(script)
     shellcheck = subprocess.run([require_tool("shellcheck"), str(tmp_path / "pxe-install.sh")], capture_output=True)
     assert shellcheck.returncode == 0, shellcheck.stdout
@@ -430,14 +432,44 @@ def test_no_secrets_leaves_every_private_key_out(pxe_site: tuple[Path, Any], tmp
     decoded = b"".join(content for _, content in files_of(flatcar).values())
     for path in out.rglob("*"):
         if path.is_file():
-            assert not any(m in path.read_bytes() for m in pxe.SECRET_MARKERS), path
-    assert not any(m in decoded for m in pxe.SECRET_MARKERS)
+            assert not keyscan.holds_private_key(path.read_bytes()), path
+    assert not any(m in decoded for m in keyscan.MARKERS)
     assert "/var/lib/kubelet/pki/kubelet.crt" in files_of(flatcar)  # certificates stay
     validate = subprocess.run([require_tool("ignition-validate"), str(out / "matchbox/ignition/lab_flatcar1.ign")])
     assert validate.returncode == 0
     schema = subprocess.run(["cloud-init", "schema", "--config-file", str(out / "matchbox/cloud/lab_controller.yaml")],
                             capture_output=True, text=True)  # fmt: skip
     assert schema.returncode == 0, schema.stdout
+
+
+def test_every_served_file_with_a_key_is_0600_ignition_included(pxe_site: tuple[Path, Any]) -> None:
+    inventory, report = pxe_site
+    assert report["serves_secrets"] is True
+    served = [p for p in (inventory / "pxe" / "matchbox").rglob("*") if p.is_file()]
+    secret = [p for p in served if keyscan.holds_private_key(p.read_bytes())]
+    assert any(p.suffix == ".ign" for p in secret)  # gzip+base64 data URLs: a text search finds nothing there
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in secret), [(p.name, oct(p.stat().st_mode)) for p in secret]
+
+
+@pytest.mark.parametrize("encoding", ["b64", "gz+b64", "gzip+base64", "binary"])
+def test_no_secrets_withholds_keys_a_hand_edit_encodes(run: Run, inv: Path, tmp_path: Path, encoding: str) -> None:
+    assert run("init", "--name", "lab").code == 0
+    assert run("node", "c1", "10.0.0.1", "--mac", "52:54:00:00:00:01").code == 0
+    user_data = inv / "node-c1/cloud-config/openstack/latest/user_data"
+    pem = (inv / "ssl/ca.key").read_bytes()
+    packed = gzip.compress(pem) if "gz" in encoding else pem
+    body = base64.b64encode(packed).decode()
+    entry = (
+        f"  - path: /root/hidden\n    content: !!binary |\n      {body}\n"
+        if encoding == "binary"
+        else f"  - path: /root/hidden\n    encoding: {encoding}\n    content: {body}\n"
+    )
+    text = user_data.read_text()
+    user_data.write_text(text.replace("write_files:\n", "write_files:\n" + entry, 1))
+    report = run_json(inv, *PXE_ARGS, "--no-secrets", "--out", str(tmp_path / "out"))
+    assert "/root/hidden" in report["nodes"][0]["withheld"]
+    assert report["serves_secrets"] is False
+    assert not any(keyscan.holds_private_key(p.read_bytes()) for p in (tmp_path / "out").rglob("*") if p.is_file())
 
 
 def test_rerun_changes_nothing_and_foreign_folders_are_never_replaced(run: Run, inv: Path, tmp_path: Path) -> None:

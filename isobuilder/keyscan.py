@@ -1,0 +1,138 @@
+"""Private keys in anything a node or a PXE client reads, found the way the consumers decode it.
+
+A private key can hide from a plain text search: cloud-init's ``write_files`` decodes ``b64``,
+``gz+b64`` (and their spellings, ``cc_write_files.canonicalize_extraction``) and YAML
+``!!binary``; Ignition decodes ``data:`` URLs, base64 and gzip (``compression: gzip``); cloud-init
+decompresses gzipped user data; kubeconfigs carry keys base64-encoded (``client-key-data``). Every
+"does this carry secrets" check of isobuild goes through :func:`payloads`. Pure, and bounded: no
+decompression past ``MAX_BYTES``, no nesting past ``MAX_DEPTH``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import urllib.parse
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from isobuilder import pki, serialize
+
+MARKERS = (b"PRIVATE KEY-----", b"client-key-data:")  # PEM private keys; a kubeconfig embedding one
+MAX_BYTES = 64 << 20
+MAX_DEPTH = 4
+_GZIP = b"\x1f\x8b"
+_GZIP_ENCODINGS = {"gz", "gzip"}
+_GZIP_B64_ENCODINGS = {"gz+base64", "gzip+base64", "gz+b64", "gzip+b64"}
+_B64_ENCODINGS = {"b64", "base64"}
+_B64_TEXT = re.compile(rb"[A-Za-z0-9+/=\s]{24,}")
+
+
+def holds_private_key(blob: bytes) -> bool:
+    return any(m in data for data in payloads(blob) for m in MARKERS)
+
+
+def value_holds_private_key(value: Any) -> bool:
+    """The same, for a parsed document or part of one (a write_files entry, an Ignition file)."""
+    return any(m in data for item in _in_value(value) for data in payloads(item, 1) for m in MARKERS)
+
+
+def private_key_ids(blob: bytes) -> set[bytes]:
+    """The public ids (``pki.public_id``) of every unencrypted private key inside ``blob``."""
+    return {key for data in payloads(blob) for key in pki.private_keys_in(data)}
+
+
+def payloads(blob: bytes, depth: int = 0) -> Iterator[bytes]:
+    """``blob`` and every payload a consumer would decode out of it, recursively."""
+    yield blob
+    if depth >= MAX_DEPTH or not blob:
+        return
+    for inner in _decodings(blob):
+        yield from payloads(inner, depth + 1)
+
+
+def _decodings(blob: bytes) -> Iterator[bytes]:
+    if blob.startswith(_GZIP):
+        yield _gunzip(blob)
+        return
+    stripped = blob.lstrip()
+    if stripped.startswith((b"{", b"[")):
+        try:
+            yield from _in_value(json.loads(blob))
+            return
+        except ValueError:
+            pass
+    if stripped.startswith((b"#cloud-config", b"apiVersion", b"---")) or b":" in blob[:4096]:
+        try:
+            yield from _in_value(yaml.load(blob, Loader=serialize.Loader))
+            return
+        except (yaml.YAMLError, ValueError):
+            pass
+    if _B64_TEXT.fullmatch(blob):
+        decoded = _b64(blob)
+        if decoded:
+            yield decoded
+
+
+def _in_value(value: Any) -> Iterator[bytes]:
+    """Every string, bytes (YAML ``!!binary``) and encoded payload inside a parsed document."""
+    if isinstance(value, dict):
+        yield from _entry(value)
+        for item in value.values():
+            yield from _in_value(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _in_value(item)
+    elif isinstance(value, bytes):
+        yield value
+    elif isinstance(value, str):
+        data = value.encode("utf-8", "surrogateescape")
+        if value.startswith("data:"):
+            yield _data_url(value)
+        elif len(data) > 1:
+            yield data
+
+
+def _entry(value: dict[Any, Any]) -> Iterator[bytes]:
+    """A cloud-init write_files entry (content + encoding) or an Ignition contents (source +
+    compression), decoded as their consumer decodes it."""
+    content, encoding = value.get("content"), value.get("encoding")
+    if isinstance(content, str) and isinstance(encoding, str):
+        kind = encoding.lower().strip()
+        raw = content.encode("utf-8", "surrogateescape")
+        if kind in _B64_ENCODINGS:
+            yield _b64(raw)
+        elif kind in _GZIP_B64_ENCODINGS:
+            yield _gunzip(_b64(raw))
+        elif kind in _GZIP_ENCODINGS:
+            yield _gunzip(raw)
+    source = value.get("source")
+    if isinstance(source, str) and source.startswith("data:") and value.get("compression") == "gzip":
+        yield _gunzip(_data_url(source))
+
+
+def _data_url(url: str) -> bytes:
+    header, _, payload = url[5:].partition(",")
+    if header.endswith(";base64"):
+        return _b64(payload.encode("ascii", "ignore"))
+    return urllib.parse.unquote_to_bytes(payload)
+
+
+def _b64(data: bytes) -> bytes:
+    try:
+        return base64.b64decode(b"".join(data.split()) + b"==", validate=False)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _gunzip(data: bytes) -> bytes:
+    """At most MAX_BYTES of a gzip stream (a bomb stops there); b"" when it is not gzip."""
+    try:
+        return zlib.decompressobj(wbits=31).decompress(data, MAX_BYTES)
+    except zlib.error:
+        return b""
