@@ -290,9 +290,7 @@ class Transaction:
     def commit(self) -> None:
         if not self.targets:
             return
-        entries = [
-            _Entry(i, t, os.path.lexists(self.root / t), i in self.deletes) for i, t in enumerate(self.targets)
-        ]
+        entries = [_Entry(i, t, os.path.lexists(self.root / t), i in self.deletes) for i, t in enumerate(self.targets)]
         journal = {"targets": [dataclasses.asdict(e) for e in entries]}
         try:
             if self.bulk:

@@ -24,7 +24,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 
-from isobuilder import __version__, configdrive, kubeconfig, manifests, network, pki, render, schema, serialize
+from isobuilder import __version__, configdrive, keyscan, kubeconfig, manifests, network, pki, render, schema, serialize
 from isobuilder.authority import CA_FILES, Authority
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, changes
@@ -142,6 +142,22 @@ def hand_edit_rule(state: NodeState, on_disk: bytes | None, generated: bytes, *,
             hint="re-run with --force to replace it (your edit is lost), or `isobuild image` to ship your edit as is",
         )
     return on_disk
+
+
+def foreign_keys(drive: Mapping[str, bytes], ssl_keys: Mapping[str, bytes]) -> list[str]:
+    """Drive paths holding a private key (as cloud-init or Ignition would decode it) that is not
+    one of the node's own, the keys of its ``ssl/``: a medium never carries another's key."""
+    own = {key for pem in ssl_keys.values() for key in pki.private_keys_in(pem)}
+    return sorted(path for path, data in drive.items() if keyscan.private_key_ids(data) - own)
+
+
+def refuse_foreign_keys(folder: str, drive: Mapping[str, bytes], ssl_keys: Mapping[str, bytes]) -> None:
+    found = foreign_keys(drive, ssl_keys)
+    if found:
+        raise IsobuildError(
+            f"{folder}/{CLOUD_DIR}/{found[0]} holds a private key that is not this node's own",
+            hint="a drive carries only the keys isobuild puts there; remove it (the node's keys are in its ssl/)",
+        )
 
 
 # -- the pipeline ------------------------------------------------------------------------------
@@ -290,12 +306,20 @@ def apply_hand_edit_rule(b: _Build) -> None:
 
 
 def pack_iso(b: _Build) -> None:
-    # Files the operator added to the drive stay on it, with their modes.
+    # Files the operator added to the drive stay on it, with their modes, but never a key that is
+    # not the node's (what isobuild generates itself carries only the node's own).
+    added = {}
     for rel, file in b.existing.items():
         if rel.startswith(CLOUD_DIR + "/") and rel.removeprefix(CLOUD_DIR + "/") not in GENERATED_DRIVE_FILES:
             b.tree[rel] = file
+            added[rel.removeprefix(CLOUD_DIR + "/")] = file.content
     for path, content in b.drive.items():
         b.tree[f"{CLOUD_DIR}/{path}"] = File(content, 0o600 if path == b.media.user_data_path else 0o644)
+    if b.kept_hand_edit:
+        added[b.media.user_data_path] = b.drive[b.media.user_data_path]
+    if added:
+        ssl_keys = {rel: f.content for rel, f in b.tree.items() if rel.startswith("ssl/") and rel.endswith(".key")}
+        refuse_foreign_keys(b.node.folder, added, ssl_keys)
     wanted = drive_of(b.tree)
     current = b.existing.get(ISO)
     if current is not None and configdrive.drive_files(current.content) == wanted:
@@ -305,8 +329,9 @@ def pack_iso(b: _Build) -> None:
 
 
 def record_state(b: _Build) -> None:
-    for rel, file in b.existing.items():  # the operator's own files in the folder are kept
-        if rel not in b.tree and not rel.startswith(CLOUD_DIR + "/") and rel != STATE:
+    for rel, file in b.existing.items():  # the operator's own files in the folder are kept...
+        ours = rel.startswith("ssl/") and rel.endswith((".key", ".crt"))  # ...but not keys we no longer issue
+        if rel not in b.tree and not rel.startswith(CLOUD_DIR + "/") and rel != STATE and not ours:
             b.tree[rel] = file
     state = NodeState(
         user_data_sha256=serialize.sha256(b.generated),

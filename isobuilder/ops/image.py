@@ -15,7 +15,7 @@ from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
 from isobuilder.inventory import Inventory, read_file, read_tree, write_outside
 from isobuilder.model import Media
-from isobuilder.nodefolder import CLOUD_DIR, ISO
+from isobuilder.nodefolder import CLOUD_DIR, ISO, refuse_foreign_keys
 
 
 def check_user_data(data: bytes, path: Path) -> None:
@@ -64,6 +64,8 @@ def image(ctx: Context, folder: Path) -> Path:
                 hint="a config-2 drive needs openstack/latest/user_data, a NoCloud drive user-data",
             )
         check_user_data(files[media.user_data_path], source / media.user_data_path)
+        ssl = read_tree(folder / "ssl")
+        refuse_foreign_keys(folder.name, files, {r: f.content for r, f in ssl.items() if r.endswith(".key")})
         target = folder / ISO
         if configdrive.drive_files(read_file(target)) == files:
             return target  # the same files: keep the image (and its mtime)

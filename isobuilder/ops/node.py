@@ -24,10 +24,18 @@ NO_SSH_KEY = "no SSH key: nobody can log in to this node (add --ssh-key FILE, or
 
 
 def _refuse_orphan_pki(inv: Inventory) -> None:
+    """A new cluster only where no trace of one is left: a CA key survives in ssl/ or in a
+    controller's folder, and a new CA would orphan every node made from it."""
     if inv.ssl.is_dir() and any(inv.ssl.iterdir()):
         raise IsobuildError(
             f"{inv.ssl} holds a PKI but {inv.cluster_file} is missing",
             hint="restore cluster.yaml from your backup; to start a new cluster, move ssl/ away first",
+        )
+    folders = sorted(p.name for p in inv.root.glob("node-*") if p.is_dir() or p.is_symlink())
+    if folders:
+        raise IsobuildError(
+            f"{inv.root} holds node folders ({folders[0]}, ...) but no cluster.yaml and no ssl/",
+            hint="restore cluster.yaml and ssl/ from your backup; to start a new cluster, use a new --inventory",
         )
 
 

@@ -31,8 +31,7 @@ class PxeResult:
     def serves_secrets(self) -> bool:
         """Whether matchbox would hand out private keys (to anything that asks with the right MAC)."""
         return any(
-            rel.startswith("matchbox/") and keyscan.holds_private_key(f.content)
-            for rel, f in self.export.tree.items()
+            rel.startswith("matchbox/") and keyscan.holds_private_key(f.content) for rel, f in self.export.tree.items()
         )
 
     def as_json(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -482,3 +483,14 @@ def test_node_repackages_a_kept_hand_edit_the_drive_does_not_hold_yet(run: Run, 
     user_data.write_bytes(user_data.read_bytes() + b"\npackages: [htop]\n")  # edited, `image` forgotten
     assert run("node", "worker1", "10.10.10.2").code == 0
     assert read_iso((folder / "config.iso").read_bytes())[1]["openstack/latest/user_data"] == user_data.read_bytes()
+
+
+def test_node_folders_without_cluster_yaml_and_ssl_never_get_a_new_ca(run: Run, example: Path) -> None:
+    ca_key = (example / "node-controller/ssl/ca.key").read_bytes()
+    (example / "cluster.yaml").unlink()
+    shutil.rmtree(example / "ssl")
+    before = snapshot(example)
+    result = run("node", "controller", "10.10.10.1")
+    assert result.code == 1
+    assert result.err.startswith(f"Error: {example} holds node folders (node-controller, ...) but no cluster.yaml")
+    assert snapshot(example) == before and (example / "node-controller/ssl/ca.key").read_bytes() == ca_key

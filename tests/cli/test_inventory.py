@@ -140,3 +140,16 @@ def test_a_delete_is_rolled_back_with_the_rest_when_a_commit_fails(tmp_path: Pat
         tx.delete("node-gone")
         tx.commit()
     assert not (root / "node-gone").exists() and (root / "node-later").is_dir()
+
+
+def test_a_failing_first_command_never_removes_the_cluster_made_beside_it(tmp_path: Path) -> None:
+    """`node BAD & node c1` on a new path: the failing one removes only what it made, under the lock."""
+    for attempt in range(8):
+        inv = tmp_path / f"inv{attempt}"
+        bad = isobuild(inv, "node", "Bad_Name", "10.0.0.1")
+        good = isobuild(inv, "node", "c1", "10.0.0.1")
+        assert finish(bad)[0] == 1
+        code, err = finish(good)
+        assert code == 0, err
+        assert (inv / "cluster.yaml").is_file() and (inv / "ssl/ca.key").is_file(), attempt
+        assert "c1" in consistent(inv)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from isobuilder.cli import main
+from isobuilder import configdrive
 from tests.helpers import Run, require_tool
 
 NODES: list[dict[str, Any]] = [
@@ -224,7 +224,7 @@ def plant_ca_key_in_worker_folder(inv: Path) -> str:
 def plant_ca_key_on_worker_iso(inv: Path) -> str:
     drive = inv / "node-w2/cloud-config"
     (drive / "extra.key").write_bytes((inv / "ssl/etcd/ca.key").read_bytes())
-    assert main(["-q", "--inventory", str(inv), "image", str(inv / "node-w2")]) == 0
+    _pack_by_hand(inv / "node-w2", "cidata")  # `isobuild image` refuses it: an ISO made elsewhere
     return "node-w2/config.iso: carries the etcd/ca key (a worker must not)"
 
 
@@ -239,8 +239,14 @@ def plant_encoded_ca_key_on_worker_iso(inv: Path) -> str:
     body = base64.b64encode(gzip.compress((inv / "ssl/ca.key").read_bytes())).decode()
     entry = f"  - path: /root/x\n    encoding: gz+b64\n    content: {body}\n"
     user_data.write_text(user_data.read_text().replace("write_files:\n", "write_files:\n" + entry, 1))
-    assert main(["-q", "--inventory", str(inv), "image", str(inv / "node-w1")]) == 0
+    _pack_by_hand(inv / "node-w1", "config-2")
     return "node-w1/config.iso: carries the ca key (a worker must not)"
+
+
+def _pack_by_hand(folder: Path, label: str) -> None:
+    drive = {p.relative_to(folder / "cloud-config").as_posix(): p.read_bytes()
+             for p in (folder / "cloud-config").rglob("*") if p.is_file()}  # fmt: skip
+    (folder / "config.iso").write_bytes(configdrive.build_iso(drive, label, 1700000000))
 
 
 def plant_unbuilt_node(inv: Path) -> str:
@@ -269,6 +275,43 @@ def test_verify_catches_each_planted_fault(run: Run, built: Path, plant: Callabl
     findings = json.loads(result.out)["findings"]
     assert any(f.startswith(expected) for f in findings), findings
     assert f"verify: {len(findings)} finding(s)" in result.err
+
+
+@pytest.mark.parametrize("encoding", ["plain", "gz+b64"])
+def test_image_and_build_refuse_a_key_that_is_not_the_nodes_own(run: Run, built: Path, encoding: str) -> None:
+    ca_key = (built / "ssl/ca.key").read_bytes()
+    drive = built / "node-w1/cloud-config"
+    if encoding == "plain":
+        (drive / "extra.key").write_bytes(ca_key)
+        where = "node-w1/cloud-config/extra.key"
+    else:
+        user_data = drive / "openstack/latest/user_data"
+        body = base64.b64encode(gzip.compress(ca_key)).decode()
+        entry = f"  - path: /root/x\n    encoding: gz+b64\n    content: {body}\n"
+        user_data.write_text(user_data.read_text().replace("write_files:\n", "write_files:\n" + entry, 1))
+        where = "node-w1/cloud-config/openstack/latest/user_data"
+    iso = (built / "node-w1/config.iso").read_bytes()
+    for args in (("image", str(built / "node-w1")), ("node", "w1", "10.10.10.2"), ("build", "w1", "--force")):
+        result = run(*args)
+        if args[0] == "build" and encoding != "plain":
+            assert result.code == 0  # --force replaces the hand edit with what isobuild makes: no key
+            continue
+        assert result.code == 1 and f"{where} holds a private key that is not this node's own" in result.err
+        assert (built / "node-w1/config.iso").read_bytes() == iso
+    # its own key is fine: a hand edit may ship the node's kubelet key elsewhere
+    (drive / "extra.key").unlink(missing_ok=True)
+    if encoding == "plain":
+        (drive / "mine.key").write_bytes((built / "node-w1/ssl/kubelet.key").read_bytes())
+        assert run("image", str(built / "node-w1")).code == 0
+
+
+def test_a_ca_key_left_in_a_controller_folder_goes_with_external_ca(run: Run, built: Path) -> None:
+    assert (built / "node-ctrl/ssl/ca.key").exists()
+    text = (built / "cluster.yaml").read_text()
+    (built / "cluster.yaml").write_text(text.replace("external_ca: false", "external_ca: true"))
+    assert run("build", "ctrl").code == 0
+    assert not (built / "node-ctrl/ssl/ca.key").exists() and not (built / "node-ctrl/ssl/etcd/ca.key").exists()
+    assert run("verify").code == 0
 
 
 def test_verify_is_clean_on_a_fresh_inventory_and_openssl_agrees(run: Run, built: Path) -> None:
