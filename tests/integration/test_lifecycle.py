@@ -256,9 +256,15 @@ def test_external_ca_puts_no_ca_key_on_any_iso(run: Run, inv: Path) -> None:
     super_admin = cert(c1 / "ssl/super-admin.crt")
     assert super_admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "system:masters"
     assert run("verify").code == 0
-    # verify tells a CA key planted on a controller's drive in this mode
+    # image refuses a CA key planted on a controller's drive in this mode; verify tells one packed elsewhere
     (c1 / "cloud-config/extra.key").write_bytes(ca_keys["ca.key"])
-    assert run("image", str(c1)).code == 0
+    refused = run("image", str(c1))
+    assert refused.code == 1 and refused.err.startswith(
+        "Error: node-c1/cloud-config/extra.key holds a private key that is not this node's own"
+    )
+    drive = {p.relative_to(c1 / "cloud-config").as_posix(): p.read_bytes()
+             for p in (c1 / "cloud-config").rglob("*") if p.is_file()}  # fmt: skip
+    (c1 / "config.iso").write_bytes(configdrive.build_iso(drive, "config-2", 1700000000))
     findings = run("verify")
     assert findings.code == 1 and "node-c1/config.iso: carries the ca key (external-CA mode)" in findings.err
 
