@@ -20,7 +20,7 @@ from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File
 from isobuilder.identities import Kubeconfig, Signer, admin_spec
-from isobuilder.inventory import Inventory, Transaction, read_file, write_outside
+from isobuilder.inventory import Inventory, Transaction, kubeconfig_lock, read_file, write_outside
 from isobuilder.model import Cluster
 from isobuilder.ops import load_authority, load_cluster, transaction
 from isobuilder.plan import UserRequest
@@ -138,9 +138,8 @@ def admin_kubeconfig(
             raise IsobuildError(
                 f"--server {url!r} is not an https:// URL", hint="e.g. --server https://10.10.10.1:6443"
             )
-        # Read the file to merge into before anything is written: a corrupt one stops us here.
-        current = (read_file(merge_into) or b"") if merge_into is not None else b""
-        base = kubeconfig.parse(current, str(merge_into)) if merge_into is not None else {}
+        if merge_into is not None:  # a corrupt file to merge into stops us before anything is written
+            kubeconfig.parse(read_file(merge_into) or b"", str(merge_into))
         issued = issue(
             inv, cluster, load_authority(ctx), ctx.now, user=user, server=url,
             record_admin=output is None and merge_into is None,
@@ -150,10 +149,14 @@ def admin_kubeconfig(
     target = output or merge_into or inv.root / issued.stored
     text = issued.text
     if merge_into is not None:
-        text = kubeconfig.dump(kubeconfig.merge(base, issued.config, use=use))
-        if current and current != text:
-            backup = merge_into.with_name(f"{merge_into.name}.bak-{ctx.now:%Y%m%dT%H%M%SZ}")
-            write_outside(backup, current, 0o600)
-    if target != inv.root / issued.stored and read_file(target) != text:
+        with kubeconfig_lock(merge_into):  # read, merge and write under kubectl's own lock
+            current = read_file(merge_into) or b""
+            text = kubeconfig.dump(kubeconfig.merge(kubeconfig.parse(current, str(merge_into)), issued.config, use=use))
+            if current and current != text:
+                backup = merge_into.with_name(f"{merge_into.name}.bak-{ctx.now:%Y%m%dT%H%M%SZ}")
+                write_outside(backup, current, 0o600)
+            if current != text:
+                write_outside(merge_into, text, 0o600)
+    elif target != inv.root / issued.stored and read_file(target) != text:
         write_outside(target, text, 0o600)
     return KubeconfigResult(target, url, issued.config["current-context"], backup, issued.pair.cert.not_valid_after_utc)

@@ -18,8 +18,8 @@ from isobuilder.inventory import Inventory, read_tree
 from tests.helpers import EPOCH
 
 
-def isobuild(inv: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
+def isobuild(inv: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH, **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "isobuilder", "-q", "--inventory", str(inv), *args],
         env=env,
@@ -153,3 +153,17 @@ def test_a_failing_first_command_never_removes_the_cluster_made_beside_it(tmp_pa
         assert code == 0, err
         assert (inv / "cluster.yaml").is_file() and (inv / "ssl/ca.key").is_file(), attempt
         assert "c1" in consistent(inv)
+
+
+def test_concurrent_merges_from_two_inventories_keep_both_clusters(tmp_path: Path) -> None:
+    """Two clusters merged into one kubeconfig at once: kubectl's PATH.lock serialises them."""
+    invs = [tmp_path / "a", tmp_path / "b"]
+    for i, inv in enumerate(invs):
+        assert finish(isobuild(inv, "node", "c1", f"10.0.{i}.1", "--name", f"lab{i}"))[0] == 0
+    for round_ in range(10):
+        kube = tmp_path / f"config-{round_}"
+        procs = [isobuild(inv, "kubeconfig", "--merge", env={"KUBECONFIG": str(kube)}) for inv in invs]
+        assert all(finish(p)[0] == 0 for p in procs)
+        contexts = {c["name"] for c in yaml.safe_load(kube.read_text())["contexts"]}
+        assert contexts == {"kubernetes-admin@lab0", "kubernetes-admin@lab1"}, round_
+        assert not kube.with_name(kube.name + ".lock").exists()

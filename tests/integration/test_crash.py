@@ -126,3 +126,64 @@ def test_build_with_a_prune_is_old_or_new_at_every_kill(base: Callable[..., Path
     )
     kills, recoveries_killed = _attack(inv, tmp_path, ("build", "--prune", "--jobs", "1"))  # w1 rebuilt, w2 gone
     assert kills >= 6 and recoveries_killed >= kills - 1
+
+
+def _siblings(target: Path) -> list[str]:
+    return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}."))
+
+
+def _tree(path: Path) -> State:
+    if path.is_file():
+        return {"": (path.read_bytes(), path.stat().st_mode & 0o7777)}
+    return _state(path) if path.is_dir() else {}
+
+
+@pytest.mark.parametrize("what", ["pxe --out", "kubeconfig --merge"])
+def test_writes_outside_the_inventory_are_old_or_new_and_cleaned_up(
+    base: Callable[..., Path], tmp_path: Path, what: str
+) -> None:
+    inv = base(("node", "c1", "10.0.0.1", "--mac", "52:54:00:00:00:01"), ("kubeconfig",))
+    out = tmp_path / "outside"
+    out.mkdir()
+    pxe = what.startswith("pxe")
+    target = out / ("pxe" if pxe else "config")
+    http = ("pxe", "--http-endpoint", "--out", str(target))
+    first = (
+        (*http[:2], "http://127.0.0.1:8080", *http[2:])
+        if pxe
+        else ("kubeconfig", "--merge", "--server", "https://old:6443")
+    )
+    args = (*http[:2], "http://127.0.0.1:8080", *http[2:], "--no-secrets") if pxe else ("kubeconfig", "--merge")
+    env = {**_env(), "KUBECONFIG": str(target)}
+
+    def run(*argv: str, where: Path = out) -> None:
+        subprocess.run(_cmd(inv, *argv), env={**env, "KUBECONFIG": str(where / target.name)}, check=True,
+                       capture_output=True)  # fmt: skip
+
+    run(*first)
+    old = _tree(target)
+    reference = tmp_path / "reference"
+    shutil.copytree(out, reference)
+    run(*[a.replace(str(out), str(reference)) for a in args], where=reference)
+    new = _tree(reference / target.name)
+    assert new not in (old, {})
+    strace = require_tool("strace")
+    kills = 0
+    for kill in range(1, 40):
+        saved = tmp_path / f"saved-{kill}"
+        shutil.copytree(out, saved)
+        inject = ["-e", "trace=rename", "-e", f"inject=rename:signal=KILL:when={kill}"]
+        result = subprocess.run([strace, "-f", "-qq", "-o", "/dev/null", *inject, *_cmd(inv, *args)],
+                                env=env, capture_output=True)  # fmt: skip
+        if result.returncode == 0:
+            assert _tree(target) == new and _siblings(target) == []
+            break
+        kills += 1
+        moved_aside = not target.exists() and len([n for n in _siblings(target) if ".old-" in n]) == 1
+        assert _tree(target) in (old, new) or moved_aside, kill
+        run(*args)  # the rerun cleans up what the kill left
+        assert _tree(target) == new and _siblings(target) == [], (kill, _siblings(target))
+        assert not (out / "config.lock").exists()
+        shutil.rmtree(out)
+        shutil.copytree(saved, out)
+    assert kills >= 2
