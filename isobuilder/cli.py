@@ -11,7 +11,9 @@ import functools
 import inspect
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
@@ -374,11 +376,29 @@ def _default_kubeconfig() -> Path:
     return Path(home) / ".kube" / "config"
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, raised past typer (which would print 'Aborted!') to the one place errors are printed."""
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code. Tests call this with an argv list."""
     global settings
     command = typer.main.get_command(app)
     settings = Settings()  # fresh for each in-process call (tests call main() many times)
+    handler = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _interrupted) if handler else None
+    try:
+        return _run(command, argv)
+    finally:
+        if handler:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _run(command: Any, argv: list[str] | None) -> int:
     try:
         command.main(args=argv, prog_name="isobuild", standalone_mode=True)
     except SystemExit as exc:
@@ -391,6 +411,15 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             print(f"Hint: {exc.hint}", file=sys.stderr)
         return 1
+    except Interrupted:
+        if settings.debug:
+            raise
+        print("Error: interrupted", file=sys.stderr)
+        print(
+            "Hint: the inventory is as it was, or as the command made it (never a mix); isobuild list tells",
+            file=sys.stderr,
+        )
+        return 130
     except Exception as exc:  # a bug: one line, not a traceback, unless --debug
         if settings.debug:
             raise

@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -199,5 +200,6 @@ def _run(todo: list[str], jobs: int) -> Iterator[Outcome]:
         yield from map(_build_one, todo)
         return
     chunk = max(1, min(8, len(todo) // (jobs * 16)))  # small: RSA-heavy nodes (a controller) balance out
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+    # Workers ignore Ctrl-C: the parent alone handles it (one line, the transaction rolled back).
+    with multiprocessing.get_context("fork").Pool(jobs, signal.signal, (signal.SIGINT, signal.SIG_IGN)) as pool:
         yield from pool.imap_unordered(_build_one, todo, chunksize=chunk)

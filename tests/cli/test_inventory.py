@@ -167,3 +167,25 @@ def test_concurrent_merges_from_two_inventories_keep_both_clusters(tmp_path: Pat
         contexts = {c["name"] for c in yaml.safe_load(kube.read_text())["contexts"]}
         assert contexts == {"kubernetes-admin@lab0", "kubernetes-admin@lab1"}, round_
         assert not kube.with_name(kube.name + ".lock").exists()
+
+
+def test_ctrl_c_during_a_parallel_build_is_one_error_line_and_no_half_build(tmp_path: Path) -> None:
+    inv = tmp_path / "inv"
+    assert finish(isobuild(inv, "node", "c1", "10.1.0.1"))[0] == 0
+    nodes = "".join(
+        f"- name: n{i}\n  ip: 10.1.{i // 200}.{i % 200 + 2}\n  role: worker\n  master: 10.1.0.1\n" for i in range(300)
+    )
+    (inv / "cluster.yaml").write_text((inv / "cluster.yaml").read_text() + nodes)
+    proc = isobuild(inv, "build", "--jobs", "2")
+    time.sleep(0.7)  # past start-up, in the middle of the pool's work
+    proc.send_signal(signal.SIGINT)
+    code, err = finish(proc)
+    assert code == 130, err
+    assert err.splitlines() == [
+        "Error: interrupted",
+        "Hint: the inventory is as it was, or as the command made it (never a mix); isobuild list tells",
+    ]
+    with Inventory(inv).locked():
+        assert not list((inv / ".isobuild").glob("tx-*"))  # rolled back and cleaned up already
+    built = {p.name for p in inv.glob("node-*")}
+    assert built in ({"node-c1"}, {"node-c1", *(f"node-n{i}" for i in range(300))})  # all or nothing
