@@ -391,9 +391,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()  # fresh for each in-process call (tests call main() many times)
     handler = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, _interrupted) if handler else None
+    # A umask may restrict group and others, never the owner: under 0277 a key made 0600 would be
+    # 0400 and the staging folders unwritable. Every mode isobuild sets is explicit anyway.
+    umask = os.umask(0o077)
+    os.umask(umask & 0o077)
     try:
         return _run(command, argv)
     finally:
+        os.umask(umask)
         if handler:
             signal.signal(signal.SIGINT, previous)
 

@@ -27,6 +27,7 @@ from isobuilder.errors import IsobuildError
 from isobuilder.files import File, Tree
 
 STATE_DIR = ".isobuild"  # lock and staging area, inside the inventory (same filesystem: renames are atomic)
+MAX_FILE = 64 << 20  # no file of the inventory is near this: an ISO is ~100 KB
 
 
 def _fail(action: str, path: Path, exc: OSError) -> IsobuildError:
@@ -63,6 +64,16 @@ def stage_tree(slot: Path, current: Path, tree: Tree, *, dir_mode: int = 0o700, 
             write_new_file(dest, file.content, file.mode, sync=sync)
 
 
+def refuse_symlink(path: Path, what: str) -> None:
+    """Node folders, drives and images are the inventory's own: a symlink there would make isobuild
+    read (and hard-link) files from elsewhere, or write through it."""
+    if path.is_symlink():
+        raise IsobuildError(
+            f"{path} is a symbolic link",
+            hint=f"{what} must be a real file or folder of the inventory; replace the link",
+        )
+
+
 def read_tree(root: Path) -> dict[str, File]:
     """Every regular file below ``root`` by relative path, with its mode; empty when ``root``
     does not exist. Symlinks are not followed."""
@@ -72,8 +83,14 @@ def read_tree(root: Path) -> dict[str, File]:
     try:
         for path in sorted(root.rglob("*")):
             st = path.lstat()
-            if stat.S_ISREG(st.st_mode):
-                files[path.relative_to(root).as_posix()] = File(path.read_bytes(), st.st_mode & 0o7777)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if st.st_size > MAX_FILE:  # a sparse 3 GB file would otherwise be read into memory
+                raise IsobuildError(
+                    f"{path} is {st.st_size >> 20} MiB",
+                    hint=f"the inventory holds configs, keys and ISOs (at most {MAX_FILE >> 20} MiB each): move it out",
+                )
+            files[path.relative_to(root).as_posix()] = File(path.read_bytes(), st.st_mode & 0o7777)
     except OSError as exc:
         raise _fail("read", Path(exc.filename or root), exc) from None
     return files

@@ -19,7 +19,7 @@ from isobuilder.authority import Authority
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File
-from isobuilder.inventory import Inventory, Transaction, read_tree
+from isobuilder.inventory import Inventory, Transaction, read_tree, refuse_symlink
 from isobuilder.model import Cluster, Node
 from isobuilder.nodefolder import STATE, NodeState, inputs_digest
 
@@ -54,7 +54,11 @@ def load_authority(ctx: Context) -> Authority:
 
 
 def read_node(inv: Inventory, node: Node) -> dict[str, File]:
-    return read_tree(inv.node_dir(node.folder))
+    folder = inv.node_dir(node.folder)
+    refuse_symlink(folder, "a node folder")
+    for sub in ("ssl", "cloud-config", "config.iso"):
+        refuse_symlink(folder / sub, f"{node.folder}/{sub}")
+    return read_tree(folder)
 
 
 def is_current(folder: Path, digest: str) -> bool:

@@ -13,7 +13,7 @@ from isobuilder import clusterfile, configdrive, serialize
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
-from isobuilder.inventory import Inventory, read_file, read_tree, write_outside
+from isobuilder.inventory import Inventory, read_file, read_tree, refuse_symlink, write_outside
 from isobuilder.model import Media
 from isobuilder.nodefolder import CLOUD_DIR, ISO, refuse_foreign_keys
 
@@ -46,11 +46,14 @@ def check_user_data(data: bytes, path: Path) -> None:
 
 def image(ctx: Context, folder: Path) -> Path:
     """Re-package ``folder/cloud-config/`` into ``folder/config.iso``; nothing else changes."""
+    refuse_symlink(folder, "a node folder")
     parent = Inventory(folder.resolve().parent)
     # Inside an inventory, wait for any other isobuild command on it; a lone folder needs no lock.
     inside = parent.has_cluster()
     with parent.locked() if inside else contextlib.nullcontext():
         source = folder / CLOUD_DIR
+        for path in (source, folder / ISO, folder / "ssl"):
+            refuse_symlink(path, "a node folder, its cloud-config/, ssl/ and config.iso")
         if not source.is_dir():
             raise IsobuildError(
                 f"{source} not found",
