@@ -189,3 +189,36 @@ def test_ctrl_c_during_a_parallel_build_is_one_error_line_and_no_half_build(tmp_
         assert not list((inv / ".isobuild").glob("tx-*"))  # rolled back and cleaned up already
     built = {p.name for p in inv.glob("node-*")}
     assert built in ({"node-c1"}, {"node-c1", *(f"node-n{i}" for i in range(300))})  # all or nothing
+
+
+@pytest.mark.parametrize(
+    "journal",
+    [
+        '{"targets": [{"index": 0, "target": "../victim", "had_old": false, "delete": false}]}',
+        '{"targets": [{"index": 0, "target": "/tmp/victim", "had_old": false, "delete": false}]}',
+        '{"targets": [{"index": 0, "target": "node-a/../../victim", "had_old": false, "delete": false}]}',
+        '{"targets": [{"index": 0, "target": ".isobuild/lock", "had_old": false, "delete": false}]}',
+        '{"targets": [{"index": 0, "target": "node-a"',
+        '{"targets": 5}',
+        "",
+    ],
+    ids=["parent", "absolute", "dotdot", "state", "truncated", "wrong-shape", "empty"],
+)
+def test_a_planted_or_truncated_journal_touches_nothing(tmp_path: Path, journal: str) -> None:
+    root = tmp_path / "inv"
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    inventory = Inventory(root)
+    with inventory.locked(), inventory.transaction() as tx:
+        tx.put_file("cluster.yaml", File(b"{}\n"))
+        tx.commit()
+    tx_dir = root / ".isobuild" / "tx-1-planted"
+    (tx_dir / "new").mkdir(parents=True)
+    (tx_dir / "journal.json").write_text(journal)
+    with (
+        pytest.raises(IsobuildError, match=r"is not a journal isobuild wrote|not a path inside the inventory"),
+        inventory.locked(),
+    ):
+        pass
+    assert victim.read_text() == "precious" and (root / "cluster.yaml").read_bytes() == b"{}\n"
+    assert (tx_dir / "journal.json").exists()  # left for the operator to look at
