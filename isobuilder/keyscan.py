@@ -31,6 +31,10 @@ _GZIP_ENCODINGS = {"gz", "gzip"}
 _GZIP_B64_ENCODINGS = {"gz+base64", "gzip+base64", "gz+b64", "gzip+b64"}
 _B64_ENCODINGS = {"b64", "base64"}
 _B64_TEXT = re.compile(rb"[A-Za-z0-9+/=\s]{24,}")
+_B64_RUN = re.compile(rb"[A-Za-z0-9+/]{64,}={0,2}")  # a key's base64 is ~160 characters or more
+_HEX_RUN = re.compile(rb"[0-9A-Fa-f]{128,}")
+_PEM_BLOCK = re.compile(rb"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----", re.DOTALL)
+_MAX_RUNS = 4096
 
 
 def holds_private_key(blob: bytes) -> bool:
@@ -60,6 +64,9 @@ def _decodings(blob: bytes) -> Iterator[bytes]:
     if blob.startswith(_GZIP):
         yield _gunzip(blob)
         return
+    if not _texty(blob):  # binary (a DER certificate, random bytes): nothing more a consumer decodes
+        return
+    yield from _embedded(blob)
     stripped = blob.lstrip()
     if stripped.startswith((b"{", b"[")):
         try:
@@ -77,6 +84,32 @@ def _decodings(blob: bytes) -> Iterator[bytes]:
         decoded = _b64(blob)
         if decoded:
             yield decoded
+
+
+_TEXT_BYTES = bytes([9, 10, 13, *range(32, 127)])
+
+
+def _texty(blob: bytes) -> bool:
+    head = blob[:4096]
+    return len(head.translate(None, _TEXT_BYTES)) <= 0.1 * len(head)  # at most 10% not printable
+
+
+def _embedded(blob: bytes) -> Iterator[bytes]:
+    """Keys pasted into free text (a comment, a unit, a script) in an encoding: base64 or
+    gzip+base64 runs, percent-encoding (a data URL's), hex. Bounded by ``_MAX_RUNS``. PEM blocks
+    are left out of the runs: ``pki.private_keys_in`` reads them as they are."""
+    blob = _PEM_BLOCK.sub(b"", blob)
+    for count, run in enumerate(_B64_RUN.finditer(blob)):
+        if count >= _MAX_RUNS:
+            break
+        decoded = _b64(run.group(0))
+        yield _gunzip(decoded) if decoded.startswith(_GZIP) else decoded
+    if b"%" in blob:
+        yield urllib.parse.unquote_to_bytes(blob)
+    for count, run in enumerate(_HEX_RUN.finditer(blob)):
+        if count >= _MAX_RUNS:
+            break
+        yield binascii.unhexlify(run.group(0)[: len(run.group(0)) // 2 * 2])
 
 
 def _in_value(value: Any) -> Iterator[bytes]:

@@ -150,8 +150,8 @@ def _verify_node(
     for what in sorted({_name(key, forbidden) for key in on_drive - own}):
         yield f"{rel}/{ISO}: carries {what} ({why})" if what in forbidden.values() else f"{rel}/{ISO}: carries {what}"
     for path, content in sorted(files.items()):
-        if path == ISO:
-            continue
+        if path == ISO or (on_iso == drive and path.startswith(CLOUD_DIR + "/")):
+            continue  # the drive's files were scanned on the ISO, which holds exactly them
         for what in sorted({_name(key, forbidden) for key in keyscan.private_key_ids(content) - own}):
             yield f"{rel}/{path}: {what} in a node folder" + (f" ({why})" if what in forbidden.values() else "")
     yield from _mode_finding(folder / RENEW, 0o700, root)
