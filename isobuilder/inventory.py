@@ -176,7 +176,7 @@ class Inventory:
         for tx in sorted((self.root / STATE_DIR).glob("tx-*")):
             journal = tx / JOURNAL
             if journal.exists():
-                _rollback(self.root, tx, _read_journal(journal, self.root))
+                _rollback(self.root, tx, *_read_journal(journal, self.root))
                 journal.rename(tx / "rolled-back")
             shutil.rmtree(tx, ignore_errors=True)
 
@@ -195,7 +195,7 @@ class _Entry:
     delete: bool
 
 
-def _read_journal(path: Path, root: Path) -> list[_Entry]:
+def _read_journal(path: Path, root: Path) -> tuple[list[_Entry], list[str]]:
     """The journal's entries; refused whole unless every target is a plain relative path inside
     the inventory (a planted journal never makes recovery touch anything outside)."""
     hint = f"move {path.parent} out of the inventory and check the inventory against your backup"
@@ -204,18 +204,25 @@ def _read_journal(path: Path, root: Path) -> list[_Entry]:
         entries = [
             _Entry(int(e["index"]), str(e["target"]), bool(e["had_old"]), bool(e["delete"])) for e in data["targets"]
         ]
+        dirs = [str(d) for d in data.get("dirs", [])]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         raise IsobuildError(f"{path} is not a journal isobuild wrote", hint=hint) from None
     for i, entry in enumerate(entries):
-        parts = entry.target.split("/")
-        if entry.index != i or entry.target.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise IsobuildError(f"{path} names {entry.target!r}, not a path inside the inventory", hint=hint)
-        if parts[0] == STATE_DIR or "\x00" in entry.target:
-            raise IsobuildError(f"{path} names {entry.target!r}, not a path inside the inventory", hint=hint)
-    return entries
+        if entry.index != i:
+            raise IsobuildError(f"{path} is not a journal isobuild wrote", hint=hint)
+    for target in [e.target for e in entries] + dirs:
+        parts = target.split("/")
+        if (
+            target.startswith("/")
+            or any(p in ("", ".", "..") for p in parts)
+            or parts[0] == STATE_DIR
+            or "\x00" in target
+        ):
+            raise IsobuildError(f"{path} names {target!r}, not a path inside the inventory", hint=hint)
+    return entries, dirs
 
 
-def _rollback(root: Path, tx: Path, entries: list[_Entry]) -> None:
+def _rollback(root: Path, tx: Path, entries: list[_Entry], dirs: list[str]) -> None:
     """Undo a commit's swaps, newest first. Idempotent: each entry's state is read from which of
     target, old/i and new/i exist, and every change is one rename, so running it again after a
     kill at any point ends in the same place."""
@@ -232,6 +239,9 @@ def _rollback(root: Path, tx: Path, entries: list[_Entry]) -> None:
         elif not entry.had_old and not entry.delete and not os.path.lexists(staged) and present:
             target.rename(trash / f"{entry.index}-{secrets.token_hex(4)}")  # moved in where nothing was
         # else: this entry had not been reached, or is restored already
+    for folder in reversed(dirs):  # the parent folders the commit made, deepest first, if empty
+        with contextlib.suppress(OSError):
+            (root / folder).rmdir()
 
 
 class Transaction:
@@ -305,19 +315,23 @@ class Transaction:
         self._slot(target)
         self.deletes.add(len(self.targets) - 1)
 
+    def _missing_parents(self) -> list[str]:
+        return list(dict.fromkeys(f for t in self.targets for f in _missing(self.root, t)))
+
     def commit(self) -> None:
         if not self.targets:
             return
         entries = [_Entry(i, t, os.path.lexists(self.root / t), i in self.deletes) for i, t in enumerate(self.targets)]
-        journal = {"targets": [dataclasses.asdict(e) for e in entries]}
+        dirs = self._missing_parents()
+        journal = {"targets": [dataclasses.asdict(e) for e in entries], "dirs": dirs}
         try:
             if self.bulk:
                 os.sync()  # every staged file on disk before the commit point
-            for entry in entries:  # parents first, so no swap below creates a folder
-                (self.root / entry.target).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = self.tx / "journal.tmp"
             write_new_file(tmp, json.dumps(journal).encode(), 0o600)
             tmp.rename(self.tx / JOURNAL)
+            for folder in dirs:  # journaled first: a rollback removes them again
+                (self.root / folder).mkdir(mode=0o700, exist_ok=True)
             for entry in entries:
                 path = self.root / entry.target
                 if entry.had_old:
@@ -328,11 +342,17 @@ class Transaction:
             _fsync_dir(self.root)
         except BaseException as exc:  # OSError, but also Ctrl-C or SystemExit half-way through
             if (self.tx / JOURNAL).exists():
-                _rollback(self.root, self.tx, entries)
+                _rollback(self.root, self.tx, entries, dirs)
                 (self.tx / JOURNAL).unlink()
             if isinstance(exc, OSError):
                 raise _fail("update", self.root, exc) from None
             raise
+
+
+def _missing(root: Path, rel: str) -> list[str]:
+    """The parent folders of ``rel`` below ``root`` that do not exist yet, outermost first."""
+    parts = rel.split("/")[:-1]
+    return [f for f in ("/".join(parts[: i + 1]) for i in range(len(parts))) if not os.path.lexists(root / f)]
 
 
 def _makedirs(path: Path, top: Path, mode: int) -> None:

@@ -53,10 +53,16 @@ def _state(inv: Path) -> State:
         assert not path.is_symlink(), rel
         if path.is_file():
             out[rel] = (path.read_bytes(), path.stat().st_mode & 0o7777)
+        elif path.is_dir():
+            out[rel + "/"] = (b"", path.stat().st_mode & 0o7777)  # an empty folder left behind counts too
     return out
 
 
-def _attack(base: Path, tmp: Path, command: tuple[str, ...]) -> tuple[int, int]:
+def _shape(state: State) -> dict[str, int]:
+    return {rel: mode for rel, (_, mode) in state.items()}
+
+
+def _attack(base: Path, tmp: Path, command: tuple[str, ...], *, deterministic: bool = True) -> tuple[int, int]:
     """Every kill point of ``command`` and of its recovery. Returns how many kill points the
     command had and how many recoveries were killed part-way."""
     old = _state(base)
@@ -69,8 +75,8 @@ def _attack(base: Path, tmp: Path, command: tuple[str, ...]) -> tuple[int, int]:
     for kill in range(1, 60):
         killed = tmp / f"killed-{kill}"
         shutil.copytree(base, killed)
-        if not _killed_at(kill, killed, *command):
-            assert _state(killed) == new  # past its last rename: the command simply finished
+        if not _killed_at(kill, killed, *command):  # past its last rename: the command simply finished
+            assert _state(killed) == new if deterministic else _shape(_state(killed)) == _shape(new)
             break
         for recovery_kill in range(1, 60):
             work = tmp / f"work-{kill}-{recovery_kill}"
@@ -110,6 +116,13 @@ def test_node_update_is_old_or_new_at_every_kill(base: Callable[..., Path], tmp_
     kills, recoveries_killed = _attack(inv, tmp_path, ("node", "w1", "10.0.0.2", "--label", "zone=b"))
     # journal, folder out and in, cluster.yaml out and in, commit point: six renames at least
     assert kills >= 6 and recoveries_killed >= kills - 1
+
+
+def test_a_first_user_kubeconfig_is_old_or_new_at_every_kill(base: Callable[..., Path], tmp_path: Path) -> None:
+    """Its folder users/ is new: a rollback removes it again (a killed commit used to leave it)."""
+    inv = base(("node", "c1", "10.0.0.1"))
+    kills, _ = _attack(inv, tmp_path, ("kubeconfig", "--user", "alice", "--group", "dev"), deterministic=False)
+    assert kills >= 3
 
 
 def test_build_with_a_prune_is_old_or_new_at_every_kill(base: Callable[..., Path], tmp_path: Path) -> None:
