@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.exceptions import TyperException
 
 from isobuilder import __version__, schema
 from isobuilder.context import PASSPHRASE_ENV
@@ -395,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     # 0400 and the staging folders unwritable. Every mode isobuild sets is explicit anyway.
     umask = os.umask(0o077)
     os.umask(umask & 0o077)
+    if not (sys.argv[1:] if argv is None else argv):
+        argv = ["--help"]  # `isobuild` alone: the overview
     try:
         return _run(command, argv)
     finally:
@@ -403,11 +406,28 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGINT, previous)
 
 
+def _usage_error(exc: TyperException) -> int:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `isobuild certs` alone: its help
+        print(exc.format_message(), file=sys.stderr)
+        return 0
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "isobuild"
+    print(f"Error: {exc.format_message().splitlines()[0][:300]}", file=sys.stderr)
+    print(f"Hint: see {where} --help", file=sys.stderr)
+    return 1
+
+
 def _run(command: Any, argv: list[str] | None) -> int:
     try:
-        command.main(args=argv, prog_name="isobuild", standalone_mode=True)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        # Not standalone: typer's usage errors (an unknown option, a bad choice) come here and are
+        # printed like every other error, one line, a hint and exit 1, not a usage banner and 2.
+        code = command.main(args=argv, prog_name="isobuild", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except TyperException as exc:
+        return _usage_error(exc)
+    except typer.Abort:
+        print("Error: aborted", file=sys.stderr)
+        return 1
     except IsobuildError as exc:
         if settings.debug:
             raise

@@ -87,7 +87,9 @@ def _load(text: bytes) -> dict[Any, Any]:
     if len(text) > MAX_BYTES:
         raise IsobuildError(f"{NAME} is {len(text) >> 20} MiB", hint=f"a cluster file is at most {MAX_BYTES >> 20} MiB")
     try:
-        data = serialize.load_yaml(text)
+        data = serialize.load_yaml(text, unique_keys=True)
+    except serialize.DuplicateKey as exc:
+        raise IsobuildError(f"{NAME}: {exc.problem}{yaml_error_line(exc)}", hint=schema.FIX_HINT) from None
     except yaml.YAMLError as exc:
         raise IsobuildError(f"{NAME} is not valid YAML{yaml_error_line(exc)}", hint=schema.FIX_HINT) from None
     except (UnicodeDecodeError, ValueError):

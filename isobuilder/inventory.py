@@ -148,6 +148,7 @@ class Inventory:
 
     def _lock(self) -> int:
         lock = self.root / STATE_DIR / "lock"
+        refuse_symlink(self.root / STATE_DIR, "the inventory's .isobuild/ (lock and staging)")
         while True:
             try:
                 self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -158,10 +159,23 @@ class Inventory:
             fcntl.flock(fd, fcntl.LOCK_EX)  # waits for a concurrent isobuild on this inventory
             try:
                 if os.fstat(fd).st_ino == os.stat(lock, follow_symlinks=False).st_ino:
+                    try:
+                        self._refuse_links()
+                    except IsobuildError:
+                        os.close(fd)
+                        raise
                     return fd
             except FileNotFoundError:
                 pass
             os.close(fd)  # the lock file we waited on was removed by a failed first command: again
+
+    def _refuse_links(self) -> None:
+        """The inventory's own entries are real files and folders: a link there would make a
+        command read a CA, a cluster or a node from elsewhere, or write a key through it."""
+        for name in ("cluster.yaml", "ssl", "users", "kubeconfig"):
+            refuse_symlink(self.root / name, f"{name} of the inventory")
+        for folder in self.root.glob("node-*"):
+            refuse_symlink(folder, "a node folder")
 
     def _remove_empty(self) -> None:
         """Only what ``locked`` made, and only while empty: rmdir, never rmtree."""
@@ -443,8 +457,7 @@ def _stale_isobuild_lock(lock: Path) -> bool:
 
 def write_outside(path: Path, content: bytes, mode: int = 0o600) -> None:
     """Atomically replace a file outside the inventory (e.g. ~/.kube/config): temp file, then rename.
-    A symlink (a dotfiles-managed kubeconfig) is followed, not replaced."""
-    path = path.resolve() if path.is_symlink() else path
+    Callers refuse a symlink first (kubeconfigs.check_target): the rename would replace the link."""
     if path.is_dir():
         raise IsobuildError(f"{path} is a folder", hint="give a file path")
     _clean_outside(path)
@@ -482,7 +495,8 @@ def replace_tree_outside(path: Path, tree: Tree, *, dir_mode: int = 0o700) -> bo
         if old.exists() and not path.exists():
             old.rename(path)
         raise _fail("write", path, exc) from None
-    shutil.rmtree(old, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        _remove_path(old)
     _fsync_dir(path.parent)
     return True
 

@@ -64,5 +64,21 @@ def yaml_value(value: Any, indent: int = 0) -> str:
     return "\n" + "".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True)).rstrip("\n")
 
 
-def load_yaml(text: bytes | str) -> Any:
-    return yaml.load(text, Loader=Loader)
+def load_yaml(text: bytes | str, *, unique_keys: bool = False) -> Any:
+    """``unique_keys``: a key given twice is an error (YAML itself lets the last one win)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader if unique_keys else Loader)
+
+
+class DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class _UniqueKeyLoader(Loader):  # type: ignore[valid-type,misc]
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise DuplicateKey(problem=f"{key!r} is given twice", problem_mark=key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]

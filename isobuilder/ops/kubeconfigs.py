@@ -95,6 +95,10 @@ def check_target(path: Path, inv: Inventory, flag: str) -> None:
     hint = f"give {flag} a file path outside the inventory, e.g. {flag} ~/lab.kubeconfig"
     if path.is_dir():
         raise IsobuildError(f"{path} is a folder", hint="give the kubeconfig's file path")
+    if path.is_symlink():  # never write through a link to somewhere else
+        raise IsobuildError(
+            f"{flag} {path} is a symbolic link", hint=f"give the file it points to: {flag} {path.resolve()}"
+        )
     resolved = path.resolve()
     try:
         resolved.relative_to(inv.root.resolve())

@@ -5,6 +5,7 @@ earlier export made (swapped in whole)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,12 @@ def _relative_to(path: Path, root: Path) -> str | None:
 def _check_pxe_target(target: Path, root: Path) -> None:
     """Replace only a folder an earlier `isobuild pxe` made (never e.g. /var/lib/matchbox itself)."""
     hint = "give a new folder with --out; then copy OUT/matchbox/ into matchbox's data path"
+    if target.is_symlink():
+        raise IsobuildError(f"--out {target} is a symbolic link", hint="give the folder itself, not a link to it")
     inside = _relative_to(target, root)
+    lexically = os.path.abspath(target).startswith(os.path.abspath(root) + os.sep)
+    if inside is not None and not lexically:
+        raise IsobuildError(f"--out {target} leads into the inventory {root} through a link", hint=hint)
     if inside == ".":
         raise IsobuildError(f"--out {target} is the inventory itself", hint=hint)
     top = (inside or "").split("/")[0]

@@ -208,3 +208,83 @@ def test_hand_edits_of_the_wrong_shape_give_clean_errors_in_pxe_and_verify(
             assert code == 1 and "node-worker1/config.iso: differs" in err, err
         else:  # nothing to withhold is exported as it is; a shape --no-secrets cannot read is refused
             assert code == 0 or (code == 1 and err.startswith("Error: node 'worker1': cannot leave the keys out")), err
+
+
+@pytest.mark.parametrize("name", ["ssl", "cluster.yaml", "users", ".isobuild", "node-worker1"])
+def test_a_top_level_entry_linked_out_of_the_inventory_is_refused(
+    example: Path, tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (example / "users").mkdir(exist_ok=True)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(str(example / name), elsewhere)
+    (example / name).symlink_to(elsewhere)
+    before = snapshot(example)
+    outside = snapshot(elsewhere) if elsewhere.is_dir() else {"": (elsewhere.read_bytes(), 0, 0)}
+    for argv in (["list"], ["node", "w9", "10.10.10.9", "--master", "10.10.10.1"], ["kubeconfig", "--user", "alice"]):
+        line = _one_error(["--inventory", str(example), *argv], capsys)
+        assert line.startswith(f"Error: {example / name} is a symbolic link"), line
+    assert snapshot(example) == before
+    assert (snapshot(elsewhere) if elsewhere.is_dir() else {"": (elsewhere.read_bytes(), 0, 0)}) == outside
+
+
+def test_outputs_through_links_are_refused(
+    shared_example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (tmp_path / "link").symlink_to(victim)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "px").symlink_to(tmp_path / "real")
+    (tmp_path / "into").symlink_to(shared_example)
+    before = snapshot(shared_example)
+    pxe = ["pxe", "--http-endpoint", "http://127.0.0.1:8080", "--out"]
+    cases = {
+        ("kubeconfig", "-o", str(tmp_path / "link")): "Error: -o",
+        ("kubeconfig", "--merge"): "Error: --merge",
+        (*pxe, str(tmp_path / "px")): f"Error: --out {tmp_path / 'px'} is a symbolic link",
+        (*pxe, str(tmp_path / "into" / "px")): "Error: --out",
+    }
+    for argv, start in cases.items():
+        env = {"KUBECONFIG": str(tmp_path / "link")} if "--merge" in argv else {}
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in env.items():
+                mp.setenv(key, value)
+            line = _one_error(["--inventory", str(shared_example), *argv], capsys)
+        assert line.startswith(start) and ("symbolic link" in line or "through a link" in line), line
+    assert victim.read_text() == "keep" and not any((tmp_path / "real").iterdir())
+    assert snapshot(shared_example) == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "into", "link", "px", "real", "victim"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "first"),
+    [
+        (["node", "w2", "10.0.0.3", "--format", "json"], "Error: Invalid value for '--format': 'json' is not one of"),
+        (["node", "w2", "10.0.0.3", "--role", "admin"], "Error: Invalid value for '--role'"),
+        (["init", "--key-type", "dsa"], "Error: Invalid value for '--key-type'"),
+        (["node", "w2"], "Error: Missing argument 'ip'."),
+        (["node", "w2", "10.0.0.3", "--bogus"], "Error: No such option: --bogus"),
+        (["frobnicate"], "Error: No such command 'frobnicate'."),
+        (["certs", "renew", "--warn-days", "x"], "Error: No such option: --warn-days"),
+    ],
+)
+def test_usage_errors_are_one_error_line_too(
+    tmp_path: Path, argv: list[str], first: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _one_error(["--inventory", str(tmp_path / "inv"), *argv], capsys)
+    assert line.startswith(first), line
+    assert not (tmp_path / "inv").exists()
+
+
+def test_isobuild_alone_shows_the_overview(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    assert "Commands:" in capsys.readouterr().out
+
+
+def test_a_setting_given_twice_in_cluster_yaml_is_refused(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (example / "cluster.yaml").write_text((example / "cluster.yaml").read_text() + "name: other\n")
+    before = snapshot(example)
+    line = _one_error(["--inventory", str(example), "build"], capsys)
+    assert line.startswith("Error: cluster.yaml: 'name' is given twice at line"), line
+    assert snapshot(example) == before
