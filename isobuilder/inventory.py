@@ -96,14 +96,28 @@ def read_tree(root: Path) -> dict[str, File]:
     return files
 
 
-def read_file(path: Path) -> bytes | None:
-    """A file's bytes; None when it does not exist; any other failure is one clean error."""
+def read_file(path: Path, limit: int = 0) -> bytes | None:
+    """A regular file's bytes (at most ``limit``, default ``MAX_FILE``); None when it does not
+    exist. A FIFO or a device is refused without blocking; any failure is one clean error."""
+    limit = limit or MAX_FILE
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise _fail("read", path, exc) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IsobuildError(f"{path} is not a regular file", hint="replace it with the file isobuild expects there")
+        if st.st_size > limit:
+            raise IsobuildError(f"{path} is {st.st_size >> 20} MiB", hint=f"at most {limit >> 20} MiB is expected here")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(limit + 1)[:limit]
+    except OSError as exc:
+        raise _fail("read", path, exc) from None
+    finally:
+        os.close(fd)
 
 
 class Inventory:
@@ -134,15 +148,14 @@ class Inventory:
     def locked(self) -> Iterator[None]:
         """Hold the inventory's lock; create the inventory folder (0700) if it is new. A first
         command that made nothing removes what it created, still holding the lock."""
-        created = not os.path.lexists(self.root)
         fd = self._lock()
         try:
             self._recover()
             yield
         finally:
             try:
-                if created and not self.has_cluster():
-                    self._remove_empty()  # leave no empty inventory behind a failed first command
+                if not self.has_cluster():
+                    self._remove_empty()  # no empty inventory behind a failed (or killed) first command
             finally:
                 os.close(fd)
 
@@ -178,11 +191,14 @@ class Inventory:
             refuse_symlink(folder, "a node folder")
 
     def _remove_empty(self) -> None:
-        """Only what ``locked`` made, and only while empty: rmdir, never rmtree."""
+        """Only what ``locked`` makes (the state folder and its lock), and the inventory folder
+        only when nothing else is in it: rmdir, never rmtree."""
+        state = self.root / STATE_DIR
         with contextlib.suppress(OSError):
-            (self.root / STATE_DIR / "lock").unlink()
-            (self.root / STATE_DIR).rmdir()
-            self.root.rmdir()
+            if sorted(p.name for p in state.iterdir()) == ["lock"]:
+                (state / "lock").unlink()
+                state.rmdir()
+                self.root.rmdir()
 
     def _recover(self) -> None:
         """Roll back every transaction a killed command left, then drop its staging area. Each

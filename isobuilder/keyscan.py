@@ -33,22 +33,33 @@ _B64_ENCODINGS = {"b64", "base64"}
 _B64_TEXT = re.compile(rb"[A-Za-z0-9+/=\s]{24,}")
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/]{64,}={0,2}")  # a key's base64 is ~160 characters or more
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]{128,}")
+_WRAPPED_LINE = re.compile(rb"[A-Za-z0-9+/=:]{16,}")  # a line of wrapped base64 or (colon) hex
 _PEM_BLOCK = re.compile(rb"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----", re.DOTALL)
 _MAX_RUNS = 4096
 
 
 def holds_private_key(blob: bytes) -> bool:
-    return any(m in data for data in payloads(blob) for m in MARKERS)
+    return any(_holds(data) for data in payloads(blob))
+
+
+def _holds(data: bytes) -> bool:
+    return any(m in data for m in MARKERS) or pki.der_private_key_id(data) is not None
 
 
 def value_holds_private_key(value: Any) -> bool:
     """The same, for a parsed document or part of one (a write_files entry, an Ignition file)."""
-    return any(m in data for item in _in_value(value) for data in payloads(item, 1) for m in MARKERS)
+    return any(_holds(data) for item in _in_value(value) for data in payloads(item, 1))
 
 
 def private_key_ids(blob: bytes) -> set[bytes]:
     """The public ids (``pki.public_id``) of every unencrypted private key inside ``blob``."""
-    return {key for data in payloads(blob) for key in pki.private_keys_in(data)}
+    found: set[bytes] = set()
+    for data in payloads(blob):
+        found |= pki.private_keys_in(data)
+        der = pki.der_private_key_id(data)
+        if der is not None:
+            found.add(der)
+    return found
 
 
 def payloads(blob: bytes, depth: int = 0) -> Iterator[bytes]:
@@ -99,17 +110,37 @@ def _embedded(blob: bytes) -> Iterator[bytes]:
     gzip+base64 runs, percent-encoding (a data URL's), hex. Bounded by ``_MAX_RUNS``. PEM blocks
     are left out of the runs: ``pki.private_keys_in`` reads them as they are."""
     blob = _PEM_BLOCK.sub(b"", blob)
-    for count, run in enumerate(_B64_RUN.finditer(blob)):
+    joined = _joined_lines(blob)  # base64 or hex wrapped over lines, maybe commented out line by line
+    for count, run in enumerate([*_B64_RUN.finditer(blob), *_B64_RUN.finditer(joined)]):
         if count >= _MAX_RUNS:
             break
         decoded = _b64(run.group(0))
         yield _gunzip(decoded) if decoded.startswith(_GZIP) else decoded
     if b"%" in blob:
         yield urllib.parse.unquote_to_bytes(blob)
-    for count, run in enumerate(_HEX_RUN.finditer(blob)):
+    for count, run in enumerate(
+        [*_HEX_RUN.finditer(blob.replace(b":", b"")), *_HEX_RUN.finditer(joined.replace(b":", b""))]
+    ):
         if count >= _MAX_RUNS:
             break
         yield binascii.unhexlify(run.group(0)[: len(run.group(0)) // 2 * 2])
+
+
+def _joined_lines(blob: bytes) -> bytes:
+    """Consecutive lines that are base64 or hex (after a comment mark) joined into one line each run."""
+    runs: list[bytes] = []
+    current: list[bytes] = []
+    for line in blob.splitlines():
+        text = line.strip().lstrip(b"#;").strip()
+        if text and _WRAPPED_LINE.fullmatch(text):
+            current.append(text)
+            continue
+        if len(current) > 1:
+            runs.append(b"".join(current))
+        current = []
+    if len(current) > 1:
+        runs.append(b"".join(current))
+    return b"\n".join(runs)
 
 
 def _in_value(value: Any) -> Iterator[bytes]:

@@ -287,7 +287,8 @@ def private_keys_in(blob: bytes) -> set[bytes]:
     (indented, as in a YAML block, or not)."""
     found = set()
     for match in _PEM_KEY.finditer(blob):
-        pem = b"\n".join(line.strip() for line in match.group(0).splitlines()) + b"\n"
+        # Each line as a reader would see it: indented, CRLF, or commented out ("# ", "; ").
+        pem = b"\n".join(line.strip().lstrip(b"#;").strip() for line in match.group(0).splitlines()) + b"\n"
         try:
             key = serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
         except (ValueError, TypeError):
@@ -295,6 +296,17 @@ def private_keys_in(blob: bytes) -> set[bytes]:
         if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             found.add(public_id(key))
     return found
+
+
+def der_private_key_id(blob: bytes) -> bytes | None:
+    """The public id of ``blob`` when it is a DER private key (PKCS#1, SEC1 or PKCS#8), else None."""
+    if not blob.startswith(b"\x30") or len(blob) > 16384:
+        return None
+    try:
+        key = serialization.load_der_private_key(blob, password=None, unsafe_skip_rsa_key_validation=True)
+    except (ValueError, TypeError):
+        return None
+    return public_id(key) if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) else None
 
 
 def key_matches(cert: x509.Certificate, key: PrivateKey) -> bool:

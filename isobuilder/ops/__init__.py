@@ -19,7 +19,7 @@ from isobuilder.authority import Authority
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File
-from isobuilder.inventory import Inventory, Transaction, read_tree, refuse_symlink
+from isobuilder.inventory import Inventory, Transaction, read_file, read_tree, refuse_symlink
 from isobuilder.model import Cluster, Node
 from isobuilder.nodefolder import STATE, NodeState, inputs_digest
 
@@ -65,8 +65,8 @@ def is_current(folder: Path, digest: str) -> bool:
     """Whether the folder was made from inputs with this digest and still holds its files (by
     size): the fast path of a no-change build, without reading or computing anything."""
     try:
-        state = NodeState.parse((folder / STATE).read_bytes())
-    except OSError:
+        state = NodeState.parse(read_file(folder / STATE))
+    except (OSError, IsobuildError):  # a FIFO or a folder there: not current (a build says why)
         return False
     sizes: dict[str, int | None] = {}
     for rel in state.files:

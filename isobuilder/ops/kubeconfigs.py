@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,16 @@ def stage(tx: Transaction, issued: Issued) -> None:
         tx.put_file(rel, file)
 
 
+def _backup_name(path: Path, now: dt.datetime) -> Path:
+    """``FILE.bak-TIME``, or ``-2``, ``-3`` ... when a merge in the same second made one already."""
+    stem = f"{path.name}.bak-{now:%Y%m%dT%H%M%SZ}"
+    candidate, n = path.with_name(stem), 1
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = path.with_name(f"{stem}-{n}")
+    return candidate
+
+
 def check_target(path: Path, inv: Inventory, flag: str) -> None:
     """A file outside the inventory that we may replace: absent, or a regular file, in a folder that exists."""
     hint = f"give {flag} a file path outside the inventory, e.g. {flag} ~/lab.kubeconfig"
@@ -157,7 +168,7 @@ def admin_kubeconfig(
             current = read_file(merge_into) or b""
             text = kubeconfig.dump(kubeconfig.merge(kubeconfig.parse(current, str(merge_into)), issued.config, use=use))
             if current and current != text:
-                backup = merge_into.with_name(f"{merge_into.name}.bak-{ctx.now:%Y%m%dT%H%M%SZ}")
+                backup = _backup_name(merge_into, ctx.now)
                 write_outside(backup, current, 0o600)
             if current != text:
                 write_outside(merge_into, text, 0o600)

@@ -13,7 +13,7 @@ from isobuilder import keyscan, pxe
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, changes
-from isobuilder.inventory import STATE_DIR, read_tree, replace_tree_outside
+from isobuilder.inventory import STATE_DIR, read_file, read_tree, replace_tree_outside
 from isobuilder.model import Media
 from isobuilder.nodefolder import CLOUD_DIR
 from isobuilder.ops import load_cluster, transaction
@@ -85,15 +85,9 @@ def _built_user_data(folder: Path, media: Media) -> bytes | None:
     """The user data a node's drive carries (its medium's path first), None when not built."""
     mediums: list[Media] = [media, *Media]
     for m in mediums:
-        path = folder / CLOUD_DIR / m.user_data_path
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise IsobuildError(
-                f"cannot read {path}: {exc.strerror}", hint="check the file and its permissions"
-            ) from None
+        data = read_file(folder / CLOUD_DIR / m.user_data_path)
+        if data is not None:
+            return data
     return None
 
 

@@ -288,3 +288,25 @@ def test_a_setting_given_twice_in_cluster_yaml_is_refused(example: Path, capsys:
     line = _one_error(["--inventory", str(example), "build"], capsys)
     assert line.startswith("Error: cluster.yaml: 'name' is given twice at line"), line
     assert snapshot(example) == before
+
+
+@pytest.mark.parametrize(
+    ("fifo", "argv"),
+    [
+        ("cluster.yaml", ["list"]),
+        ("kubeconfig", ["kubeconfig"]),
+        ("node-worker1/.isobuild.json", ["list"]),
+        ("node-worker1/config.iso", ["image", "{inv}/node-worker1"]),
+    ],
+)
+def test_a_fifo_in_the_inventory_never_blocks(
+    example: Path, fifo: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (example / fifo).unlink()
+    os.mkfifo(example / fifo)
+    capsys.readouterr()
+    code = main(["--inventory", str(example), *(a.format(inv=example) for a in argv)])  # returns: no hang
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err, err
+    if fifo != "node-worker1/.isobuild.json":  # list shows that node as stale instead
+        assert code == 1 and "is not a regular file" in err.splitlines()[0], err

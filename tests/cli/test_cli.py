@@ -494,3 +494,18 @@ def test_node_folders_without_cluster_yaml_and_ssl_never_get_a_new_ca(run: Run, 
     assert result.code == 1
     assert result.err.startswith(f"Error: {example} holds node folders (node-controller, ...) but no cluster.yaml")
     assert snapshot(example) == before and (example / "node-controller/ssl/ca.key").read_bytes() == ca_key
+
+
+def test_merges_in_the_same_second_keep_every_backup(
+    run: Run, example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube = tmp_path / "kube" / "config"
+    kube.parent.mkdir()
+    kube.write_text("# PRECIOUS ORIGINAL\napiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n")
+    monkeypatch.setenv("KUBECONFIG", str(kube))
+    monkeypatch.setenv("ISOBUILD_NOW", "2026-06-01T00:00:00Z")
+    assert run("kubeconfig", "--merge").code == 0
+    assert run("kubeconfig", "--merge", "--server", "https://10.10.10.1:7443").code == 0
+    backups = sorted(p.name for p in kube.parent.glob("config.bak-*"))
+    assert backups == ["config.bak-20260601T000000Z", "config.bak-20260601T000000Z-2"]
+    assert "PRECIOUS ORIGINAL" in (kube.parent / backups[0]).read_text()

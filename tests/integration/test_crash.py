@@ -32,16 +32,17 @@ def _run(inv: Path, *args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def _killed_at(rename: int, inv: Path, *args: str) -> bool:
-    """Run the command with a SIGKILL at its ``rename``-th rename(2); False when it made fewer."""
+def _killed_at(rename: int, inv: Path, *args: str, may_fail: bool = False) -> bool:
+    """Run the command with a SIGKILL at its ``rename``-th rename(2); False when it made fewer.
+    ``may_fail``: the command may end with its own error (``list`` where there is no cluster)."""
     strace = require_tool("strace")
     inject = ["-e", "trace=rename", "-e", f"inject=rename:signal=KILL:when={rename}"]
     result = subprocess.run(
         [strace, "-f", "-qq", "-o", "/dev/null", *inject, *_cmd(inv, *args)],
         env=_env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert result.returncode in (0, -9, 137), result.stderr
-    return result.returncode != 0
+    assert result.returncode in (0, -9, 137, *((1,) if may_fail else ())), result.stderr
+    return result.returncode in (-9, 137)
 
 
 def _state(inv: Path) -> State:
@@ -200,3 +201,25 @@ def test_writes_outside_the_inventory_are_old_or_new_and_cleaned_up(
         shutil.rmtree(out)
         shutil.copytree(saved, out)
     assert kills >= 2
+
+
+def test_a_killed_first_command_leaves_no_inventory_behind(tmp_path: Path) -> None:
+    """Before it there was no folder: after a kill at any rename and a recovery (killed at any
+    rename, then run in full) there is none either, or the whole new cluster."""
+    kills = 0
+    for kill in range(1, 30):
+        inv = tmp_path / f"inv-{kill}"
+        if not _killed_at(kill, inv, "node", "c1", "10.0.0.1"):
+            assert (inv / "cluster.yaml").is_file()
+            break
+        kills += 1
+        for recovery_kill in range(1, 10):
+            work = tmp_path / f"work-{kill}-{recovery_kill}"
+            if inv.exists():
+                shutil.copytree(inv, work, symlinks=True)
+            interrupted = _killed_at(recovery_kill, work, "list", may_fail=True)
+            subprocess.run(_cmd(work, "list"), env=_env(), capture_output=True, timeout=60)
+            assert not work.exists(), (kill, recovery_kill, sorted(p.name for p in work.rglob("*")))
+            if not interrupted:
+                break
+    assert kills >= 3

@@ -75,3 +75,53 @@ def test_text_without_a_key_is_clean() -> None:
 def test_a_gzip_bomb_is_cut_short() -> None:
     bomb = gzip.compress(b"\0" * (200 << 20))
     assert all(len(p) <= keyscan.MAX_BYTES for p in keyscan.payloads(bomb))
+
+
+def _wrapped(text: str, width: int, prefix: str = "") -> str:
+    return "".join(f"{prefix}{text[i : i + width]}\n" for i in range(0, len(text), width))
+
+
+def _der(pem: bytes) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pem, password=None)
+    return key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _free_text(pem: bytes) -> dict[str, bytes]:
+    """Keys pasted into free text the way a second hostile pass found getting through."""
+    body = "".join(pem.decode().splitlines()[1:-1])
+    der = _der(pem)
+    b64 = _b64(pem)
+    unit = {
+        "systemd": {
+            "units": [{"name": "x.service", "contents": "".join(f"# {ln}\n" for ln in pem.decode().splitlines())}]
+        }
+    }
+    return {
+        "PEM commented out line by line": b"#cloud-config\n" + b"".join(b"# " + ln + b"\n" for ln in pem.splitlines()),
+        "PEM with CRLF": b"#cloud-config\n" + pem.replace(b"\n", b"\r\n"),
+        "base64 wrapped at 76, commented": ("#cloud-config\n" + _wrapped(b64, 76, "# ")).encode(),
+        "base64 wrapped at 60": ("#cloud-config\n" + _wrapped(b64, 60)).encode(),
+        "heredoc script": (
+            "#cloud-config\nruncmd:\n- |\n  base64 -d <<EOF\n" + _wrapped(b64, 76, "  ") + "  EOF\n"
+        ).encode(),
+        "xxd -p hex": ("#cloud-config\n" + _wrapped(pem.hex(), 60, "# ")).encode(),
+        "colon hex": ("# " + ":".join(f"{c:02x}" for c in pem) + "\n").encode(),
+        "bare PEM body": ("#cloud-config\n" + _wrapped(body, 64, "# ")).encode(),
+        "DER base64 on one line": ("# " + _b64(der) + "\n").encode(),
+        "Ignition unit, commented PEM": json.dumps(unit).encode(),
+        "Ignition data URL of DER": json.dumps(
+            {"storage": {"files": [{"contents": {"source": "data:;base64," + _b64(der)}}]}}
+        ).encode(),
+    }
+
+
+@pytest.mark.parametrize("name", list(_free_text(_key()[0])))
+def test_keys_in_free_text_are_seen_through(name: str) -> None:
+    pem, public = _key()
+    blob = _free_text(pem)[name]
+    assert public in keyscan.private_key_ids(blob), name
+    assert keyscan.holds_private_key(blob), name
