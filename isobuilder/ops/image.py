@@ -13,9 +13,10 @@ from isobuilder import clusterfile, configdrive, serialize
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
-from isobuilder.inventory import Inventory, read_file, read_tree, refuse_symlink, write_outside
+from isobuilder.inventory import Inventory, read_file, read_tree, refuse_symlink
 from isobuilder.model import Media
 from isobuilder.nodefolder import CLOUD_DIR, ISO, refuse_foreign_keys
+from isobuilder.outside import write_outside
 
 
 def check_user_data(data: bytes, path: Path) -> None:

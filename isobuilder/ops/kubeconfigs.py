@@ -21,9 +21,10 @@ from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File
 from isobuilder.identities import Kubeconfig, Signer, admin_spec
-from isobuilder.inventory import Inventory, Transaction, kubeconfig_lock, read_file, write_outside
+from isobuilder.inventory import Inventory, Transaction, read_file
 from isobuilder.model import Cluster
 from isobuilder.ops import load_authority, load_cluster, transaction
+from isobuilder.outside import kubeconfig_lock, write_outside
 from isobuilder.plan import UserRequest
 
 ADMIN = "kubeconfig"  # the admin kubeconfig in the inventory

@@ -13,10 +13,11 @@ from isobuilder import keyscan, pxe
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, changes
-from isobuilder.inventory import STATE_DIR, read_file, read_tree, replace_tree_outside
+from isobuilder.inventory import STATE_DIR, read_file, read_tree
 from isobuilder.model import Media
 from isobuilder.nodefolder import CLOUD_DIR
 from isobuilder.ops import load_cluster, transaction
+from isobuilder.outside import replace_tree_outside
 from isobuilder.plan import USERS_DIR
 
 PXE_MARKER = ".isobuild-pxe"  # marks a folder `isobuild pxe` made, which it may replace
