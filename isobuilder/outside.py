@@ -27,6 +27,10 @@ def kubeconfig_lock(path: Path, *, wait: float = 10.0) -> Iterator[None]:
     O_CREAT|O_EXCL on filename + ".lock", removed by unlockFile), so isobuild and kubectl never
     merge into the same kubeconfig at once."""
     lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # client-go's lockFile makes it too
+    except OSError as exc:
+        raise _fail("create", path.parent, exc) from None
     deadline = time.monotonic() + wait
     while True:
         try:

@@ -120,7 +120,8 @@ def check_target(path: Path, inv: Inventory, flag: str) -> None:
     try:
         st = resolved.stat()
     except FileNotFoundError:
-        if not resolved.parent.is_dir():
+        # ~/.kube may not exist yet on a new workstation: --merge makes it, as kubectl does
+        if not resolved.parent.is_dir() and flag != "--merge":
             raise IsobuildError(f"{flag} {path}: the folder {resolved.parent} does not exist", hint=hint) from None
         return
     except OSError as exc:

@@ -509,3 +509,15 @@ def test_merges_in_the_same_second_keep_every_backup(
     backups = sorted(p.name for p in kube.parent.glob("config.bak-*"))
     assert backups == ["config.bak-20260601T000000Z", "config.bak-20260601T000000Z-2"]
     assert "PRECIOUS ORIGINAL" in (kube.parent / backups[0]).read_text()
+
+
+def test_merge_on_a_new_workstation_makes_dot_kube(
+    run: Run, example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "fresh-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    assert run("kubeconfig", "--merge").code == 0
+    config = home / ".kube" / "config"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600 and "current-context" in config.read_text()
+    assert sorted(p.name for p in config.parent.iterdir()) == ["config"]
