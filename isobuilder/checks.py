@@ -104,6 +104,12 @@ def _check_ip(ip: str, what: str) -> str:
 
 
 def check_cidr(value: str, what: str) -> str:
+    if isinstance(value, str) and "," in value:
+        raise bad_value(
+            what,
+            value,
+            "isobuild builds single-stack clusters (dual-stack needs two addresses per node): give one CIDR",
+        )
     try:
         net = netaddr.IPNetwork(value)
     except (netaddr.AddrFormatError, ValueError, TypeError):
@@ -343,6 +349,12 @@ def cluster_problems(cluster: Cluster, source: Source) -> Iterator[IsobuildError
 def _settings_problems(cluster: Cluster) -> Iterator[IsobuildError]:
     service = netaddr.IPNetwork(cluster.service_cidr)
     pods = netaddr.IPNetwork(cluster.pod_cidr)
+    if service.version != pods.version:
+        yield IsobuildError(
+            f"the service CIDR {service} and the pod CIDR {pods} are of different IP families",
+            hint="isobuild builds single-stack clusters (dual-stack needs two addresses per node): "
+            "give service_cidr and pod_cidr of one family",
+        )
     if _overlaps(service, pods):
         yield IsobuildError(
             f"the service CIDR {service} overlaps the pod CIDR {pods}",
@@ -359,6 +371,13 @@ def _settings_problems(cluster: Cluster) -> Iterator[IsobuildError]:
             f"{len(control_plane)} controllers ({', '.join(n.name for n in control_plane)}) but no API endpoint",
             hint="several controllers need one address every node and kubeconfig uses: set endpoint: "
             "(a DNS name or load balancer) or vip: (kube-vip) in cluster.yaml, or pass --endpoint/--vip",
+        )
+    if cluster.bootstrap_controller and cluster.bootstrap_controller not in {n.name for n in control_plane}:
+        yield IsobuildError(
+            f"cluster.yaml: bootstrap_controller: {cluster.bootstrap_controller!r} is not a controller of this cluster",
+            hint="name one of the controllers ("
+            + (", ".join(n.name for n in control_plane) or "none yet")
+            + "), or leave it empty for the first",
         )
     if cluster.vip is not None:
         endpoint_host = split_host_port(cluster.endpoint)[0] if cluster.endpoint else cluster.vip
@@ -407,6 +426,12 @@ def _node_problems(cluster: Cluster, source: Source) -> Iterator[IsobuildError]:
                 )
             macs.setdefault(node.mac, node.name)
         address = ipaddress.ip_address(node.ip)
+        if address.version != pods.version:
+            yield IsobuildError(
+                f"IP {node.ip} of node {node.name!r} is IPv{address.version}, the pod network {pods} IPv{pods.version}",
+                hint="a single-stack cluster has one family: the kubelet's node IP and flannel's network must match "
+                "(set pod_cidr and service_cidr of the nodes' family in cluster.yaml)",
+            )
         for net, what in ((service, "service"), (pods, "pod")):
             if address in net:
                 yield IsobuildError(

@@ -75,7 +75,15 @@ class Identity:
 
 
 def apiserver_sans(cluster: Cluster, node: Node) -> tuple[str, ...]:
-    host, _ = cluster.endpoint_host_port()
+    """What kubeadm requires of a controller's apiserver.crt, and the node's own ``--san``s.
+
+    kubeadm (cmd/kubeadm/app/util/pkiutil/pki_helpers.go, ``GetAPIServerAltNames``): the four
+    ``kubernetes...`` names, the node name, the advertise address, the service CIDR's first IP,
+    the controlPlaneEndpoint's host and ``apiServer.certSANs`` (here :meth:`Cluster.cluster_sans`).
+    ``kubeadm join --control-plane`` checks a pre-placed certificate against exactly that list,
+    computed from the *uploaded* ClusterConfiguration and the joining node's own name and address
+    (phases/certs/certs.go, ``validateCertificateWithConfig``): so nothing node-specific may go
+    into certSANs, and every node-specific name goes into the node's own certificate only."""
     return unique(
         [
             "kubernetes",
@@ -83,8 +91,7 @@ def apiserver_sans(cluster: Cluster, node: Node) -> tuple[str, ...]:
             "kubernetes.default.svc",
             f"kubernetes.default.svc.{cluster.domain}",
             node.name,
-            host,
-            *([cluster.vip] if cluster.vip else []),
+            *cluster.cluster_sans(),
             cluster.kubernetes_service_ip(),
             node.ip,
             *node.sans,

@@ -21,8 +21,13 @@ FLATCAR_VOLUME_PLUGIN_DIR = "/opt/libexec/kubernetes/kubelet-plugins/volume/exec
 PKI_DIR = "/etc/kubernetes/pki"
 KUBELET_PKI_DIR = "/var/lib/kubelet/pki"
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
+INSTANCE_CONFIG = "/var/lib/kubelet/instance-config.yaml"  # kubeadm's KubeletInstanceConfigurationFileName
+CRI_SOCKET_ANNOTATION = "kubeadm.alpha.kubernetes.io/cri-socket"  # kubeadm's AnnotationKubeadmCRISocket
 KUBEADM_API = "kubeadm.k8s.io/v1beta4"
 KUBELET_API = "kubelet.config.k8s.io/v1beta1"
+# kubeadm v1beta4's waits (defaults in cmd/kubeadm/app/constants/constants.go: 4 min for the
+# control plane). Image pulls on a slow link take longer; a timeout here is a failed install.
+TIMEOUTS = {"controlPlaneComponentHealthCheck": "15m0s", "kubeletHealthCheck": "10m0s"}
 
 
 HostFiles = dict[str, File]  # absolute path on the node -> file
@@ -82,9 +87,16 @@ def _node_registration(cluster: Cluster, node: Node, ignore: list[str]) -> dict[
     return registration
 
 
-def kubeadm_configuration(cluster: Cluster, node: Node, cert_sans: list[str]) -> bytes:
-    """``kubeadm init``'s config. Every controller of cluster.yaml carries it: the ones booted
-    together form etcd from the same static member list (initial-cluster), no token involved."""
+def kubeadm_configuration(cluster: Cluster, node: Node) -> bytes:
+    """``kubeadm init``'s config, for the bootstrap controller only (:meth:`Cluster.init_controller`).
+
+    What it holds becomes the cluster's: init uploads the ClusterConfiguration to
+    kube-system/kubeadm-config (phases/uploadconfig/uploadconfig.go, ``UploadConfiguration``) and
+    every later join reads it from there, never from its own file. So it carries only cluster-wide
+    values: certSANs are :meth:`Cluster.cluster_sans`, and etcd has no extraArgs. kubeadm starts
+    etcd as a one-member cluster here and adds each joining controller as a member itself
+    (phases/etcd/local.go, ``CreateStackedEtcdStaticPodManifestFile``); an ``initial-cluster`` in
+    extraArgs would override the member list it computes for every later join."""
     host, port = cluster.endpoint_host_port()
     # kube-vip's manifest sits in /etc/kubernetes/manifests before kubeadm init runs.
     ignore = ["DirAvailable--etc-kubernetes-manifests"] if cluster.vip else []
@@ -93,13 +105,15 @@ def kubeadm_configuration(cluster: Cluster, node: Node, cert_sans: list[str]) ->
         "kind": "InitConfiguration",
         "localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": API_PORT},
         "nodeRegistration": _node_registration(cluster, node, ignore),
+        "timeouts": TIMEOUTS,
     }
-    etcd_args = {"initial-cluster": cluster.etcd_initial_cluster(), "initial-cluster-state": "new"}
     cluster_config = {
         "apiVersion": KUBEADM_API,
         "kind": "ClusterConfiguration",
         "clusterName": cluster.name,
         "kubernetesVersion": f"v{cluster.kubernetes_version.removeprefix('v')}",
+        # Always set: kubeadm join --control-plane refuses a cluster without one
+        # (cmd/kubeadm/app/cmd/phases/join/preflight.go, checkIfReadyForAdditionalControlPlane).
         "controlPlaneEndpoint": f"{bracket(host)}:{port}",
         "certificatesDir": PKI_DIR,
         "encryptionAlgorithm": _kubeadm_algorithm(cluster),
@@ -108,16 +122,16 @@ def kubeadm_configuration(cluster: Cluster, node: Node, cert_sans: list[str]) ->
             "podSubnet": cluster.pod_cidr,
             "dnsDomain": cluster.domain,
         },
-        "apiServer": {"certSANs": cert_sans},
-        "etcd": {"local": {"extraArgs": _args(etcd_args)}},
+        "apiServer": {"certSANs": list(cluster.cluster_sans())},
     }
     return serialize.yaml_documents(init, cluster_config, kubelet_configuration(cluster, node, full=False))
 
 
 def kubeadm_join_configuration(cluster: Cluster, node: Node) -> bytes:
-    """``kubeadm join --control-plane``'s config, for a controller added to a running control
-    plane. Discovery is admin.conf itself (pre-issued, pointing at the endpoint): no bootstrap
-    token, no certificate key; kubeadm finds every certificate in place and adds the etcd member."""
+    """``kubeadm join --control-plane``'s config, for every controller: the others join the
+    bootstrap controller, and the bootstrap controller itself joins when it is set up again on a
+    running cluster. Discovery is admin.conf (pre-issued, naming the endpoint): no bootstrap token
+    and no certificate key; kubeadm finds every certificate in place and adds the etcd member."""
     join = {
         "apiVersion": KUBEADM_API,
         "kind": "JoinConfiguration",
@@ -127,6 +141,7 @@ def kubeadm_join_configuration(cluster: Cluster, node: Node) -> bytes:
         ),
         "discovery": {"file": {"kubeConfigPath": "/etc/kubernetes/admin.conf"}},
         "controlPlane": {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": API_PORT}},
+        "timeouts": TIMEOUTS,
     }
     return serialize.yaml_documents(join)
 
@@ -203,11 +218,20 @@ def rbac_manifest() -> bytes:
     )
 
 
+def flannel_net_conf(cluster: Cluster) -> dict[str, Any]:
+    """flannel's net-conf.json for the pod network (flannel-io/flannel pkg/subnet/config.go,
+    ``ParseConfig``: EnableIPv4 defaults to true and then needs ``Network``; an IPv6 network is
+    ``IPv6Network`` with ``EnableIPv6``, and IPv6 alone turns IPv4 off)."""
+    if is_ipv6(cluster.pod_cidr.partition("/")[0]):
+        family: dict[str, Any] = {"EnableIPv4": False, "EnableIPv6": True, "IPv6Network": cluster.pod_cidr}
+    else:
+        family = {"Network": cluster.pod_cidr}
+    return {**family, "EnableNFTables": False, "Backend": {"Type": "vxlan"}}
+
+
 def flannel_kustomization(cluster: Cluster) -> bytes:
     """flannel's release manifest, pinned, with our pod CIDR patched in as data."""
-    net_conf = json.dumps(
-        {"Network": cluster.pod_cidr, "EnableNFTables": False, "Backend": {"Type": "vxlan"}}, indent=2
-    )
+    net_conf = json.dumps(flannel_net_conf(cluster), indent=2)
     url = f"https://github.com/flannel-io/flannel/releases/download/{cluster.flannel_version}/kube-flannel.yml"
     return serialize.yaml_documents(
         {
@@ -320,19 +344,34 @@ def ingress_daemonset(cluster: Cluster) -> bytes:
 
 
 def worker_configs(cluster: Cluster, node: Node) -> HostFiles:
-    """What kubeadm would write on a joining node, written by us: no join token needed."""
-    flags = " ".join(f"--{k}={v}" for k, v in kubelet_flags(node).items())
-    env = f"KUBELET_KUBEADM_ARGS={json.dumps(flags)}\n"
-    return {
-        "/var/lib/kubelet/config.yaml": File(serialize.yaml_documents(kubelet_configuration(cluster, node, full=True))),
-        "/var/lib/kubelet/kubeadm-flags.env": File(env.encode()),
-    }
-
-
-def controller_configs(cluster: Cluster, node: Node, cert_sans: list[str]) -> HostFiles:
+    """What ``kubeadm join`` writes on a worker (cmd/kubeadm/app/cmd/phases/join/kubelet.go,
+    ``runKubeletStartJoinPhase``), written by us: no join token needed, and a later ``kubeadm
+    upgrade node`` finds what it reads (cmd/kubeadm/app/phases/upgrade/postupgrade.go,
+    ``WriteKubeletConfigFiles``): config.yaml, kubeadm-flags.env and the CRI socket, which it
+    keeps while it rewrites config.yaml from the cluster's kubelet-config ConfigMap."""
+    flags = kubelet_flags(node)
     files = {
-        f"{ADDONS_DIR}/kubeadm.yaml": File(kubeadm_configuration(cluster, node, cert_sans), 0o600),
-        f"{ADDONS_DIR}/kubeadm-join.yaml": File(kubeadm_join_configuration(cluster, node), 0o600),
+        "/var/lib/kubelet/config.yaml": File(serialize.yaml_documents(kubelet_configuration(cluster, node, full=True)))
+    }
+    if cluster.node_local_cri_socket():
+        # kubeadm's NodeLocalCRISocket (beta, on, from 1.34): the socket lives in instance-config.yaml,
+        # applied as a patch to every config.yaml kubeadm writes (phases/kubelet/config.go,
+        # WriteInstanceConfigToDisk, WriteConfigToDisk).
+        instance = {"apiVersion": KUBELET_API, "kind": "KubeletConfiguration", "containerRuntimeEndpoint": CRI_SOCKET}
+        files[INSTANCE_CONFIG] = File(serialize.yaml_documents(instance))
+    else:
+        # Before it, in kubeadm-flags.env (phases/kubelet/flags.go, buildKubeletArgs).
+        flags = {"container-runtime-endpoint": CRI_SOCKET, **flags}
+    env = "KUBELET_KUBEADM_ARGS=" + json.dumps(" ".join(f"--{k}={v}" for k, v in flags.items())) + "\n"
+    files["/var/lib/kubelet/kubeadm-flags.env"] = File(env.encode())
+    return files
+
+
+def controller_configs(cluster: Cluster, node: Node) -> HostFiles:
+    files = {f"{ADDONS_DIR}/kubeadm-join.yaml": File(kubeadm_join_configuration(cluster, node), 0o600)}
+    if cluster.init_controller() == node:
+        files[f"{ADDONS_DIR}/kubeadm.yaml"] = File(kubeadm_configuration(cluster, node), 0o600)
+    files |= {
         f"{ADDONS_DIR}/rbac.yaml": File(rbac_manifest()),
         f"{ADDONS_DIR}/flannel/kustomization.yaml": File(flannel_kustomization(cluster)),
         f"{ADDONS_DIR}/ingress-nginx/kustomization.yaml": File(ingress_kustomization(cluster)),
@@ -340,5 +379,6 @@ def controller_configs(cluster: Cluster, node: Node, cert_sans: list[str]) -> Ho
     }
     if cluster.vip:
         files[f"{ADDONS_DIR}/kube-vip.yaml"] = File(kube_vip_manifest(cluster, "admin.conf"), 0o600)
-        files[f"{ADDONS_DIR}/kube-vip-init.yaml"] = File(kube_vip_manifest(cluster, "super-admin.conf"), 0o600)
+        if cluster.init_controller() == node:
+            files[f"{ADDONS_DIR}/kube-vip-init.yaml"] = File(kube_vip_manifest(cluster, "super-admin.conf"), 0o600)
     return files

@@ -20,7 +20,6 @@ import netaddr
 from isobuilder.errors import IsobuildError
 
 API_PORT = 6443
-ETCD_PEER_PORT = 2380
 # RFC 1123 label; node names are DNS subdomains of such labels (Kubernetes' rule for Node names).
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 DNS_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*")  # use with fullmatch: "$" lets a newline through
@@ -137,6 +136,8 @@ class Cluster:
     kubernetes_version: str
     endpoint: str | None
     vip: str | None  # a virtual IP for the API endpoint, held by one controller at a time (kube-vip, ARP)
+    hosts_entry: bool | None  # the endpoint's name in every node's /etc/hosts; None: when there is a VIP
+    bootstrap_controller: str | None  # the controller that runs kubeadm init; None: the first one
     service_cidr: str
     pod_cidr: str
     domain: str
@@ -185,13 +186,36 @@ class Cluster:
             )
         return controllers[0].ip, API_PORT
 
+    def cluster_sans(self) -> tuple[str, ...]:
+        """The names every apiserver certificate carries, whichever controller it is for: the
+        endpoint's host and the VIP. They alone go into kubeadm's ``apiServer.certSANs``, which
+        ``kubeadm init`` uploads and every later ``kubeadm join --control-plane`` checks against."""
+        host, _ = self.endpoint_host_port()
+        return unique([host, *([self.vip] if self.vip else [])])
+
+    def init_controller(self) -> Node | None:
+        """The one controller that runs ``kubeadm init``; every other one joins it."""
+        controllers = self.controllers()
+        named = [n for n in controllers if n.name == self.bootstrap_controller]
+        first = named or controllers
+        return first[0] if first else None
+
+    def hosts_entry_line(self) -> str | None:
+        """The /etc/hosts line that makes the endpoint's name resolve on every node (to the VIP,
+        else the first controller), when the endpoint is a name and the entry is wanted."""
+        if not self.endpoint:
+            return None
+        host, _ = split_host_port(self.endpoint)
+        wanted = self.hosts_entry if self.hosts_entry is not None else self.vip is not None
+        if is_ip(host) or not wanted:
+            return None
+        controllers = self.controllers()
+        target = self.vip or (controllers[0].ip if controllers else None)
+        return f"{target} {host}" if target else None
+
     def server_url(self, via_ip: str | None = None) -> str:
         host, port = self.endpoint_host_port() if via_ip is None else (via_ip, API_PORT)
         return f"https://{bracket(host)}:{port}"
-
-    def etcd_initial_cluster(self) -> str:
-        """etcd's ``--initial-cluster``: every controller of cluster.yaml, by name and peer URL."""
-        return ",".join(f"{n.name}=https://{bracket(n.ip)}:{ETCD_PEER_PORT}" for n in self.controllers())
 
     def kubernetes_service_ip(self) -> str:
         """First address of the service CIDR: the ``kubernetes`` Service's ClusterIP."""
@@ -200,6 +224,12 @@ class Cluster:
     def dns_service_ip(self) -> str:
         """kubeadm puts CoreDNS on the tenth address of the service CIDR."""
         return str(netaddr.IPNetwork(self.service_cidr)[10])
+
+    def node_local_cri_socket(self) -> bool:
+        """kubeadm's NodeLocalCRISocket gate is on by default (beta in 1.34, GA in 1.36): the CRI
+        socket is in /var/lib/kubelet/instance-config.yaml, not in a Node annotation."""
+        major, minor, _ = (int(p) for p in self.kubernetes_version.split("."))
+        return (major, minor) >= (1, 34)
 
     def kubernetes_minor(self) -> str:
         major, minor, _ = self.kubernetes_version.split(".")

@@ -28,7 +28,7 @@ from isobuilder import __version__, configdrive, keyscan, kubeconfig, manifests,
 from isobuilder.authority import CA_FILES, Authority
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, changes
-from isobuilder.identities import Kubeconfig, apiserver_sans, ca_files_for, node_identities, node_kubeconfigs
+from isobuilder.identities import Kubeconfig, ca_files_for, node_identities, node_kubeconfigs
 from isobuilder.model import Cluster, Format, Media, Node
 
 CLOUD_DIR = "cloud-config"  # the drive's files, as they appear on config.iso
@@ -99,16 +99,19 @@ def inputs_digest(cluster: Cluster, node: Node, authority: Authority) -> str:
             "isobuild": [__version__, render.templates_digest()],
             "settings": schema.settings_mapping(cluster),
             "node": schema.node_mapping(node),
-            # A controller is made from the whole control plane (etcd's member list); another node
-            # only from the address it joins.
-            "controllers": members(cluster) if node.role.is_controller else list(cluster.endpoint_host_port()),
+            # What a node takes from the others: the endpoint (the first controller's IP, when the
+            # cluster has no other), its /etc/hosts line, and which controller runs kubeadm init.
+            "joins": [list(cluster.endpoint_host_port()), cluster.hosts_entry_line(), bootstrap_of(cluster, node)],
             "pki": authority.digest,
         }
     )
 
 
-def members(cluster: Cluster) -> list[tuple[str, str]]:
-    return [(n.name, n.ip) for n in cluster.controllers()]
+def bootstrap_of(cluster: Cluster, node: Node) -> str | None:
+    """The controller that runs kubeadm init, as far as ``node`` is concerned (a controller's
+    files say whether it is that one; other nodes do not care)."""
+    init = cluster.init_controller()
+    return init.name if init is not None and node.role.is_controller else None
 
 
 # -- the drive layout and the hand-edit rule ---------------------------------------------------
@@ -257,17 +260,16 @@ def write_kubeconfigs(b: _Build) -> None:
 
 
 def server_for(cluster: Cluster, node: Node, *, local: bool) -> str:
-    if local:
-        return cluster.server_url(via_ip=node.ip)
-    if cluster.endpoint or node.master is None:
-        return cluster.server_url()
-    return cluster.server_url(via_ip=node.master)
+    """The local apiserver (a controller's own components), else the one endpoint every node and
+    kubeconfig uses: endpoint, else the VIP, else the first controller (--master only says which
+    cluster a worker joins)."""
+    return cluster.server_url(via_ip=node.ip) if local else cluster.server_url()
 
 
 def render_host_configs(b: _Build) -> None:
     cluster, node = b.cluster, b.node
     if node.role.is_controller:
-        b.host |= manifests.controller_configs(cluster, node, list(apiserver_sans(cluster, node)))
+        b.host |= manifests.controller_configs(cluster, node)
     else:
         b.host |= manifests.worker_configs(cluster, node)
     if cluster.format_of(node) is Format.IGNITION:
@@ -276,6 +278,7 @@ def render_host_configs(b: _Build) -> None:
     else:
         b.install = render.install_script(cluster, node)
         b.host[render.INSTALL_PATH] = File(b.install, 0o700)
+        b.host[render.INSTALL_UNIT_PATH] = File(render.install_unit(render.INSTALL_PATH).encode(), 0o644)
     b.tree[INSTALL] = File(b.install, 0o755)
 
 

@@ -15,13 +15,17 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from isobuilder import __version__, ignition, network, serialize
+from isobuilder import __version__, ignition, manifests, network, serialize
 from isobuilder.files import File
 from isobuilder.manifests import ADDONS_DIR, HostFiles
-from isobuilder.model import Cluster, Format, Node, merged_ssh_keys
+from isobuilder.model import Cluster, Format, Node, is_ipv6, merged_ssh_keys
 
 INSTALL_PATH = "/opt/isobuild/install.sh"
 SETUP_PATH = "/opt/isobuild/setup.sh"  # Ignition nodes: the first-boot setup isobuild-setup.service runs
+INSTALL_UNIT = "isobuild-install.service"  # runs install.sh (setup.sh) at boot until it succeeds once
+INSTALL_UNIT_PATH = f"/etc/systemd/system/{INSTALL_UNIT}"
+INSTALL_DONE = "/var/lib/isobuild/install.done"  # written by the script's last step
+HOSTS = "/etc/hosts"
 
 
 COMPILED = "compiled"  # templates/compiled/: the templates as Python modules (Jinja's compile_templates)
@@ -101,6 +105,12 @@ def _script_values(cluster: Cluster, node: Node) -> dict[str, Any]:
         "addons_dir": ADDONS_DIR,
         "endpoint": cluster.server_url(),
         "vip": cluster.vip or "",
+        "bootstrap": int(cluster.init_controller() == node),
+        "init_controller": init.name if (init := cluster.init_controller()) else "",
+        "done": INSTALL_DONE,
+        "ipv6_pods": is_ipv6(cluster.pod_cidr.partition("/")[0]),  # flannel routes them: IPv6 forwarding on
+        "cri_socket_annotation": "" if cluster.node_local_cri_socket() else manifests.CRI_SOCKET_ANNOTATION,
+        "cri_socket": manifests.CRI_SOCKET,
     }
 
 
@@ -129,6 +139,10 @@ def flatcar_install_script(cluster: Cluster, node: Node, config_path: str) -> by
         label=cluster.media_of(node).label,
         config_path=config_path,
     ).encode()
+
+
+def install_unit(script: str) -> str:
+    return render_template("isobuild-install.service.j2", unit=INSTALL_UNIT, script=script, done=INSTALL_DONE)
 
 
 def renew_script(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
@@ -160,6 +174,11 @@ def ignition_config(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
     host = dict(files)
     if node.static:
         host[network.NETWORKD_PATH] = File(network.networkd_file(node), 0o644)
+    hosts_line = cluster.hosts_entry_line()
+    if hosts_line:
+        # The whole file, replacing whatever the image has there (a link into /usr included).
+        hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost\n{hosts_line}  # isobuild: the API endpoint\n"
+        host[HOSTS] = File(hosts.encode(), 0o644)
     units = [
         ignition.Unit("containerd.service", enabled=True),
         ignition.Unit(
@@ -168,14 +187,14 @@ def ignition_config(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
             enabled=True,
             dropins=(("10-kubeadm.conf", _static_text("10-kubeadm.conf")),),
         ),
-        ignition.Unit("isobuild-setup.service", _static_text("isobuild-setup.service"), enabled=True),
+        ignition.Unit(INSTALL_UNIT, install_unit(SETUP_PATH), enabled=True),
     ]
     spec = ignition.Butane(hostname=node.name, ssh_keys=merged_ssh_keys(cluster, node), files=host, units=units)
     return ignition.dumps(ignition.translate(spec))
 
 
 def user_data(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
-    write_files = [
+    write_files: list[dict[str, Any]] = [
         {
             "path": path,
             "owner": "root:root",
@@ -184,6 +203,12 @@ def user_data(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
         }
         for path, f in sorted(files.items())
     ]
+    hosts_line = cluster.hosts_entry_line()
+    if hosts_line:
+        # Appended once (write_files runs before update_etc_hosts); "manage_etc_hosts: localhost"
+        # then edits only the 127.0.1.1 line at each boot (cloudinit/distros/__init__.py,
+        # Distro.update_etc_hosts), where "true" would re-render the file from a template.
+        write_files.append({"path": HOSTS, "append": True, "content": f"{hosts_line}  # isobuild: the API endpoint\n"})
     hostname, _, _ = node.name.partition(".")
     return render_template(
         "cloud-config.yaml.j2",
@@ -192,7 +217,9 @@ def user_data(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
         fqdn=node.name if "." in node.name else "",
         ssh_keys=merged_ssh_keys(cluster, node),
         write_files=write_files,
-        runcmd=[[INSTALL_PATH]],
+        manage_etc_hosts="localhost" if hosts_line else True,
+        # runcmd runs once per instance; the unit it starts runs install.sh until it succeeds.
+        runcmd=[["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "--no-block", INSTALL_UNIT]],
     ).encode()
 
 

@@ -16,7 +16,7 @@ from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
 from isobuilder.inventory import Inventory, Transaction
 from isobuilder.model import Cluster, Format, Media, Node, merged_ssh_keys
-from isobuilder.nodefolder import STATE, NodeFolder, build_node, inputs_digest, members
+from isobuilder.nodefolder import STATE, NodeFolder, build_node, inputs_digest
 from isobuilder.ops import is_current, load_authority, load_cluster, read_node, transaction
 from isobuilder.plan import ClusterRequest, NodeRequest, plan_node
 
@@ -155,9 +155,12 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
     )
 
 
-def _joined_at(cluster: Cluster) -> tuple[str, int] | None:
-    """The address nodes join, None while there is none (no controller yet)."""
-    return cluster.endpoint_host_port() if cluster.endpoint or cluster.vip or cluster.controllers() else None
+def _shared(cluster: Cluster) -> tuple[object, ...]:
+    """What other nodes are made from: the address they join (None while there is no controller),
+    the endpoint's /etc/hosts line, and the controller that runs kubeadm init."""
+    joined = cluster.endpoint_host_port() if cluster.endpoint or cluster.vip or cluster.controllers() else None
+    init = cluster.init_controller()
+    return joined, cluster.hosts_entry_line(), init.name if init else None
 
 
 def _affected_others(
@@ -168,12 +171,9 @@ def _affected_others(
     rebuilt: list[tuple[Affected, NodeFolder]] = []
     skipped: list[str] = []
     settings_changed = schema.settings_mapping(before) != schema.settings_mapping(after)
-    if not settings_changed and _joined_at(before) == _joined_at(after):
-        if members(before) == members(after):
-            return rebuilt, skipped  # e.g. a worker added or moved: nobody else is made from it
-        candidates = after.controllers()  # the etcd member list changed: the controllers only
-    else:
-        candidates = list(after.nodes)
+    if not settings_changed and _shared(before) == _shared(after):
+        return rebuilt, skipped  # e.g. a worker or a later controller added: nobody else is made from it
+    candidates = list(after.nodes)
     inv = ctx.inventory
     for other in candidates:
         folder = inv.node_dir(other.folder)

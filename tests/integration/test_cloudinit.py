@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -83,7 +84,36 @@ def test_install_script_is_the_one_inside_user_data(shared_example: Path) -> Non
         install = files["/opt/isobuild/install.sh"]
         assert install["content"] == (folder / "install.sh").read_text()
         assert install["permissions"] == "0700"
-        assert data["runcmd"] == [["/opt/isobuild/install.sh"]]
+        # runcmd only starts the unit; the unit runs install.sh until it succeeds once
+        assert data["runcmd"] == [
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "enable", "--now", "--no-block", "isobuild-install.service"],
+        ]
+        unit = files["/etc/systemd/system/isobuild-install.service"]["content"]
+        assert "ExecStart=/opt/isobuild/install.sh\n" in unit and "Restart=on-failure\n" in unit
+        assert "ConditionPathExists=!/var/lib/isobuild/install.done\n" in unit
+        assert "DONE=/var/lib/isobuild/install.done" in install["content"]
+
+
+def test_systemd_analyze_verifies_the_install_unit(shared_example: Path, tmp_path: Path) -> None:
+    """The unit cloud-init writes and enables, checked by systemd itself (Type=oneshot with
+    Restart=on-failure, no start limit, no timeout) against a root holding it and install.sh."""
+    analyze = require_tool("systemd-analyze")
+    root = tmp_path / "root"
+    shutil.copytree("/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    data = yaml.safe_load((shared_example / "node-worker1" / USER_DATA).read_text())
+    for entry in data["write_files"]:
+        if entry["path"] in ("/etc/systemd/system/isobuild-install.service", "/opt/isobuild/install.sh"):
+            target = root / entry["path"].lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(entry["content"])
+            target.chmod(int(entry["permissions"], 8))
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", f"--root={root}", "/etc/systemd/system/isobuild-install.service"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
 
 def test_user_data_places_kubeadm_files_with_secret_modes(shared_example: Path) -> None:

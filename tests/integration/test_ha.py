@@ -71,23 +71,24 @@ def extra_args(args: list[dict[str, str]]) -> dict[str, str]:
 
 
 # -- what the controllers are given ---------------------------------------------------------------
-@pytest.mark.parametrize("name", sorted(CONTROLLERS))
-def test_every_controller_carries_the_same_etcd_member_list_and_endpoint(ha: Path, name: str) -> None:
-    files = drive_files(ha, name)
-    docs = documents(files["/etc/kubernetes/isobuild/kubeadm.yaml"]["content"])
+def test_only_the_bootstrap_controller_runs_kubeadm_init(ha: Path) -> None:
+    """kubeadm's HA flow: the first controller inits, the others join. The ClusterConfiguration
+    init uploads carries cluster-wide names only, and no etcd member list (kubeadm manages it)."""
+    for name in CONTROLLERS:
+        files = drive_files(ha, name)
+        script = files["/opt/isobuild/install.sh"]["content"]
+        assert f"BOOTSTRAP={int(name == 'ctrl1')} " in script and "INIT_CONTROLLER=ctrl1\n" in script
+        assert ("/etc/kubernetes/isobuild/kubeadm.yaml" in files) == (name == "ctrl1")
+    docs = documents(drive_files(ha, "ctrl1")["/etc/kubernetes/isobuild/kubeadm.yaml"]["content"])
     config = docs["ClusterConfiguration"]
     assert config["controlPlaneEndpoint"] == f"{ENDPOINT}:6443"
-    etcd = extra_args(config["etcd"]["local"]["extraArgs"])
-    assert etcd == {
-        "initial-cluster": ",".join(f"{n}=https://{ip}:2380" for n, ip in CONTROLLERS.items()),
-        "initial-cluster-state": "new",
-    }
-    assert docs["InitConfiguration"]["localAPIEndpoint"]["advertiseAddress"] == CONTROLLERS[name]
-    assert {ENDPOINT, VIP, CONTROLLERS[name], name} <= set(config["apiServer"]["certSANs"])
+    assert config["apiServer"]["certSANs"] == [ENDPOINT, VIP]
+    assert "etcd" not in config
+    assert docs["InitConfiguration"]["localAPIEndpoint"]["advertiseAddress"] == CONTROLLERS["ctrl1"]
 
 
 @pytest.mark.parametrize("name", sorted(CONTROLLERS))
-def test_a_later_controller_joins_with_admin_conf_as_discovery_and_no_token(ha: Path, name: str) -> None:
+def test_every_controller_can_join_with_admin_conf_as_discovery_and_no_token(ha: Path, name: str) -> None:
     files = drive_files(ha, name)
     join = documents(files["/etc/kubernetes/isobuild/kubeadm-join.yaml"]["content"])["JoinConfiguration"]
     assert join["discovery"] == {"file": {"kubeConfigPath": "/etc/kubernetes/admin.conf"}}
@@ -101,12 +102,14 @@ def test_a_later_controller_joins_with_admin_conf_as_discovery_and_no_token(ha: 
     for pki in ("ca.crt", "ca.key", "sa.key", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key"):
         assert f"/etc/kubernetes/pki/{pki}" in files
     script = files["/opt/isobuild/install.sh"]["content"]
-    assert 'kubeadm join --config "${ADDONS_DIR}/kubeadm-join.yaml"' in script
+    assert "wait_for_api -n kube-system get configmap kubeadm-config" in script  # init's upload, then join
+    assert 'kubeadm join --config "$config"' in script
     assert "--discovery-token" not in script and "--certificate-key" not in script
 
 
 def test_kube_vip_static_pod_holds_the_vip_with_leader_election(ha: Path) -> None:
-    files = drive_files(ha, "ctrl2")
+    assert "/etc/kubernetes/isobuild/kube-vip-init.yaml" not in drive_files(ha, "ctrl2")  # it joins
+    files = drive_files(ha, "ctrl1")
     for name, conf in (("kube-vip.yaml", "admin.conf"), ("kube-vip-init.yaml", "super-admin.conf")):
         pod = yaml.safe_load(files[f"/etc/kubernetes/isobuild/{name}"]["content"])
         container = pod["spec"]["containers"][0]
@@ -140,21 +143,34 @@ def test_shellcheck_passes_on_the_ha_controller_scripts(ha: Path, tmp_path: Path
     assert result.returncode == 0, result.stdout
 
 
-def test_adding_a_controller_rebuilds_the_others_and_says_so(run: Run, inv: Path) -> None:
+def test_adding_a_controller_leaves_the_others_alone(run: Run, inv: Path) -> None:
+    """kubeadm adds the etcd member when the new controller joins: no other node is made from it."""
     assert run("node", "c1", "10.0.0.11", "--endpoint", "api.lab.test").code == 0
     assert run("node", "w1", "10.0.0.21", "--master", "10.0.0.11").code == 0
-    worker_state = (inv / "node-w1" / ".isobuild.json").stat()
-    c1_cert = (inv / "node-c1/ssl/apiserver.crt").read_bytes()
+    before = {n: (inv / f"node-{n}/cloud-config/openstack/latest/user_data").read_bytes() for n in ("c1", "w1")}
     result = run("node", "c2", "10.0.0.12", "--role", "controller", "--json")
     assert result.code == 0, result.err
-    assert json.loads(result.out)["rebuilt_others"] == [{"name": "c1", "folder": "node-c1", "certs_changed": False}]
-    assert "rebuilt: node-c1: first-boot config only" in result.err
+    assert json.loads(result.out)["rebuilt_others"] == []
     assert "2 controllers: etcd needs 2 of them up" in result.err
-    kubeadm = (inv / "node-c1/cloud-config/openstack/latest/user_data").read_text()
-    assert "c1=https://10.0.0.11:2380,c2=https://10.0.0.12:2380" in kubeadm
-    assert (inv / "node-c1/ssl/apiserver.crt").read_bytes() == c1_cert  # nothing to re-issue
-    assert (inv / "node-w1" / ".isobuild.json").stat().st_mtime_ns == worker_state.st_mtime_ns  # untouched
+    for name, data in before.items():
+        assert (inv / f"node-{name}/cloud-config/openstack/latest/user_data").read_bytes() == data
+    assert "BOOTSTRAP=0 " in (inv / "node-c2/install.sh").read_text()
     assert run("list").out.count("up to date") == 3
+
+
+def test_bootstrap_controller_moves_init_and_rebuilds_both(run: Run, inv: Path) -> None:
+    assert run("node", "c1", "10.0.0.11", "--endpoint", "api.lab.test").code == 0
+    assert run("node", "c2", "10.0.0.12", "--role", "controller").code == 0
+    text = (inv / "cluster.yaml").read_text().replace("bootstrap_controller: ''", "bootstrap_controller: c2")
+    (inv / "cluster.yaml").write_text(text)
+    result = run("build")
+    assert result.code == 0, result.err
+    assert "BOOTSTRAP=1 " in (inv / "node-c2/install.sh").read_text()
+    assert "BOOTSTRAP=0 " in (inv / "node-c1/install.sh").read_text()
+    assert "kubeadm.yaml" in (inv / "node-c2/cloud-config/openstack/latest/user_data").read_text()
+    (inv / "cluster.yaml").write_text(text.replace("bootstrap_controller: c2", "bootstrap_controller: w9"))
+    refused = run("build")
+    assert refused.code == 1 and "bootstrap_controller: 'w9' is not a controller of this cluster" in refused.err
 
 
 def test_setting_the_endpoint_later_reissues_what_names_it(run: Run, inv: Path) -> None:
@@ -191,22 +207,18 @@ def test_vip_must_not_clash(run: Run) -> None:
     assert result.code == 1 and "is an IP other than the VIP" in result.err
 
 
-# -- a real etcd cluster of the three controllers ---------------------------------------------------
-def start_member(name: str, pki: Path, ports: dict[str, tuple[int, int]], root: Path) -> subprocess.Popen[bytes]:
-    """etcd as kubeadm's static pod runs it, on loopback ports instead of the controller's IP."""
+# -- a real etcd cluster of the three controllers, formed as kubeadm forms it -----------------------
+def start_member(
+    name: str, pki: Path, ports: dict[str, tuple[int, int]], root: Path, members: list[str], state: str = "new"
+) -> subprocess.Popen[bytes]:
+    """etcd as kubeadm's static pod runs it, on loopback ports instead of the controller's IP:
+    ``members`` is its --initial-cluster (kubeadm's getEtcdCommand, phases/etcd/local.go)."""
     client, peer = ports[name]
-    initial = ",".join(f"{n}=https://127.0.0.1:{p}" for n, (_, p) in ports.items())
+    initial = ",".join(f"{n}=https://127.0.0.1:{ports[n][1]}" for n in members)
     command = etcd_command(name, pki, f"https://127.0.0.1:{client}", f"https://127.0.0.1:{peer}", initial, root / name)
-    command.append("--initial-cluster-token=isobuild-test")
-    with (root / f"{name}.log").open("wb") as log:
+    command[command.index("--initial-cluster-state=new")] = f"--initial-cluster-state={state}"
+    with (root / f"{name}.log").open("ab") as log:
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=tool_env())
-
-
-def etcd_member_names(ha: Path) -> list[str]:
-    """The member list the controllers' kubeadm config gives etcd, by name."""
-    docs = documents(drive_files(ha, "ctrl1")["/etc/kubernetes/isobuild/kubeadm.yaml"]["content"])
-    initial = extra_args(docs["ClusterConfiguration"]["etcd"]["local"]["extraArgs"])["initial-cluster"]
-    return [member.split("=")[0] for member in initial.split(",")]
 
 
 def wait_healthy(members: list[Etcd], seconds: float = 30) -> None:
@@ -220,32 +232,66 @@ def wait_healthy(members: list[Etcd], seconds: float = 30) -> None:
         time.sleep(0.3)
 
 
-def test_three_controllers_form_one_etcd_cluster(ha: Path, tmp_path: Path) -> None:
-    names = etcd_member_names(ha)
-    assert names == list(CONTROLLERS)
+def join_member(
+    name: str, pki: Path, ports: dict[str, tuple[int, int]], root: Path, first: Etcd
+) -> subprocess.Popen[bytes]:
+    """What ``kubeadm join --control-plane`` does for etcd, restated (cmd/kubeadm/app/phases/etcd/
+    local.go, CreateStackedEtcdStaticPodManifestFile): with the joining node's own
+    healthcheck-client certificate (util/etcd/etcd.go, NewFromCluster), add it as a learner, start
+    it with the member list that returns and state ``existing``, then promote it."""
+    peer = f"https://127.0.0.1:{ports[name][1]}"
+    joiner = Etcd(first.url, pki, first.log)
+    deadline = time.monotonic() + 30
+    # etcd refuses a member while the last one added is not yet active: kubeadm retries (util/etcd/etcd.go)
+    while (
+        added := joiner.ctl_as("etcd/healthcheck-client", "member", "add", name, f"--peer-urls={peer}", "--learner")
+    ).returncode:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} not added: {added.stderr}")
+        time.sleep(1)
+    initial = next(line for line in added.stdout.splitlines() if line.startswith("ETCD_INITIAL_CLUSTER="))
+    members = [m.split("=")[0] for m in initial.split("=", 1)[1].strip('"').split(",")]
+    proc = start_member(name, pki, ports, root, members, state="existing")
+    member_id = added.stdout.split("Member ")[1].split()[0]
+    deadline = time.monotonic() + 30
+    while (promoted := joiner.ctl_as("etcd/healthcheck-client", "member", "promote", member_id)).returncode != 0:
+        if time.monotonic() > deadline:  # a learner is promoted once it has caught up with the leader
+            pytest.fail(f"{name} not promoted: {promoted.stderr}")
+        time.sleep(0.5)
+    return proc
+
+
+def test_three_controllers_form_one_etcd_cluster_as_kubeadm_does(ha: Path, tmp_path: Path) -> None:
+    """ctrl1 starts etcd alone (kubeadm init); ctrl2 and ctrl3 join as kubeadm join adds them,
+    each with its own certificates: the peers accept each other's, the clients the servers'."""
     require_tool("etcdctl")
+    names = list(CONTROLLERS)
     ports = {n: (free_port(), free_port()) for n in names}
-    procs = [start_member(n, ha / f"node-{n}" / "ssl", ports, tmp_path) for n in names]
+    pki = {n: ha / f"node-{n}" / "ssl" for n in names}
+    members = {n: Etcd(f"https://127.0.0.1:{ports[n][0]}", pki[n], tmp_path / f"{n}.log") for n in names}
+    procs = [start_member("ctrl1", pki["ctrl1"], ports, tmp_path, ["ctrl1"])]
     try:
-        members = [
-            Etcd(f"https://127.0.0.1:{ports[n][0]}", ha / f"node-{n}" / "ssl", tmp_path / f"{n}.log") for n in names
-        ]
-        wait_healthy(members)
+        wait_healthy([members["ctrl1"]])
+        for i, name in enumerate(names[1:], start=2):
+            procs.append(join_member(name, pki[name], ports, tmp_path, members["ctrl1"]))
+            wait_healthy([members[n] for n in names[:i]])  # kubeadm: WaitForClusterAvailable
+        wait_healthy(list(members.values()))
         # etcdctl with the healthcheck-client cert, against every member the cluster lists
-        pki = ha / "node-ctrl2" / "ssl"
-        health = members[0].ctl(
+        health = members["ctrl1"].ctl(
             "endpoint", "health", "--cluster",
-            cert=pki / "etcd/healthcheck-client.crt", key=pki / "etcd/healthcheck-client.key",
+            cert=pki["ctrl2"] / "etcd/healthcheck-client.crt", key=pki["ctrl2"] / "etcd/healthcheck-client.key",
         )  # fmt: skip
         assert health.returncode == 0, health.stderr
         healthy = {line.split()[0] for line in (health.stdout + health.stderr).splitlines() if " is healthy" in line}
-        assert healthy == {m.url for m in members}
-        listed = members[2].ctl_as("apiserver-etcd-client", "member", "list", "-w", "json")
+        assert healthy == {m.url for m in members.values()}
+        listed = members["ctrl3"].ctl_as("apiserver-etcd-client", "member", "list", "-w", "json")
         assert listed.returncode == 0, listed.stderr
-        assert sorted(m["name"] for m in json.loads(listed.stdout)["members"]) == names
+        listing = json.loads(listed.stdout)["members"]
+        assert sorted(m["name"] for m in listing) == names
+        assert not any(m.get("isLearner") for m in listing)  # all promoted: voting members
         # a write through ctrl1 is read through ctrl3: one replicated store
-        assert members[0].ctl_as("apiserver-etcd-client", "put", "/isobuild/ha", "one-store").returncode == 0
-        read = members[2].ctl_as("apiserver-etcd-client", "get", "/isobuild/ha", "--print-value-only")
+        assert members["ctrl1"].ctl_as("apiserver-etcd-client", "put", "/isobuild/ha", "one-store").returncode == 0
+        read = members["ctrl3"].ctl_as("apiserver-etcd-client", "get", "/isobuild/ha", "--print-value-only")
         assert read.stdout.strip() == "one-store", read.stderr
     finally:
         for proc in procs:
@@ -258,10 +304,10 @@ def test_a_member_with_another_clusters_certificates_is_refused(ha: Path, run: R
     impostor = tmp_path / "impostor-pki"
     shutil.copytree(other / "node-ctrl3" / "ssl", impostor)
     shutil.copy(ha / "ssl" / "etcd" / "ca.crt", impostor / "etcd" / "ca.crt")  # it knows our CA, not its key
-    names = etcd_member_names(ha)
+    names = list(CONTROLLERS)  # a static three-member cluster: the impostor is named a member
     ports = {n: (free_port(), free_port()) for n in names}
     pkis = {"ctrl1": ha / "node-ctrl1/ssl", "ctrl2": ha / "node-ctrl2/ssl", "ctrl3": impostor}
-    procs = [start_member(n, pkis[n], ports, tmp_path) for n in names]
+    procs = [start_member(n, pkis[n], ports, tmp_path, names) for n in names]
     try:
         ours = [Etcd(f"https://127.0.0.1:{ports[n][0]}", pkis[n], tmp_path / f"{n}.log") for n in ("ctrl1", "ctrl2")]
         wait_healthy(ours)  # two of three: a quorum without the impostor

@@ -100,7 +100,7 @@ def test_ignition_files_stage_writes_every_file_and_unit(
     units = root / "etc/systemd/system"
     assert (units / "kubelet.service.d/10-kubeadm.conf").exists()
     preset = (root / "etc/systemd/system-preset/20-ignition.preset").read_text().split("\n")
-    assert {"enable containerd.service", "enable kubelet.service", "enable isobuild-setup.service"} <= set(preset)
+    assert {"enable containerd.service", "enable kubelet.service", "enable isobuild-install.service"} <= set(preset)
     network = root / "etc/systemd/network/00-isobuild.network"
     assert "MACAddress=52:54:00:00:00:0" in network.read_text()
     if node == "ctrl":
@@ -131,7 +131,7 @@ def test_systemd_analyze_verifies_the_units(mixed_example: Path, tmp_path: Path)
         target.chmod(mode)
     (root / "opt/bin").mkdir(parents=True)
     shutil.copy("/bin/true", root / "opt/bin/kubelet")  # what setup.sh downloads
-    for name in ("kubelet.service", "isobuild-setup.service"):
+    for name in ("kubelet.service", "isobuild-install.service"):
         result = subprocess.run(
             [analyze, "verify", "--man=no", f"--root={root}", f"/etc/systemd/system/{name}"],
             capture_output=True, text=True,

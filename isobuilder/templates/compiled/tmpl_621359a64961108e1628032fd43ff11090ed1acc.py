@@ -9,6 +9,7 @@ def root(context, missing=missing):
     if 0: yield None
     l_0_hostname = resolve('hostname')
     l_0_fqdn = resolve('fqdn')
+    l_0_manage_etc_hosts = resolve('manage_etc_hosts')
     l_0_ssh_keys = resolve('ssh_keys')
     l_0_write_files = resolve('write_files')
     l_0_runcmd = resolve('runcmd')
@@ -26,16 +27,18 @@ def root(context, missing=missing):
         yield '\nfqdn:'
         yield str(t_1((undefined(name='fqdn') if l_0_fqdn is missing else l_0_fqdn)))
         yield '\nprefer_fqdn_over_hostname: true'
-    yield "\nmanage_etc_hosts: true\n\n# SSH: keys only. cloud-init adds them to the image's default user (ubuntu, debian, ...).\nssh_pwauth: false\ndisable_root: true"
+    yield '\nmanage_etc_hosts:'
+    yield str(t_1((undefined(name='manage_etc_hosts') if l_0_manage_etc_hosts is missing else l_0_manage_etc_hosts)))
+    yield "\n\n# SSH: keys only. cloud-init adds them to the image's default user (ubuntu, debian, ...).\nssh_pwauth: false\ndisable_root: true"
     if (undefined(name='ssh_keys') if l_0_ssh_keys is missing else l_0_ssh_keys):
         pass
         yield '\nssh_authorized_keys:'
         yield str(t_1((undefined(name='ssh_keys') if l_0_ssh_keys is missing else l_0_ssh_keys), 2))
     yield "\n\n# Certificates, keys and configs at kubeadm's paths; secrets are 0600.\nwrite_files:"
     yield str(t_1((undefined(name='write_files') if l_0_write_files is missing else l_0_write_files), 2))
-    yield '\n\n# First boot only (runcmd runs once per instance): install and start Kubernetes.\nruncmd:'
+    yield '\n\n# First boot only (runcmd runs once per instance): start the unit that installs Kubernetes\n# (install.sh), retried until it succeeds.\nruncmd:'
     yield str(t_1((undefined(name='runcmd') if l_0_runcmd is missing else l_0_runcmd), 2))
     yield '\n'
 
 blocks = {}
-debug_info = '7=23&8=24&9=27&17=30&18=33&22=35&25=37'
+debug_info = '7=24&8=25&9=28&12=31&17=33&18=36&22=38&26=40'
