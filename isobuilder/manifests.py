@@ -1,7 +1,7 @@
 """What kubeadm and the kubelet read, and the add-ons a controller applies, as data. Pure.
 
-kubeadm's Init/Cluster/Join configurations (etcd's static member list; join by admin.conf
-discovery, no token), the KubeletConfiguration and kubeadm-flags.env of a joining node, the
+kubeadm's Init/Cluster/Join configurations (one bootstrap controller inits; the others join by
+admin.conf discovery, no token), the KubeletConfiguration and kubeadm-flags.env of a joining node, the
 kube-vip static pod, RBAC bindings and the flannel and ingress-nginx kustomizations: each is
 built as a mapping and serialised by ``serialize``, never pasted into text.
 """

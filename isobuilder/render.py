@@ -21,11 +21,12 @@ from isobuilder.manifests import ADDONS_DIR, HostFiles
 from isobuilder.model import Cluster, Format, Node, is_ipv6, merged_ssh_keys
 
 INSTALL_PATH = "/opt/isobuild/install.sh"
-SETUP_PATH = "/opt/isobuild/setup.sh"  # Ignition nodes: the first-boot setup isobuild-setup.service runs
+SETUP_PATH = "/opt/isobuild/setup.sh"  # Ignition nodes: the setup isobuild-install.service runs
 INSTALL_UNIT = "isobuild-install.service"  # runs install.sh (setup.sh) at boot until it succeeds once
 INSTALL_UNIT_PATH = f"/etc/systemd/system/{INSTALL_UNIT}"
 INSTALL_DONE = "/var/lib/isobuild/install.done"  # written by the script's last step
 HOSTS = "/etc/hosts"
+HOSTS_COMMENT = "# isobuild: the cluster's API endpoint\n"  # a line of its own: cloud-init re-renders entries
 
 
 COMPILED = "compiled"  # templates/compiled/: the templates as Python modules (Jinja's compile_templates)
@@ -177,7 +178,7 @@ def ignition_config(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
     hosts_line = cluster.hosts_entry_line()
     if hosts_line:
         # The whole file, replacing whatever the image has there (a link into /usr included).
-        hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost\n{hosts_line}  # isobuild: the API endpoint\n"
+        hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost\n{HOSTS_COMMENT}{hosts_line}\n"
         host[HOSTS] = File(hosts.encode(), 0o644)
     units = [
         ignition.Unit("containerd.service", enabled=True),
@@ -208,7 +209,7 @@ def user_data(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
         # Appended once (write_files runs before update_etc_hosts); "manage_etc_hosts: localhost"
         # then edits only the 127.0.1.1 line at each boot (cloudinit/distros/__init__.py,
         # Distro.update_etc_hosts), where "true" would re-render the file from a template.
-        write_files.append({"path": HOSTS, "append": True, "content": f"{hosts_line}  # isobuild: the API endpoint\n"})
+        write_files.append({"path": HOSTS, "append": True, "content": f"{HOSTS_COMMENT}{hosts_line}\n"})
     hostname, _, _ = node.name.partition(".")
     return render_template(
         "cloud-config.yaml.j2",

@@ -15,7 +15,7 @@ from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
 from isobuilder.inventory import Inventory, Transaction
-from isobuilder.model import Cluster, Format, Media, Node, merged_ssh_keys
+from isobuilder.model import Cluster, Format, Media, Node, bracket, merged_ssh_keys
 from isobuilder.nodefolder import STATE, NodeFolder, build_node, inputs_digest
 from isobuilder.ops import is_current, load_authority, load_cluster, read_node, transaction
 from isobuilder.plan import ClusterRequest, NodeRequest, plan_node
@@ -72,7 +72,7 @@ class Affected:
     def advice(self) -> str:
         if self.certs_changed:
             return "certificates re-issued: run its renew.sh on the node (or re-attach its config.iso and re-install)"
-        return "first-boot config only (e.g. etcd's member list): re-attach its config.iso if it has not booted yet"
+        return "first-boot config only (e.g. who runs kubeadm init): re-attach its config.iso if it has not booted yet"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +140,11 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
             tx.put_tree(other.folder, folder.tree)
         if created or updated != before:  # an unchanged cluster keeps the operator's comments
             tx.put_file(clusterfile.NAME, File(clusterfile.dump(updated)))
-    warnings = (*(() if merged_ssh_keys(updated, node) else (NO_SSH_KEY,)), *checks.cluster_warnings(updated))
+    warnings = (
+        *(() if merged_ssh_keys(updated, node) else (NO_SSH_KEY,)),
+        *checks.cluster_warnings(updated),
+        *_uploaded_config_warning(before, updated),
+    )
     return NodeResult(
         node,
         inv.node_dir(node.folder),
@@ -153,6 +157,23 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
         (*warnings, *skipped),
         tuple(a for a, _ in others),
     )
+
+
+def _uploaded_config_warning(before: Cluster, after: Cluster) -> list[str]:
+    """A running control plane keeps the endpoint and certSANs kubeadm init uploaded
+    (kube-system/kubeadm-config), and checks every joining controller against them
+    (cmd/kubeadm/app/phases/certs/certs.go, validateCertificateWithConfig)."""
+    if not before.controllers() or (before.endpoint_host_port(), before.cluster_sans()) == (
+        after.endpoint_host_port(),
+        after.cluster_sans(),
+    ):
+        return []
+    host, port = after.endpoint_host_port()
+    return [
+        f"the API endpoint is now {bracket(host)}:{port} (certSANs {', '.join(after.cluster_sans())}): on a running "
+        "cluster, set controlPlaneEndpoint and apiServer.certSANs to that in kube-system/kubeadm-config too "
+        "(kubectl -n kube-system edit configmap kubeadm-config) before another controller joins"
+    ]
 
 
 def _shared(cluster: Cluster) -> tuple[object, ...]:

@@ -211,3 +211,25 @@ def test_no_ca_key_in_a_worker_ignition_config(mixed_example: Path) -> None:
     assert not [name for name, key in secrets.items() if key in worker]
     controller = b"".join(content for _mode, content in files_of(config_of(mixed_example, "ctrl")).values())
     assert secrets["ca.key"] in controller  # the scan finds a key where one belongs
+
+
+def test_ignition_replaces_a_linked_etc_hosts_with_the_endpoint_entry(
+    run: Run, inv: Path, scratch_root: Path, tmp_path: Path
+) -> None:
+    """A named endpoint with a VIP: the whole /etc/hosts, written by Ignition's files stage over
+    what the image has there (here a link into the read-only /usr, as baselayouts ship it)."""
+    if os.geteuid() != 0:
+        pytest.fail("Ignition's files stage sets owners: run the tests as root (CI does)")
+    args = ["--format", "ignition", "--endpoint", "api.lab.test", "--vip", "10.0.0.10"]
+    assert run("node", "ctrl", "10.0.0.11", *args).code == 0
+    (scratch_root / "usr/share/baselayout").mkdir(parents=True)
+    (scratch_root / "usr/share/baselayout/hosts").write_text("127.0.0.1 localhost\n")
+    (scratch_root / "etc/hosts").symlink_to("../usr/share/baselayout/hosts")
+    state = tmp_path / "state"
+    state.mkdir()
+    _apply(inv / "node-ctrl" / CONFIG_2_USER_DATA, scratch_root, state)
+    hosts = scratch_root / "etc/hosts"
+    assert not hosts.is_symlink()
+    lines = hosts.read_text().splitlines()
+    assert "10.0.0.10 api.lab.test" in lines and "127.0.0.1\tlocalhost" in lines
+    assert (scratch_root / "usr/share/baselayout/hosts").read_text() == "127.0.0.1 localhost\n"  # untouched

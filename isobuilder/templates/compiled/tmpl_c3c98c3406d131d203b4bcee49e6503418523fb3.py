@@ -23,7 +23,7 @@ def root(context, missing=missing):
     yield str((undefined(name='node_name') if l_0_node_name is missing else l_0_node_name))
     yield "'s Ignition config. Run it from a Flatcar live boot (ISO, USB or PXE) with the\n# node's config.iso attached; the drive carries this script too:\n#   sudo mount -o ro /dev/disk/by-label/"
     yield str((undefined(name='label') if l_0_label is missing else l_0_label))
-    yield " /mnt && sudo bash /mnt/install.sh /dev/sda\n# On first boot from the disk, Ignition writes the node's files and units, then\n# isobuild-setup.service sets up Kubernetes. EVERYTHING ON THE TARGET DISK IS ERASED.\nset -euo pipefail\n\nNODE_NAME="
+    yield " /mnt && sudo bash /mnt/install.sh /dev/sda\n# On first boot from the disk, Ignition writes the node's files and units, then\n# isobuild-install.service sets up Kubernetes. EVERYTHING ON THE TARGET DISK IS ERASED.\nset -euo pipefail\n\nNODE_NAME="
     yield str(t_1((undefined(name='node_name') if l_0_node_name is missing else l_0_node_name)))
     yield '\nCHANNEL=${FLATCAR_CHANNEL:-'
     yield str(t_1((undefined(name='flatcar_channel') if l_0_flatcar_channel is missing else l_0_flatcar_channel)))

@@ -4,7 +4,7 @@
 # node's config.iso attached; the drive carries this script too:
 #   sudo mount -o ro /dev/disk/by-label/config-2 /mnt && sudo bash /mnt/install.sh /dev/sda
 # On first boot from the disk, Ignition writes the node's files and units, then
-# isobuild-setup.service sets up Kubernetes. EVERYTHING ON THE TARGET DISK IS ERASED.
+# isobuild-install.service sets up Kubernetes. EVERYTHING ON THE TARGET DISK IS ERASED.
 set -euo pipefail
 
 NODE_NAME=flatcar1

@@ -73,15 +73,26 @@ add_apt_repository() {  # name, key URL, source line
   fi
 }
 
+# Wait for the dpkg lock (unattended-upgrades may hold it at first boot) instead of failing:
+# apt's DPkg::Lock::Timeout (apt-pkg/deb/debsystem.cc, debSystem::Lock).
+APT=(apt-get -q -o DPkg::Lock::Timeout=600)
+
+apt_update() {  # `apt-get update` takes the lists lock without waiting (apt-pkg/acquire.cc): retry
+  local try
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    "${APT[@]}" update && return
+    log "apt-get update failed (try ${try}/10; apt-daily may hold its lock): again in 15 s"
+    sleep 15
+  done
+  die "apt-get update keeps failing; see the log above"
+}
+
 install_packages() {
   export DEBIAN_FRONTEND=noninteractive
   APT_CHANGED=0
-  # Wait for the dpkg lock (unattended-upgrades may hold it at first boot) instead of failing:
-  # apt's DPkg::Lock::Timeout (apt-pkg/deb/debsystem.cc).
-  local apt=(apt-get -q -o DPkg::Lock::Timeout=600)
   if ! command -v curl >/dev/null || ! command -v gpg >/dev/null; then
-    "${apt[@]}" update
-    "${apt[@]}" install -y ca-certificates curl gpg
+    apt_update
+    "${APT[@]}" install -y ca-certificates curl gpg
   fi
   # shellcheck disable=SC1091  # os-release is there on every Debian and Ubuntu
   . /etc/os-release
@@ -98,9 +109,9 @@ install_packages() {
     return
   fi
   log "installing containerd and Kubernetes ${K8S_VERSION} packages"
-  "${apt[@]}" update
+  apt_update
   apt-mark unhold kubelet kubeadm kubectl >/dev/null 2>&1 || true
-  "${apt[@]}" install -y --allow-change-held-packages "${want[@]}"
+  "${APT[@]}" install -y --allow-change-held-packages "${want[@]}"
   apt-mark hold kubelet kubeadm kubectl containerd.io >/dev/null
 }
 
