@@ -33,7 +33,7 @@ from isobuilder.model import (
 
 MIN_KUBERNETES = (1, 31)  # kubeadm's v1beta4 config
 FLATCAR_CHANNELS = ("stable", "beta", "alpha", "lts")
-_K8S_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+_K8S_VERSION = re.compile(r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")  # ASCII digits, as release tags
 _ADDON_VERSION = re.compile(r"v\d+\.\d+\.\d+")
 _LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
@@ -59,6 +59,19 @@ _KUBELET_ALLOWED_LABELS = frozenset(
 def check_endpoint(value: str) -> str:
     """``value`` in one canonical form, ``host:port`` or ``[v6]:port``, so equal endpoints compare equal."""
     host, port = split_host_port(value)
+    if not is_ip(host):
+        # A resolver reads an all-numeric name (010.010.010.010, 1.2.3, 0x0a.0.0.1) as an address
+        # without asking /etc/hosts or DNS, and localhost is every machine itself.
+        last = host.rsplit(".", 1)[-1]
+        if (
+            host == "localhost"
+            or host.endswith(".localhost")
+            or not re.search("[a-z]", last)
+            or re.fullmatch("0x[0-9a-f]+", last)
+        ):
+            raise bad_value(
+                "endpoint", value, "use a DNS name whose last label has a letter (api.example.com), or an IP address"
+            )
     return f"{bracket(host)}:{port}"
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from isobuilder import cli
 from isobuilder.cli import _context, app, emit_json, say
 from isobuilder.model import Format
+
+if TYPE_CHECKING:  # the ops modules load with the command that needs them (start-up time)
+    from isobuilder.ops.build import BuildResult
 
 
 def print_table(rows: Sequence[Sequence[str]]) -> None:
@@ -104,9 +107,12 @@ def certs_renew(
         emit_json({
             "nodes": [{"name": o.name, "status": o.status.value, "changed": o.changed} for o in result.nodes],
             "kubeconfigs": [{"path": str(k.path), "expiry": k.expiry.isoformat()} for k in result.kubeconfigs],
+            "caught_up": [o.name for o in result.caught_up],
         })  # fmt: skip
     for outcome in result.nodes:
         say(f"  renewed {outcome.name}: next, on the node: run its renew.sh")
+    for outcome in result.caught_up:
+        say(f"  rebuilt {outcome.name}, made from an older cluster.yaml (not renewed)")
     for k in result.kubeconfigs:
         say(f"  renewed {k.path} (valid until {k.expiry:%Y-%m-%d})")
     keys = "new keys" if rotate_keys else "same keys"
@@ -159,6 +165,14 @@ def build(
             bar.__exit__(None, None, None)
     if as_json:
         emit_json(result.as_json())
+    _say_build(result)
+    if result.count(Status.FAILED):
+        raise typer.Exit(1)
+
+
+def _say_build(result: BuildResult) -> None:
+    from isobuilder.ops.build import Status
+
     for outcome in result.outcomes:
         if outcome.status is Status.FAILED:
             say(f"  failed {outcome.name}: {outcome.error}")
@@ -166,10 +180,10 @@ def build(
             say(f"  {outcome.name}: your hand edit of user_data is kept")
     for folder in result.orphans:
         say(f"  {folder}: not in cluster.yaml " + ("(removed)" if result.pruned else "(kept; --prune removes it)"))
+    if result.caught_up:
+        say(f"  also rebuilt, made from an older cluster.yaml: {', '.join(result.caught_up)}")
     say(f"build: {result.count(Status.BUILT)} built, {result.count(Status.UNCHANGED)} unchanged, "
         f"{result.count(Status.FAILED)} failed in {result.seconds:.2f} s ({result.jobs} jobs)")  # fmt: skip
-    if result.count(Status.FAILED):
-        raise typer.Exit(1)
 
 
 @app.command("list")

@@ -202,15 +202,15 @@ class Cluster:
 
     def hosts_entry_line(self) -> str | None:
         """The /etc/hosts line that makes the endpoint's name resolve on every node (to the VIP,
-        else the first controller), when the endpoint is a name and the entry is wanted."""
+        else the controller that runs kubeadm init), when the endpoint is a name and the entry is wanted."""
         if not self.endpoint:
             return None
         host, _ = split_host_port(self.endpoint)
         wanted = self.hosts_entry if self.hosts_entry is not None else self.vip is not None
         if is_ip(host) or not wanted:
             return None
-        controllers = self.controllers()
-        target = self.vip or (controllers[0].ip if controllers else None)
+        init = self.init_controller()
+        target = self.vip or (init.ip if init else None)
         return f"{target} {host}" if target else None
 
     def server_url(self, via_ip: str | None = None) -> str:

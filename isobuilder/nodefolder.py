@@ -23,6 +23,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from isobuilder import __version__, configdrive, keyscan, kubeconfig, manifests, network, pki, render, schema, serialize
 from isobuilder.authority import CA_FILES, Authority
@@ -70,6 +71,7 @@ class NodeState:
     user_data_sha256: str | None = None
     inputs: str | None = None
     files: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    cluster: str | None = None  # the cluster_digest it was made from (every node alike)
 
     @classmethod
     def parse(cls, text: bytes | None) -> NodeState:
@@ -78,10 +80,11 @@ class NodeState:
             data = json.loads(text or b"{}")
             files = data.get("files") or {}
             sizes = {str(k): int(v) for k, v in files.items()}
-            digest, inputs = data.get("user_data_sha256"), data.get("inputs")
+            digest, inputs, whole = data.get("user_data_sha256"), data.get("inputs"), data.get("cluster")
         except (ValueError, AttributeError, TypeError):
             return cls()
-        return cls(digest if isinstance(digest, str) else None, inputs if isinstance(inputs, str) else None, sizes)
+        text_or_none = [v if isinstance(v, str) else None for v in (digest, inputs, whole)]
+        return cls(text_or_none[0], text_or_none[1], sizes, text_or_none[2])
 
     def dump(self) -> bytes:
         return serialize.json_bytes(dataclasses.asdict(self) | {"files": dict(sorted(self.files.items()))})
@@ -92,26 +95,33 @@ class NodeState:
 
 
 def inputs_digest(cluster: Cluster, node: Node, authority: Authority) -> str:
-    """Everything a node folder is made from, but the clock: cluster settings, the node's entry,
-    the controllers it joins, the CAs, isobuild's version and templates."""
+    """Everything a node folder is made from, but the clock: what every node is made from alike
+    (:func:`cluster_digest`), the node's entry, isobuild's version and templates."""
     return serialize.digest_of(
         {
             "isobuild": [__version__, render.templates_digest()],
-            "settings": schema.settings_mapping(cluster),
+            "cluster": cluster_digest(cluster, authority),
             "node": schema.node_mapping(node),
-            # What a node takes from the others: the endpoint (the first controller's IP, when the
-            # cluster has no other), its /etc/hosts line, and which controller runs kubeadm init.
-            "joins": [list(cluster.endpoint_host_port()), cluster.hosts_entry_line(), bootstrap_of(cluster, node)],
-            "pki": authority.digest,
         }
     )
 
 
-def bootstrap_of(cluster: Cluster, node: Node) -> str | None:
-    """The controller that runs kubeadm init, as far as ``node`` is concerned (a controller's
-    files say whether it is that one; other nodes do not care)."""
+def cluster_digest(cluster: Cluster, authority: Authority) -> str:
+    """What every node is made from alike: the cluster settings, the CAs, and what nodes take
+    from each other (:func:`shared_inputs`). Nodes made from different ones do not form one
+    cluster (a second bootstrap controller, a kubeconfig naming an old endpoint): a command that
+    builds some nodes rebuilds the others made from another (``ops.out_of_step``)."""
+    return serialize.digest_of(
+        {"settings": schema.settings_mapping(cluster), "shared": shared_inputs(cluster), "pki": authority.digest}
+    )
+
+
+def shared_inputs(cluster: Cluster) -> list[Any]:
+    """What nodes take from each other: the address they join (none while there is no
+    controller), the endpoint's /etc/hosts line, and the controller that runs kubeadm init."""
+    joined = cluster.endpoint_host_port() if cluster.endpoint or cluster.vip or cluster.controllers() else None
     init = cluster.init_controller()
-    return init.name if init is not None and node.role.is_controller else None
+    return [list(joined) if joined else None, cluster.hosts_entry_line(), init.name if init else None]
 
 
 # -- the drive layout and the hand-edit rule ---------------------------------------------------
@@ -340,6 +350,7 @@ def record_state(b: _Build) -> None:
         user_data_sha256=serialize.sha256(b.generated),
         inputs=inputs_digest(b.cluster, b.node, b.authority),
         files={rel: len(f.content) for rel, f in sorted(b.tree.items())},
+        cluster=cluster_digest(b.cluster, b.authority),
     )
     b.tree[STATE] = File(state.dump(), 0o644)
 

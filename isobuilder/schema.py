@@ -171,8 +171,8 @@ SETTINGS: tuple[Field, ...] = (
           comment="Virtual IP kube-vip keeps on one healthy controller (ARP); empty: none (bring a DNS name or LB).",
           help="Virtual IP for the API, held by one controller at a time (kube-vip)."),
     Field("hosts_entry", bool, default=None,
-          comment="true: every node's /etc/hosts maps the endpoint's name to the VIP (else the first "
-                  "controller); false: DNS does; null: true when vip is set."),
+          comment="true: every node's /etc/hosts maps the endpoint's name to the VIP (else the "
+                  "bootstrap controller); false: DNS does; null: true when vip is set."),
     Field("bootstrap_controller", str, _optional_text(checks.check_name), None, dump=_optional,
           comment="The controller that runs kubeadm init; the others join it. Empty: the first controller."),
     Field("service_cidr", str, _cidr("service CIDR"), "10.96.0.0/12", flag="--service-cidr",  # kubeadm's default

@@ -21,7 +21,7 @@ from isobuilder.errors import IsobuildError
 from isobuilder.files import File
 from isobuilder.inventory import Inventory, Transaction, read_file, read_tree, refuse_symlink
 from isobuilder.model import Cluster, Node
-from isobuilder.nodefolder import STATE, NodeState, inputs_digest
+from isobuilder.nodefolder import STATE, NodeState, cluster_digest, inputs_digest
 
 
 @contextlib.contextmanager
@@ -79,3 +79,28 @@ def is_current(folder: Path, digest: str) -> bool:
 
 def node_is_current(inv: Inventory, cluster: Cluster, node: Node, authority: Authority) -> bool:
     return is_current(inv.node_dir(node.folder), inputs_digest(cluster, node, authority))
+
+
+def _state(inv: Inventory, node: Node) -> NodeState | None:
+    """The node's state record; None when it has no folder (never built) or no readable record."""
+    path = inv.node_dir(node.folder) / STATE
+    if not path.is_file():
+        return None
+    try:
+        return NodeState.parse(read_file(path))
+    except (OSError, IsobuildError):
+        return NodeState()
+
+
+def out_of_step(inv: Inventory, cluster: Cluster, authority: Authority, building: set[str]) -> list[Node]:
+    """Built nodes, other than ``building``, made from another cluster-wide view than the one of
+    cluster.yaml now (a hand edit of it, then a command naming one node): rebuilt in the same
+    transaction, so that no two controllers both run kubeadm init and no kubeconfig names an old
+    endpoint. Every command keeps the built nodes in step, so one record tells whether any are
+    not; a record from before isobuild kept one (None) is left to ``isobuild build``."""
+    digest = cluster_digest(cluster, authority)
+    others = [n for n in cluster.nodes if n.name not in building]
+    first = next((s for n in others if (s := _state(inv, n)) is not None), None)
+    if first is None or first.cluster in (digest, None):
+        return []
+    return [n for n in others if (s := _state(inv, n)) is not None and s.cluster not in (digest, None)]

@@ -26,7 +26,7 @@ from isobuilder.errors import IsobuildError
 from isobuilder.inventory import Inventory, Transaction, stage_tree
 from isobuilder.model import Cluster, Node
 from isobuilder.nodefolder import build_node
-from isobuilder.ops import load_authority, load_cluster, node_is_current, read_node, transaction
+from isobuilder.ops import load_authority, load_cluster, node_is_current, out_of_step, read_node, transaction
 
 
 class Status(enum.StrEnum):
@@ -51,6 +51,7 @@ class BuildResult:
     pruned: bool
     seconds: float
     jobs: int
+    caught_up: list[str] = dataclasses.field(default_factory=list)  # unnamed nodes rebuilt: ops.out_of_step
 
     def count(self, status: Status) -> int:
         return sum(o.status is status for o in self.outcomes)
@@ -63,6 +64,7 @@ class BuildResult:
             "nodes": [dataclasses.asdict(o) | {"status": o.status.value} for o in self.outcomes],
             "orphans": self.orphans,
             "pruned": self.pruned,
+            "caught_up": self.caught_up,
         }
 
 
@@ -186,12 +188,16 @@ def build(
         cluster = load_cluster(ctx.inventory)
         selected = select(ctx.inventory, cluster, names)
         authority = load_authority(ctx)
+        extra = out_of_step(ctx.inventory, cluster, authority, {n.name for n in selected}) if names else []
         stray = orphans(ctx.inventory, cluster)
-        outcomes = stage_nodes(ctx, tx, cluster, authority, selected, force=force, jobs=jobs, progress=progress)
+        wanted = {n.name for n in (*selected, *extra)}
+        everything = [n for n in cluster.nodes if n.name in wanted]
+        outcomes = stage_nodes(ctx, tx, cluster, authority, everything, force=force, jobs=jobs, progress=progress)
         if prune:
             for folder in stray:
                 tx.delete(folder)
-    return BuildResult(outcomes, stray, prune and bool(stray), time.perf_counter() - t0, jobs)
+    seconds = time.perf_counter() - t0
+    return BuildResult(outcomes, stray, prune and bool(stray), seconds, jobs, [n.name for n in extra])
 
 
 def _run(todo: list[str], jobs: int) -> Iterator[Outcome]:

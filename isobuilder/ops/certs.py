@@ -18,7 +18,7 @@ from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.inventory import Inventory, Transaction, read_file
 from isobuilder.model import Cluster
-from isobuilder.ops import cluster_text, load_authority, load_cluster, transaction
+from isobuilder.ops import cluster_text, load_authority, load_cluster, out_of_step, transaction
 from isobuilder.ops.build import Outcome, Status, select, stage_nodes
 from isobuilder.ops.kubeconfigs import KubeconfigResult, issue, stage
 from isobuilder.plan import USERS_DIR, UserRequest
@@ -120,6 +120,7 @@ def _required(path: Path) -> bytes:
 class RenewResult:
     nodes: list[Outcome]
     kubeconfigs: list[KubeconfigResult]
+    caught_up: list[Outcome] = dataclasses.field(default_factory=list)  # others rebuilt: ops.out_of_step
 
 
 def renew(ctx: Context, names: list[str], *, every: bool, rotate: bool) -> RenewResult:
@@ -140,7 +141,9 @@ def renew(ctx: Context, names: list[str], *, every: bool, rotate: bool) -> Renew
         users = [_user_request(inv, path) for path in user_kubeconfigs(inv)] if every else []
         authority.unlock()
         outcomes = stage_nodes(ctx, tx, cluster, authority, selected, renewal=renewal)
-        failed = [o for o in outcomes if o.status is Status.FAILED]
+        extra = out_of_step(inv, cluster, authority, {n.name for n in selected})
+        caught_up = stage_nodes(ctx, tx, cluster, authority, extra) if extra else []
+        failed = [o for o in (*outcomes, *caught_up) if o.status is Status.FAILED]
         if failed:
             raise IsobuildError(
                 f"{failed[0].name}: {failed[0].error}",
@@ -152,7 +155,7 @@ def renew(ctx: Context, names: list[str], *, every: bool, rotate: bool) -> Renew
             configs.append(_renew(ctx, tx, cluster, authority, None, cluster.server_url(), renewal))
             for request, server in users:
                 configs.append(_renew(ctx, tx, cluster, authority, request, server or cluster.server_url(), renewal))
-    return RenewResult(outcomes, configs)
+    return RenewResult(outcomes, configs, caught_up)
 
 
 def _user_request(inv: Inventory, path: Path) -> tuple[UserRequest, str | None]:

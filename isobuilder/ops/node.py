@@ -9,15 +9,15 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from isobuilder import authority, checks, clusterfile, schema
+from isobuilder import authority, checks, clusterfile
 from isobuilder.authority import Authority
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
 from isobuilder.inventory import Inventory, Transaction
 from isobuilder.model import Cluster, Format, Media, Node, bracket, merged_ssh_keys
-from isobuilder.nodefolder import STATE, NodeFolder, build_node, inputs_digest
-from isobuilder.ops import is_current, load_authority, load_cluster, read_node, transaction
+from isobuilder.nodefolder import NodeFolder, build_node
+from isobuilder.ops import load_authority, load_cluster, out_of_step, read_node, transaction
 from isobuilder.plan import ClusterRequest, NodeRequest, plan_node
 
 NO_SSH_KEY = "no SSH key: nobody can log in to this node (add --ssh-key FILE, or ssh_keys in cluster.yaml)"
@@ -133,7 +133,7 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
         built = build_node(
             updated, node, authority_, read_node(inv, node), now=ctx.now, iso_epoch=ctx.iso_epoch, force=request.force
         )
-        others, skipped = _affected_others(ctx, before, updated, node, authority_)
+        others, skipped = _affected_others(ctx, updated, node, authority_)
         if built.changed:
             tx.put_tree(node.folder, built.tree)
         for other, folder in others:
@@ -143,7 +143,7 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
     warnings = (
         *(() if merged_ssh_keys(updated, node) else (NO_SSH_KEY,)),
         *checks.cluster_warnings(updated),
-        *_uploaded_config_warning(before, updated),
+        *_uploaded_config_warning(before, updated, [a for a, _ in others]),
     )
     return NodeResult(
         node,
@@ -159,52 +159,39 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
     )
 
 
-def _uploaded_config_warning(before: Cluster, after: Cluster) -> list[str]:
-    """A running control plane keeps the endpoint and certSANs kubeadm init uploaded
-    (kube-system/kubeadm-config), and checks every joining controller against them
-    (cmd/kubeadm/app/phases/certs/certs.go, validateCertificateWithConfig)."""
-    if not before.controllers() or (before.endpoint_host_port(), before.cluster_sans()) == (
+def _uploaded_config_warning(before: Cluster, after: Cluster, others: list[Affected]) -> list[str]:
+    """A running control plane keeps the ClusterConfiguration kubeadm init uploaded
+    (kube-system/kubeadm-config), and checks every joining controller's certificate against its
+    endpoint and certSANs (cmd/kubeadm/app/phases/certs/certs.go, validateCertificateWithConfig)."""
+    fix = (
+        "on a running cluster, set them in kube-system/kubeadm-config too (kubectl -n kube-system edit "
+        "configmap kubeadm-config) before another controller joins"
+    )
+    if before.controllers() and (before.endpoint_host_port(), before.cluster_sans()) != (
         after.endpoint_host_port(),
         after.cluster_sans(),
     ):
-        return []
-    host, port = after.endpoint_host_port()
-    return [
-        f"the API endpoint is now {bracket(host)}:{port} (certSANs {', '.join(after.cluster_sans())}): on a running "
-        "cluster, set controlPlaneEndpoint and apiServer.certSANs to that in kube-system/kubeadm-config too "
-        "(kubectl -n kube-system edit configmap kubeadm-config) before another controller joins"
-    ]
-
-
-def _shared(cluster: Cluster) -> tuple[object, ...]:
-    """What other nodes are made from: the address they join (None while there is no controller),
-    the endpoint's /etc/hosts line, and the controller that runs kubeadm init."""
-    joined = cluster.endpoint_host_port() if cluster.endpoint or cluster.vip or cluster.controllers() else None
-    init = cluster.init_controller()
-    return joined, cluster.hosts_entry_line(), init.name if init else None
+        host, port = after.endpoint_host_port()
+        return [f"the API endpoint is now {bracket(host)}:{port} (certSANs {', '.join(after.cluster_sans())}): {fix}"]
+    reissued = [a.name for a in others if a.certs_changed and (n := after.node(a.name)) and n.role.is_controller]
+    if reissued:  # cluster.yaml edited by hand: what changed is not known here, only its effect
+        return [
+            f"controller certificates re-issued from an edited cluster.yaml ({', '.join(reissued)}): if the "
+            f"endpoint, VIP, domain or service CIDR changed, {fix}"
+        ]
+    return []
 
 
 def _affected_others(
-    ctx: Context, before: Cluster, after: Cluster, changed: Node, authority_: Authority
+    ctx: Context, after: Cluster, changed: Node, authority_: Authority
 ) -> tuple[list[tuple[Affected, NodeFolder]], list[str]]:
-    """Other built nodes that were up to date and whose inputs this change alters, rebuilt.
-    A stale node stays stale: `isobuild build` is the command that catches up on everything."""
+    """Other built nodes made from another cluster-wide view than ``after`` (this command's
+    options, or a hand edit of cluster.yaml), rebuilt: the cluster stays one cluster."""
     rebuilt: list[tuple[Affected, NodeFolder]] = []
     skipped: list[str] = []
-    settings_changed = schema.settings_mapping(before) != schema.settings_mapping(after)
-    if not settings_changed and _shared(before) == _shared(after):
-        return rebuilt, skipped  # e.g. a worker or a later controller added: nobody else is made from it
-    candidates = list(after.nodes)
+    candidates = out_of_step(ctx.inventory, after, authority_, {changed.name})
     inv = ctx.inventory
     for other in candidates:
-        folder = inv.node_dir(other.folder)
-        previous = before.node(other.name)
-        if other.name == changed.name or previous is None or not (folder / STATE).is_file():
-            continue
-        if not is_current(folder, inputs_digest(before, previous, authority_)):
-            continue
-        if is_current(folder, inputs_digest(after, other, authority_)):
-            continue
         try:
             built = build_node(after, other, authority_, read_node(inv, other), now=ctx.now, iso_epoch=ctx.iso_epoch)
         except IsobuildError as exc:

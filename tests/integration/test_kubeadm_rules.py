@@ -425,3 +425,76 @@ def test_shellcheck_passes_on_every_variant_of_the_scripts(run: Run, tmp_path: P
             scripts += [str(folder / "install.sh"), str(folder / "renew.sh")]
     result = subprocess.run([require_tool("shellcheck"), "--shell=bash", *scripts], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+# -- one cluster, whatever command builds which nodes ----------------------------------------------
+def edit(inv: Path, old: str, new: str) -> None:
+    text = (inv / "cluster.yaml").read_text()
+    assert old in text
+    (inv / "cluster.yaml").write_text(text.replace(old, new))
+
+
+def bootstraps(inv: Path) -> list[str]:
+    return sorted(p.name[5:] for p in inv.glob("node-*") if "BOOTSTRAP=1 " in (p / "install.sh").read_text())
+
+
+@pytest.mark.parametrize("command", [["node", "c3", "10.0.0.13"], ["build", "c3"], ["certs", "renew", "c3"]])
+def test_a_hand_edit_then_one_node_rebuilds_every_node_made_from_the_old_file(
+    run: Run, inv: Path, command: list[str]
+) -> None:
+    """Moving kubeadm init to c3 by hand, then building c3 alone: c1 must stop being a bootstrap
+    controller in the same command, or two controllers would each run kubeadm init."""
+    for name, ip in (("c1", "10.0.0.11"), ("c2", "10.0.0.12"), ("c3", "10.0.0.13")):
+        assert run("node", name, ip, "--role", "controller", "--vip", VIP).code == 0
+    assert run("node", "w1", "10.0.0.21", "--master", "10.0.0.11").code == 0
+    assert bootstraps(inv) == ["c1"]
+    edit(inv, "bootstrap_controller: ''", "bootstrap_controller: c3")
+    result = run(*command)
+    assert result.code == 0, result.err
+    assert bootstraps(inv) == ["c3"]
+    assert ("/etc/kubernetes/isobuild/kubeadm.yaml" in write_files(inv, "c1")) is False
+    assert run("list").out.count("up to date") == 4  # w1 too: every folder made from cluster.yaml as it is
+    assert "c1" in result.err and "c2" in result.err  # said, whichever command it was
+
+
+def test_an_endpoint_edited_by_hand_reaches_every_node_and_is_warned_about(run: Run, inv: Path) -> None:
+    assert run("node", "c1", "10.0.0.11", "--endpoint", "api.old.test").code == 0
+    assert run("node", "c2", "10.0.0.12", "--role", "controller").code == 0
+    assert run("node", "w1", "10.0.0.21", "--master", "10.0.0.11").code == 0
+    edit(inv, "endpoint: api.old.test:6443", "endpoint: api.new.test:6443")
+    result = run("node", "c2", "10.0.0.12")
+    assert result.code == 0, result.err
+    assert "controller certificates re-issued from an edited cluster.yaml (c1)" in result.err
+    assert "kube-system/kubeadm-config" in result.err
+    for node in ("c1", "c2", "w1"):
+        assert servers(inv, node) - {"https://10.0.0.11:6443", "https://10.0.0.12:6443"} == {
+            "https://api.new.test:6443"
+        }
+    assert uploaded_configuration(inv)["controlPlaneEndpoint"] == "api.new.test:6443"
+    assert_certificates_pass_kubeadm(inv, uploaded_configuration(inv), [("c1", "10.0.0.11"), ("c2", "10.0.0.12")])
+
+
+def test_without_a_vip_the_endpoint_name_points_at_the_bootstrap_controller(run: Run, inv: Path) -> None:
+    """Else the bootstrap controller would wait for an API at another controller, which waits for it."""
+    assert run("node", "c1", "10.0.0.11", "--endpoint", ENDPOINT).code == 0
+    assert run("node", "c2", "10.0.0.12", "--role", "controller").code == 0
+    edit(inv, "hosts_entry: null", "hosts_entry: true")
+    edit(inv, "bootstrap_controller: ''", "bootstrap_controller: c2")
+    assert run("build").code == 0
+    for node in ("c1", "c2"):
+        assert hosts_lines(inv, node) == [f"# isobuild: the cluster's API endpoint\n10.0.0.12 {ENDPOINT}\n"]
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["localhost", "api.localhost", "010.010.010.010", "1.2.3", "0x0a.0.0.1", "10.0.0.1x.5"]
+)
+def test_an_endpoint_a_resolver_would_not_look_up_is_refused(run: Run, inv: Path, endpoint: str) -> None:
+    result = run("node", "c1", "10.0.0.11", "--endpoint", endpoint)
+    assert result.code == 1 and result.err.startswith("Error: --endpoint: invalid endpoint"), result.err
+    assert not inv.exists()
+
+
+@pytest.mark.parametrize("version", ["\u0661.34.0", "01.34.0", "1.034.0"])
+def test_a_kubernetes_version_must_be_a_release_tag(run: Run, inv: Path, version: str) -> None:
+    result = run("node", "c1", "10.0.0.11", "--k8s-version", version)
+    assert result.code == 1 and "Kubernetes version" in result.err and not inv.exists()

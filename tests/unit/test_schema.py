@@ -23,6 +23,15 @@ label = st.sampled_from(ALNUM) | st.tuples(
 names = st.lists(label, min_size=1, max_size=3).map(".".join).filter(lambda n: len(n) <= 52)
 
 
+def _is_endpoint(name: str) -> bool:
+    """Names a resolver looks up (not 1.2.3 or localhost): the ones checks.check_endpoint takes."""
+    try:
+        checks.check_endpoint(name)
+    except IsobuildError:
+        return False
+    return True
+
+
 def test_every_model_field_is_in_the_schema_and_back() -> None:
     assert [f.name for f in dataclasses.fields(Cluster) if f.name != "nodes"] == sorted(
         schema.SETTING, key=[f.name for f in dataclasses.fields(Cluster)].index
@@ -70,7 +79,11 @@ def clusters(draw: st.DrawFn) -> Cluster:
         "key_type": draw(st.sampled_from(list(KeyType))),
         "cert_days": draw(st.integers(1, 3650)),
         "ssh_keys": (SSH_KEY,) if draw(st.booleans()) else (),
-        "endpoint": draw(st.none() | names.map(lambda n: f"{n}:6443")),
+        "endpoint": draw(st.none() | names.filter(_is_endpoint).map(lambda n: f"{n}:6443")),
+        "hosts_entry": draw(st.none() | st.booleans()),
+        "bootstrap_controller": draw(
+            st.none() | st.sampled_from([n.name for n in nodes if n.role.is_controller] or [None])
+        ),
     }
     return schema.cluster_of(values, tuple(nodes))
 
