@@ -81,9 +81,9 @@ def clusters(draw: st.DrawFn) -> Cluster:
         "ssh_keys": (SSH_KEY,) if draw(st.booleans()) else (),
         "endpoint": draw(st.none() | names.filter(_is_endpoint).map(lambda n: f"{n}:6443")),
         "hosts_entry": draw(st.none() | st.booleans()),
-        "bootstrap_controller": draw(
-            st.none() | st.sampled_from([n.name for n in nodes if n.role.is_controller] or [None])
-        ),
+        "bootstrap_controller": draw(st.none() | st.sampled_from([n.name for n in nodes if n.role.is_controller]))
+        if nodes
+        else None,
     }
     return schema.cluster_of(values, tuple(nodes))
 
