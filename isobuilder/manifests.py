@@ -130,8 +130,10 @@ def kubeadm_configuration(cluster: Cluster, node: Node) -> bytes:
 def kubeadm_join_configuration(cluster: Cluster, node: Node) -> bytes:
     """``kubeadm join --control-plane``'s config, for every controller: the others join the
     bootstrap controller, and the bootstrap controller itself joins when it is set up again on a
-    running cluster. Discovery is admin.conf (pre-issued, naming the endpoint): no bootstrap token
-    and no certificate key; kubeadm finds every certificate in place and adds the etcd member."""
+    running cluster. Discovery is admin.conf (pre-issued, naming the endpoint): a discovery file
+    with client credentials is used with them (cmd/kubeadm/app/discovery/file/file.go,
+    ValidateConfigInfo), so no bootstrap token and no certificate key; kubeadm finds every
+    certificate in place and adds the etcd member."""
     join = {
         "apiVersion": KUBEADM_API,
         "kind": "JoinConfiguration",
