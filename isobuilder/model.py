@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import ipaddress
 import re
 import reprlib
@@ -161,7 +162,14 @@ class Cluster:
 
     # -- derived values ------------------------------------------------------------------
     def controllers(self) -> list[Node]:
-        return [n for n in self.nodes if n.role.is_controller]
+        return list(self._controllers)
+
+    @functools.cached_property
+    def _controllers(self) -> tuple[Node, ...]:
+        # Asked for every node a build makes (its endpoint, its bootstrap controller): once per
+        # cluster value, not once per node. cached_property writes the instance's __dict__,
+        # which a frozen dataclass allows, and no field: equality and replace() ignore it.
+        return tuple(n for n in self.nodes if n.role.is_controller)
 
     def format_of(self, node: Node) -> Format:
         return node.format or self.format

@@ -111,9 +111,17 @@ def cluster_digest(cluster: Cluster, authority: Authority) -> str:
     from each other (:func:`shared_inputs`). Nodes made from different ones do not form one
     cluster (a second bootstrap controller, a kubeconfig naming an old endpoint): a command that
     builds some nodes rebuilds the others made from another (``ops.out_of_step``)."""
-    return serialize.digest_of(
+    global _LAST_DIGEST
+    if _LAST_DIGEST is not None and _LAST_DIGEST[0] is cluster and _LAST_DIGEST[1] is authority:
+        return _LAST_DIGEST[2]  # every node of a build asks, of the same cluster: once, not once per node
+    digest = serialize.digest_of(
         {"settings": schema.settings_mapping(cluster), "shared": shared_inputs(cluster), "pki": authority.digest}
     )
+    _LAST_DIGEST = (cluster, authority, digest)
+    return digest
+
+
+_LAST_DIGEST: tuple[Cluster, Authority, str] | None = None  # the frozen values it was computed from, and it
 
 
 def shared_inputs(cluster: Cluster) -> list[Any]:
