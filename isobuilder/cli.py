@@ -233,7 +233,10 @@ _NODE_CLUSTER_FLAGS = [f for f in schema.SETTINGS if not (f.key in schema.NODE_F
 @with_schema_flags(("n_", schema.NODE_FIELDS), ("c_", _NODE_CLUSTER_FLAGS))
 def node(
     name: Annotated[str, typer.Argument(help="Node name (RFC 1123), also its hostname.")],
-    ip: Annotated[str, typer.Argument(help="The node's IP address, or IP/PREFIX for a static address.")],
+    ip: Annotated[
+        str | None,
+        typer.Argument(help="The node's IP address, or IP/PREFIX for a static address [an existing node's]."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a hand-edited user_data.")] = False,
     encrypt_ca: EncryptCaOpt = False,
     as_json: JsonOpt = False,
@@ -243,7 +246,9 @@ def node(
 
     No --master makes a controller; --master makes a worker; --role edge an edge router.
     The first node creates the cluster (the cluster options apply then). Options not
-    given keep the node's current values. --ssh-key on the first node goes to the cluster.
+    given keep the node's current values, its IP included. --label k=v adds or changes a
+    label and --label k- removes it; --san NAME adds an extra SAN and --san NAME- removes it.
+    --ssh-key on the first node goes to the cluster.
     A static address (IP/PREFIX or --prefix) needs --mac: the NIC it is set on.
     Several controllers (HA) share an --endpoint or a --vip, given with the first of them
     (or set later, when cluster.yaml has none); adding one also rebuilds the others and
@@ -258,6 +263,7 @@ def node(
           --gateway 10.10.10.254 --dns 1.1.1.1 --format ignition --media nocloud
       isobuild node ctrl1 10.10.10.11 --endpoint api.example.test --vip 10.10.10.10
       isobuild node ctrl2 10.10.10.12 --role controller
+      isobuild node worker1 --label zone- --label disk=ssd --san w1.example.test
     """
     from isobuilder.ops import node as ops
     from isobuilder.plan import NodeRequest
@@ -283,6 +289,8 @@ def node(
     say(f"  drive:   {result.format} on a {result.media.label} drive{network}")
     days = round((result.cert_expiry - ctx.now).total_seconds() / 86400)
     say(f"  certs:   valid until {result.cert_expiry:%Y-%m-%d} ({days} days; isobuild certs check tells them all)")
+    for removed in result.removed:
+        say(f"  removed: {removed}")
     for other in result.others:
         say(f"  rebuilt: {other.folder}: {other.advice()}")
     for warning in result.warnings:

@@ -88,31 +88,114 @@ class NodeRequest:
     """``isobuild node NAME IP [flags]``: ``flags`` maps node field keys to the flags' values."""
 
     name: str
-    ip: str  # IP, or IP/PREFIX for a static address
+    ip: str | None  # IP, or IP/PREFIX for a static address; None: the node's current one
     flags: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     force: bool = False
 
 
-def plan_node(cluster: Cluster, request: NodeRequest) -> tuple[Node, checks.Source]:
-    """The node as it will be in cluster.yaml, and the source that names its values in errors."""
+@dataclasses.dataclass(frozen=True)
+class PlannedNode:
+    node: Node
+    source: checks.Source
+    removed: tuple[str, ...] = ()  # what an edit took away, said to the user: "label zone=rack1"
+
+
+def plan_node(cluster: Cluster, request: NodeRequest) -> PlannedNode:
+    """The node as it will be in cluster.yaml, and the source that names its values in errors.
+    ``--label`` and ``--san`` edit the node's current ones (``k=v`` adds or changes, ``k-``
+    removes; ``NAME`` adds, ``NAME-`` removes); every other flag replaces its field."""
     name = checks.check_name(request.name)
-    address, cidr_prefix = checks.split_ip_prefix(request.ip)
-    given = _parse_flags(schema.NODE_FIELD, request.flags)
+    current = cluster.node(name)
+    flags = dict(request.flags)
+    edits = {key: flags.pop(key, None) or [] for key in ("labels", "sans")}
+    given = _parse_flags(schema.NODE_FIELD, flags)
+    labels, removed_labels = edit_labels(current.labels if current else {}, edits["labels"], name)
+    sans, removed_sans = edit_sans(current.sans if current else (), edits["sans"], name)
+    if edits["labels"]:
+        given["labels"] = schema.NODE_FIELD["labels"].parse(labels, "--label")
+    if edits["sans"]:
+        given["sans"] = schema.NODE_FIELD["sans"].parse(list(sans), "--san")
+    cidr_prefix = _plan_address(name, request.ip, current, given)
+    given["role"] = _role(cluster, name, current, given)
+    values = {f.key: getattr(current, f.key) if current else f.default for f in schema.NODE_FIELDS} | given
+    node = schema.node_of({**values, "name": name})
+    named = {key: schema.NODE_FIELD[key].flag for key in given if schema.NODE_FIELD[key].flag}
+    if cidr_prefix is not None:
+        named["prefix"] = f"{request.ip} (IP/PREFIX)"
+    source = checks.Source(cluster.with_node(node), flagged=name, flags=named)
+    return PlannedNode(node, source, (*removed_labels, *removed_sans))
+
+
+def _plan_address(name: str, ip: str | None, current: Node | None, given: dict[str, Any]) -> int | None:
+    """``given["ip"]`` (and the prefix of IP/PREFIX) from the argument, or the node's current IP."""
+    if ip is None:
+        if current is None:
+            raise IsobuildError(
+                f"node {name!r} is new: give its IP",
+                hint=f"e.g. isobuild node {name} 10.10.10.9 (IP/PREFIX for static)",
+            )
+        given["ip"] = current.ip
+        return None
+    address, cidr_prefix = checks.split_ip_prefix(ip)
     given["ip"] = checks.check_ip(address, "node IP")
     if cidr_prefix is not None:
         if given.get("prefix", cidr_prefix) != cidr_prefix:
             raise IsobuildError(
-                f"node {name!r}: {request.ip} and --prefix {given['prefix']} disagree", hint="give the prefix once"
+                f"node {name!r}: {ip} and --prefix {given['prefix']} disagree", hint="give the prefix once"
             )
         given["prefix"] = cidr_prefix
-    current = cluster.node(name)
-    given["role"] = _role(cluster, name, current, given)
-    values = {f.key: getattr(current, f.key) if current else f.default for f in schema.NODE_FIELDS} | given
-    node = schema.node_of({**values, "name": name})
-    flags = {key: schema.NODE_FIELD[key].flag for key in given if schema.NODE_FIELD[key].flag}
-    if cidr_prefix is not None:
-        flags["prefix"] = f"{request.ip} (IP/PREFIX)"
-    return node, checks.Source(cluster.with_node(node), flagged=name, flags=flags)
+    return cidr_prefix
+
+
+def edit_labels(current: Mapping[str, str], texts: list[str], node: str) -> tuple[dict[str, str], list[str]]:
+    """kubectl's convention: ``k=v`` adds or changes label k, ``k-`` removes it."""
+    labels, removed = dict(current), list[str]()
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep and key.endswith("-") and len(key) > 1:
+            key = key[:-1]
+            if key not in labels:
+                raise IsobuildError(
+                    f"--label {shown(text)}: node {node!r} has no label {shown(key)}",
+                    hint="its labels: " + (", ".join(f"{k}={v}" for k, v in labels.items()) or "none"),
+                )
+            removed.append(f"label {key}={labels.pop(key)}")
+        elif not sep:
+            raise IsobuildError(
+                f"--label: {shown(text)} is not key=value or key-",
+                hint="e.g. --label zone=rack1; --label zone- removes it",
+            )
+        else:
+            labels[key] = value
+    return labels, removed
+
+
+def edit_sans(current: tuple[str, ...], texts: list[str], node: str) -> tuple[tuple[str, ...], list[str]]:
+    """``NAME`` adds an extra SAN, ``NAME-`` removes one (no DNS name or IP ends with '-')."""
+    sans, removed = list(current), list[str]()
+    try:
+        for text in texts:
+            _edit_san(sans, removed, text, node)
+    except IsobuildError as exc:
+        if exc.message.startswith("--san"):
+            raise
+        raise IsobuildError(f"--san: {exc.message}", hint=exc.hint) from None
+    return tuple(sans), removed
+
+
+def _edit_san(sans: list[str], removed: list[str], text: str, node: str) -> None:
+    if not (text.endswith("-") and len(text) > 1):
+        if (san := checks.check_san(text)) not in sans:
+            sans.append(san)
+        return
+    san = checks.check_san(text[:-1])
+    if san not in sans:
+        raise IsobuildError(
+            f"--san {shown(text)}: node {node!r} has no extra SAN {shown(san)}",
+            hint="its extra SANs: " + (", ".join(sans) or "none"),
+        )
+    sans.remove(san)
+    removed.append(f"SAN {san}")
 
 
 def _role(cluster: Cluster, name: str, current: Node | None, given: Mapping[str, Any]) -> Role:

@@ -87,6 +87,7 @@ class NodeResult:
     media: Media
     warnings: tuple[str, ...] = ()
     others: tuple[Affected, ...] = ()
+    removed: tuple[str, ...] = ()  # labels and SANs an edit took away
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +103,7 @@ class NodeResult:
             "media": self.media.value,
             "static_network": self.node.static,
             "warnings": list(self.warnings),
+            "removed": list(self.removed),
             "rebuilt_others": [
                 {"name": a.name, "folder": a.folder, "certs_changed": a.certs_changed} for a in self.others
             ],
@@ -128,7 +130,8 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
                 )
             authority_ = load_authority(ctx)
         cluster = options.apply_later(before)
-        node, source = plan_node(cluster, request)
+        planned = plan_node(cluster, request)
+        node, source = planned.node, planned.source
         updated = checks.check_cluster(cluster.with_node(node), source, f"node {node.name!r}")
         built = build_node(
             updated, node, authority_, read_node(inv, node), now=ctx.now, iso_epoch=ctx.iso_epoch, force=request.force
@@ -156,6 +159,7 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
         updated.media_of(node),
         (*warnings, *skipped),
         tuple(a for a, _ in others),
+        planned.removed,
     )
 
 

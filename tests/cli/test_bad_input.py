@@ -263,7 +263,8 @@ def test_outputs_through_links_are_refused(
         (["node", "w2", "10.0.0.3", "--format", "json"], "Error: Invalid value for '--format': 'json' is not one of"),
         (["node", "w2", "10.0.0.3", "--role", "admin"], "Error: Invalid value for '--role'"),
         (["init", "--key-type", "dsa"], "Error: Invalid value for '--key-type'"),
-        (["node", "w2"], "Error: Missing argument 'ip'."),
+        (["node", "w2"], "Error: node 'w2' is new: give its IP"),  # an existing node needs none
+        (["node"], "Error: Missing argument 'name'."),
         (["node", "w2", "10.0.0.3", "--bogus"], "Error: No such option: --bogus"),
         (["frobnicate"], "Error: No such command 'frobnicate'."),
         (["certs", "renew", "--warn-days", "x"], "Error: No such option: --warn-days"),
