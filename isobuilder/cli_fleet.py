@@ -186,6 +186,44 @@ def _say_build(result: BuildResult) -> None:
         f"{result.count(Status.FAILED)} failed in {result.seconds:.2f} s ({result.jobs} jobs)")  # fmt: skip
 
 
+@app.command()
+def remove(
+    names: Annotated[list[str], typer.Argument(help="Nodes to remove.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Take nodes out of cluster.yaml; their folders move to removed/NAME-<time>/ (nothing is deleted).
+
+    Refuses the last controller. Workers that joined a removed controller join the bootstrap
+    controller; nodes made from the old cluster are rebuilt. Prints what to run on the cluster
+    (drain, kubeadm reset for a controller's etcd member, delete node) and until when the node's
+    certificates stay valid: they cannot be revoked. To rename a node: remove it, add it anew.
+
+    \b
+    Example:
+      isobuild remove worker3
+      isobuild remove ctrl3 --json
+    """
+    from isobuilder.ops.remove import remove as remove_nodes
+
+    ctx = _context()
+    result = remove_nodes(ctx, names)
+    if as_json:
+        emit_json(result.as_json())
+    for r in result.removed:
+        kept = f"folder kept in {ctx.inventory.root / r.kept_in}/" if r.kept_in else "it had no folder"
+        say(f"removed {r.node.role} {r.node.name} ({r.node.ip}): {kept}")
+        if r.cert_expiry is not None:
+            say(f"  certs:   valid until {r.cert_expiry:%Y-%m-%d}: they cannot be revoked; keep removed/ private")
+        for step in r.steps():
+            say(f"  run:     {step}")
+    if result.repointed:
+        say(f"  master:  {', '.join(result.repointed)} now join the bootstrap controller")
+    for other in result.others:
+        say(f"  rebuilt: {other.folder}: {other.advice()}")
+    for warning in result.warnings:
+        say(f"  warning: {warning}")
+
+
 @app.command("list")
 def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
         built = build_node(
             updated, node, authority_, read_node(inv, node), now=ctx.now, iso_epoch=ctx.iso_epoch, force=request.force
         )
-        others, skipped = _affected_others(ctx, updated, node, authority_)
+        others, skipped = rebuild_others(ctx, updated, authority_, {node.name})
         if built.changed:
             tx.put_tree(node.folder, built.tree)
         for other, folder in others:
@@ -186,16 +187,17 @@ def _uploaded_config_warning(before: Cluster, after: Cluster, others: list[Affec
     return []
 
 
-def _affected_others(
-    ctx: Context, after: Cluster, changed: Node, authority_: Authority
+def rebuild_others(
+    ctx: Context, after: Cluster, authority_: Authority, building: set[str], also: Sequence[Node] = ()
 ) -> tuple[list[tuple[Affected, NodeFolder]], list[str]]:
     """Other built nodes made from another cluster-wide view than ``after`` (this command's
-    options, or a hand edit of cluster.yaml), rebuilt: the cluster stays one cluster."""
+    options, or a hand edit of cluster.yaml), and ``also``, rebuilt: the cluster stays one
+    cluster. A node that cannot be rebuilt (a hand edit) is skipped, with the reason."""
     rebuilt: list[tuple[Affected, NodeFolder]] = []
     skipped: list[str] = []
-    candidates = out_of_step(ctx.inventory, after, authority_, {changed.name})
     inv = ctx.inventory
-    for other in candidates:
+    wanted = {n.name for n in (*out_of_step(inv, after, authority_, building), *also)}
+    for other in (n for n in after.nodes if n.name in wanted and n.name not in building):
         try:
             built = build_node(after, other, authority_, read_node(inv, other), now=ctx.now, iso_epoch=ctx.iso_epoch)
         except IsobuildError as exc:
