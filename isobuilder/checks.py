@@ -96,6 +96,17 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_master(value: str) -> str:
+    """The controller a worker joins: its name, or its IP (the form cluster.yaml once stored)."""
+    try:
+        return check_ip(value, "master")
+    except IsobuildError:
+        try:
+            return check_name(value)
+        except IsobuildError:
+            raise bad_value("master", value, "give a controller's name or IP, e.g. --master ctrl1") from None
+
+
 def check_ip(ip: str, what: str = "IP address") -> str:
     """A unicast address in canonical form. Cached: cluster.yaml names the same controller
     (``master:``) on every node."""
@@ -414,7 +425,6 @@ def _node_problems(cluster: Cluster, source: Source) -> Iterator[IsobuildError]:
     names: set[str] = set()
     ips: dict[str, str] = {}
     macs: dict[str, str] = {}
-    controllers = {n.ip for n in control_plane}
     for node in cluster.nodes:
         yield from node_network_problems(node, cluster, source)
         if node.name in names:
@@ -451,10 +461,11 @@ def _node_problems(cluster: Cluster, source: Source) -> Iterator[IsobuildError]:
                     f"IP {node.ip} of node {node.name!r} is inside the {what} CIDR {net}",
                     hint=f"node IPs must lie outside service_cidr and pod_cidr; change the IP or {what}_cidr",
                 )
-        if node.master is not None and node.master not in controllers:
+        if node.master is not None and cluster.controller(node.master) is None:
             yield IsobuildError(
                 f"{source.name(node, 'master')}: {node.master} is not a controller of this cluster",
-                hint="known controllers: " + (", ".join(sorted(controllers)) or "none; add one without --master"),
+                hint="known controllers: "
+                + (", ".join(f"{n.name} ({n.ip})" for n in control_plane) or "none; add one without --master"),
             )
 
 

@@ -291,6 +291,8 @@ def node(
     say(f"  certs:   valid until {result.cert_expiry:%Y-%m-%d} ({days} days; isobuild certs check tells them all)")
     for removed in result.removed:
         say(f"  removed: {removed}")
+    for path in result.kubeconfigs:
+        say(f"  kubeconfig: {path}: re-issued for the cluster's new address")
     for other in result.others:
         say(f"  rebuilt: {other.folder}: {other.advice()}")
     for warning in result.warnings:

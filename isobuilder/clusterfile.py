@@ -80,7 +80,7 @@ def parse_collecting(text: bytes, *, cross_checks: bool = True) -> tuple[Cluster
     cluster = schema.cluster_of(values, tuple(nodes))
     if cross_checks:
         problems += checks.cluster_problems(cluster, checks.Source(cluster))
-    return cluster, problems
+    return cluster.with_master_names(), problems  # an older file's controller IPs, as names
 
 
 def _load(text: bytes) -> dict[Any, Any]:

@@ -102,7 +102,7 @@ class Node:
     name: str
     ip: str
     role: Role
-    master: str | None = None  # the controller IP a worker or edge router joins (--master)
+    master: str | None = None  # the controller a worker or edge router joins (--master): its name
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     sans: tuple[str, ...] = ()
     ssh_keys: tuple[str, ...] = ()
@@ -170,6 +170,21 @@ class Cluster:
         # cluster value, not once per node. cached_property writes the instance's __dict__,
         # which a frozen dataclass allows, and no field: equality and replace() ignore it.
         return tuple(n for n in self.nodes if n.role.is_controller)
+
+    def controller(self, ref: str) -> Node | None:
+        """The controller a ``master:`` names: by name, or by IP (cluster.yaml's older form)."""
+        return next((n for n in self._controllers if ref in (n.name, n.ip)), None)
+
+    def with_master_names(self) -> Cluster:
+        """Every ``master:`` that is a controller's IP, as that controller's name (what
+        cluster.yaml stores: a controller's IP may change, its name does not)."""
+        nodes = []
+        for node in self.nodes:
+            joined = self.controller(node.master) if node.master else None
+            nodes.append(
+                dataclasses.replace(node, master=joined.name) if joined and node.master != joined.name else node
+            )
+        return dataclasses.replace(self, nodes=tuple(nodes)) if nodes != list(self.nodes) else self
 
     def format_of(self, node: Node) -> Format:
         return node.format or self.format

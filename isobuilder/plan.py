@@ -119,6 +119,9 @@ def plan_node(cluster: Cluster, request: NodeRequest) -> PlannedNode:
     given["role"] = _role(cluster, name, current, given)
     values = {f.key: getattr(current, f.key) if current else f.default for f in schema.NODE_FIELDS} | given
     node = schema.node_of({**values, "name": name})
+    joined = cluster.controller(node.master) if node.master else None
+    if joined is not None:  # stored by name: a controller's IP may change
+        node = dataclasses.replace(node, master=joined.name)
     named = {key: schema.NODE_FIELD[key].flag for key in given if schema.NODE_FIELD[key].flag}
     if cidr_prefix is not None:
         named["prefix"] = f"{request.ip} (IP/PREFIX)"
@@ -212,7 +215,7 @@ def _role(cluster: Cluster, name: str, current: Node | None, given: Mapping[str,
     if not role.is_controller and master is None and not cluster.controllers():
         raise IsobuildError(
             f"node {name!r}: a {role} needs a controller to join",
-            hint="add a controller first (isobuild node NAME IP), then pass --master CONTROLLER_IP",
+            hint="add a controller first (isobuild node NAME IP), then pass --master CONTROLLER",
         )
     if current is not None and current.role is not role:
         raise IsobuildError(

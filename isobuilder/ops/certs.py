@@ -20,7 +20,7 @@ from isobuilder.inventory import Inventory, Transaction, read_file
 from isobuilder.model import Cluster
 from isobuilder.ops import cluster_text, load_authority, load_cluster, out_of_step, transaction
 from isobuilder.ops.build import Outcome, Status, select, stage_nodes
-from isobuilder.ops.kubeconfigs import KubeconfigResult, issue, stage
+from isobuilder.ops.kubeconfigs import ADMIN, KubeconfigResult, issue, stage
 from isobuilder.plan import USERS_DIR, UserRequest
 
 WORKSTATION = "workstation"
@@ -181,3 +181,21 @@ def _renew(
     stage(tx, issued)
     path = ctx.inventory.root / issued.stored
     return KubeconfigResult(path, server, issued.config["current-context"], None, issued.pair.cert.not_valid_after_utc)
+
+
+def follow_endpoint(ctx: Context, tx: Transaction, cluster: Cluster, authority: Authority, old: str) -> list[Path]:
+    """The inventory's kubeconfigs (admin, users) that named ``old``, the cluster's address
+    before this command, re-issued for the one it has now (same keys, same certificates while
+    they are valid). One given its own ``--server`` is left alone."""
+    inv, new = ctx.inventory, cluster.server_url()
+    moved = []
+    admin = inv.read(ADMIN)
+    if admin is not None and kubeconfig.server_of(admin, ADMIN) == old:
+        stage(tx, issue(inv, cluster, authority, ctx.now, user=None, server=new))
+        moved.append(inv.root / ADMIN)
+    for path in user_kubeconfigs(inv):
+        request, server = _user_request(inv, path)
+        if server == old:
+            stage(tx, issue(inv, cluster, authority, ctx.now, user=request, server=new))
+            moved.append(path)
+    return moved

@@ -89,6 +89,7 @@ class NodeResult:
     warnings: tuple[str, ...] = ()
     others: tuple[Affected, ...] = ()
     removed: tuple[str, ...] = ()  # labels and SANs an edit took away
+    kubeconfigs: tuple[Path, ...] = ()  # the inventory's kubeconfigs re-issued for a new address
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +106,7 @@ class NodeResult:
             "static_network": self.node.static,
             "warnings": list(self.warnings),
             "removed": list(self.removed),
+            "kubeconfigs": [str(p) for p in self.kubeconfigs],
             "rebuilt_others": [
                 {"name": a.name, "folder": a.folder, "certs_changed": a.certs_changed} for a in self.others
             ],
@@ -144,6 +146,7 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
             tx.put_tree(other.folder, folder.tree)
         if created or updated != before:  # an unchanged cluster keeps the operator's comments
             tx.put_file(clusterfile.NAME, File(clusterfile.dump(updated)))
+        moved = _follow_endpoint(ctx, tx, before, updated, authority_) if not created else []
     warnings = (
         *(() if merged_ssh_keys(updated, node) else (NO_SSH_KEY,)),
         *checks.cluster_warnings(updated),
@@ -161,7 +164,20 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
         (*warnings, *skipped),
         tuple(a for a, _ in others),
         planned.removed,
+        tuple(moved),
     )
+
+
+def _follow_endpoint(
+    ctx: Context, tx: Transaction, before: Cluster, after: Cluster, authority_: Authority
+) -> list[Path]:
+    """The admin's and users' kubeconfigs follow the cluster's address (e.g. the only
+    controller's new IP, a VIP set later)."""
+    if not before.controllers() or before.server_url() == after.server_url():
+        return []
+    from isobuilder.ops.certs import follow_endpoint  # with the command that needs it (start-up time)
+
+    return follow_endpoint(ctx, tx, after, authority_, before.server_url())
 
 
 def _uploaded_config_warning(before: Cluster, after: Cluster, others: list[Affected]) -> list[str]:

@@ -122,7 +122,7 @@ def _without(cluster: Cluster, names: set[str]) -> tuple[Cluster, list[str]]:
             "that would remove the last controller: the others would have no control plane to join",
             hint="add another controller first (isobuild node NAME IP --role controller), then remove this one",
         )
-    gone_ips = {n.ip for n in cluster.nodes if n.name in names and n.role.is_controller}
+    gone = {ref for n in cluster.nodes if n.name in names and n.role.is_controller for ref in (n.name, n.ip)}
     new = dataclasses.replace(cluster, nodes=tuple(kept))
     init = new.init_controller()
     if cluster.bootstrap_controller in names:
@@ -131,8 +131,8 @@ def _without(cluster: Cluster, names: set[str]) -> tuple[Cluster, list[str]]:
     repointed = []
     nodes = []
     for node in new.nodes:
-        if node.master in gone_ips and init is not None:
-            node = dataclasses.replace(node, master=init.ip)
+        if node.master in gone and init is not None:
+            node = dataclasses.replace(node, master=init.name)
             repointed.append(node.name)
         nodes.append(node)
     return dataclasses.replace(new, nodes=tuple(nodes)), repointed

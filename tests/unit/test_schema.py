@@ -65,7 +65,7 @@ def clusters(draw: st.DrawFn) -> Cluster:
                 name=name,
                 ip=f"10.1.{i}.{draw(st.integers(1, 254))}",
                 role=role,
-                master=None if role.is_controller else "10.1.0.1",
+                master=None if role.is_controller else node_names[0],  # cluster.yaml names it
                 labels=draw(st.dictionaries(label, label, max_size=2)),
                 sans=tuple(draw(st.lists(names, max_size=2, unique=True))),
                 ssh_keys=(SSH_KEY,) if draw(st.booleans()) else (),
