@@ -10,22 +10,24 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from isobuilder import configdrive, keyscan, pki
+from isobuilder import configdrive, keyscan, kubeconfig, pki
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import contents
 from isobuilder.identities import Signer, node_identities
 from isobuilder.inventory import Inventory, read_file, read_tree
-from isobuilder.model import Cluster, Format, Media, Node
+from isobuilder.model import Cluster, Format, Media, Node, is_ip, normal_ip
 from isobuilder.nodefolder import CLOUD_DIR, ISO, RENEW, STATE, NodeState, drive_of, is_hand_edited
 from isobuilder.ops import load_authority, load_cluster, node_is_current
 from isobuilder.ops.build import orphans
+from isobuilder.plan import USERS_DIR
 
 
 class NodeStatus(enum.StrEnum):
@@ -90,7 +92,7 @@ def verify(ctx: Context) -> list[str]:
     with inv.locked():
         cluster = load_cluster(inv)
         authority = load_authority(ctx)
-        findings = list(_verify_workstation(inv))
+        findings = [*_verify_workstation(inv), *_verify_kubeconfig_servers(inv, cluster)]
         cas = {s: authority.ca_cert(s) for s in Signer}
         # Secret keys are told by their public half: no passphrase needed, and encrypted CA keys
         # on disk are still recognised once decrypted onto a drive.
@@ -118,6 +120,25 @@ def _verify_workstation(inv: Inventory) -> Iterator[str]:
     for path in sorted(inv.ssl.rglob("*.key")):
         yield from _mode_finding(path, 0o600, inv.root)
     yield from _mode_finding(inv.root / "kubeconfig", 0o600, inv.root)
+
+
+def _verify_kubeconfig_servers(inv: Inventory, cluster: Cluster) -> Iterator[str]:
+    """A kubeconfig of the inventory that names an IP which is none of the cluster's (a
+    controller moved by a hand edit of cluster.yaml, then build): kubectl would reach nothing."""
+    ours = {n.ip for n in cluster.controllers()} | ({cluster.vip} if cluster.vip else set())
+    ours.add(cluster.endpoint_host_port()[0] if cluster.controllers() or cluster.endpoint or cluster.vip else "")
+    for path in [inv.root / "kubeconfig", *sorted((inv.root / USERS_DIR).glob("*.kubeconfig"))]:
+        try:
+            server = kubeconfig.server_of(read_file(path) or b"", str(path)) if path.is_file() else None
+        except IsobuildError:
+            continue  # an unreadable one: its own finding elsewhere, not this one's
+        host = urllib.parse.urlsplit(server).hostname if server else None
+        if host and is_ip(host) and normal_ip(host) not in ours:
+            again = "isobuild kubeconfig" + (f" --user {path.stem}" if path.parent.name == USERS_DIR else "")
+            yield (
+                f"{path.relative_to(inv.root)}: names {server}, no address of this cluster "
+                f"(now {cluster.server_url()}): run {again}"
+            )
 
 
 def _verify_node(

@@ -65,3 +65,19 @@ def test_a_controller_moved_to_a_new_ip_takes_every_node_and_kubeconfig_along(ru
 
 def server_of_text(text: str) -> str | None:
     return kubeconfig.server_of(text.encode(), "kubelet.conf")
+
+
+def test_verify_tells_a_kubeconfig_left_on_an_old_address(run: Run, inv: Path) -> None:
+    """A hand edit of cluster.yaml moves the controller, then build: verify says the admin
+    kubeconfig names no address of this cluster, and `isobuild kubeconfig` mends it."""
+    assert run("node", "c1", "10.0.0.11").code == 0
+    assert run("kubeconfig").code == 0
+    text = (inv / "cluster.yaml").read_text()
+    (inv / "cluster.yaml").write_text(text.replace("ip: 10.0.0.11", "ip: 10.0.0.111"))
+    assert run("build").code == 0
+    result = run("verify")
+    assert result.code == 1
+    assert "kubeconfig: names https://10.0.0.11:6443, no address of this cluster (now https://10.0.0.111:6443)" in (
+        result.out + result.err
+    )
+    assert run("kubeconfig").code == 0 and run("verify").code == 0
