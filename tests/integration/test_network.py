@@ -265,7 +265,7 @@ def test_static_settings_are_kept_on_update_and_land_in_cluster_yaml(cluster: Ru
     assert cluster("node", "w1", "10.0.0.3").code == 0  # a move keeps MAC, prefix, gateway, DNS, MTU
     (entry,) = [n for n in yaml.safe_load((inv / "cluster.yaml").read_text())["nodes"] if n["name"] == "w1"]
     assert entry == {
-        "name": "w1", "ip": "10.0.0.3", "role": "worker", "master": "10.0.0.1", "mac": "52:54:00:aa:bb:02",
+        "name": "w1", "ip": "10.0.0.3", "role": "worker", "master": "c1", "mac": "52:54:00:aa:bb:02",
         "prefix": 24, "gateway": "10.0.0.254", "dns": ["10.0.0.53"], "mtu": 1450,
     }  # fmt: skip
     data = json.loads((inv / "node-w1/cloud-config/openstack/latest/network_data.json").read_text())
