@@ -86,6 +86,8 @@ def is_group_name(value: str) -> bool:
 
 def check_name(name: str) -> str:
     # 52: the kubelet's certificate CN "system:node:<name>" must fit X.509's 64 characters.
+    if isinstance(name, str) and is_ip(name):  # `master:` names a controller by name or IP: never both
+        raise bad_value("node name", name, "a node name is not an IP address: e.g. worker1")
     if not isinstance(name, str) or len(name) > 52 or not DNS_SUBDOMAIN.fullmatch(name):
         raise bad_value(
             "node name",
@@ -188,6 +190,8 @@ def check_san(value: str) -> str:
         return normal_ip(value)
     if not isinstance(value, str) or len(value) > 253 or not DNS_SUBDOMAIN.fullmatch(value.removeprefix("*.")):
         raise bad_value("SAN", value, "use a DNS name (e.g. api.example.com) or an IP address")
+    if not re.search("[a-z]", value.rsplit(".", 1)[-1]):  # 10.0.0.256, 1.2.3: a mistyped IP, not a name
+        raise bad_value("SAN", value, "not an IP address, and a DNS name's last label has a letter")
     return value
 
 
@@ -316,8 +320,8 @@ def node_network_problems(node: Node, cluster: Cluster, source: Source) -> Itera
 
 
 def check_label(key: str, value: str) -> tuple[str, str]:
-    prefix, _, name = key.rpartition("/")
-    ok_prefix = not prefix or (len(prefix) <= 253 and DNS_SUBDOMAIN.fullmatch(prefix))
+    prefix, slash, name = key.rpartition("/")
+    ok_prefix = not slash or (0 < len(prefix) <= 253 and DNS_SUBDOMAIN.fullmatch(prefix))  # "/k": no
     if not (ok_prefix and _LABEL_NAME.fullmatch(name) and _LABEL_VALUE.fullmatch(value)):
         raise bad_value("label", f"{key}={value}", "use key=value with Kubernetes label syntax, e.g. zone=rack1")
     if prefix and any(prefix == d or prefix.endswith("." + d) for d in ("kubernetes.io", "k8s.io")):

@@ -152,7 +152,7 @@ def _plan_address(name: str, ip: str | None, current: Node | None, given: dict[s
 
 def edit_labels(current: Mapping[str, str], texts: list[str], node: str) -> tuple[dict[str, str], list[str]]:
     """kubectl's convention: ``k=v`` adds or changes label k, ``k-`` removes it."""
-    labels, removed = dict(current), list[str]()
+    labels = dict(current)
     for text in texts:
         key, sep, value = text.partition("=")
         if not sep and key.endswith("-") and len(key) > 1:
@@ -162,7 +162,7 @@ def edit_labels(current: Mapping[str, str], texts: list[str], node: str) -> tupl
                     f"--label {shown(text)}: node {node!r} has no label {shown(key)}",
                     hint="its labels: " + (", ".join(f"{k}={v}" for k, v in labels.items()) or "none"),
                 )
-            removed.append(f"label {key}={labels.pop(key)}")
+            del labels[key]
         elif not sep:
             raise IsobuildError(
                 f"--label: {shown(text)} is not key=value or key-",
@@ -170,23 +170,23 @@ def edit_labels(current: Mapping[str, str], texts: list[str], node: str) -> tupl
             )
         else:
             labels[key] = value
-    return labels, removed
+    return labels, [f"label {k}={v}" for k, v in current.items() if k not in labels]  # gone at the end
 
 
 def edit_sans(current: tuple[str, ...], texts: list[str], node: str) -> tuple[tuple[str, ...], list[str]]:
     """``NAME`` adds an extra SAN, ``NAME-`` removes one (no DNS name or IP ends with '-')."""
-    sans, removed = list(current), list[str]()
+    sans = list(current)
     try:
         for text in texts:
-            _edit_san(sans, removed, text, node)
+            _edit_san(sans, text, node)
     except IsobuildError as exc:
         if exc.message.startswith("--san"):
             raise
         raise IsobuildError(f"--san: {exc.message}", hint=exc.hint) from None
-    return tuple(sans), removed
+    return tuple(sans), [f"SAN {s}" for s in current if s not in sans]  # gone at the end
 
 
-def _edit_san(sans: list[str], removed: list[str], text: str, node: str) -> None:
+def _edit_san(sans: list[str], text: str, node: str) -> None:
     if not (text.endswith("-") and len(text) > 1):
         if (san := checks.check_san(text)) not in sans:
             sans.append(san)
@@ -198,7 +198,6 @@ def _edit_san(sans: list[str], removed: list[str], text: str, node: str) -> None
             hint="its extra SANs: " + (", ".join(sans) or "none"),
         )
     sans.remove(san)
-    removed.append(f"SAN {san}")
 
 
 def _role(cluster: Cluster, name: str, current: Node | None, given: Mapping[str, Any]) -> Role:

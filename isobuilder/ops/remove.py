@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import stat
+from pathlib import Path
 from typing import Any
 
 from isobuilder import checks, clusterfile, pki
@@ -18,6 +20,7 @@ from isobuilder.authority import CA_FILES
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File
+from isobuilder.inventory import refuse_symlink
 from isobuilder.model import Cluster, Node
 from isobuilder.nodefolder import STATE
 from isobuilder.ops import load_authority, load_cluster, read_node, transaction
@@ -79,14 +82,20 @@ def remove(ctx: Context, names: list[str]) -> RemoveResult:
     inv = ctx.inventory
     with transaction(ctx) as tx:
         cluster = load_cluster(inv)
-        gone = [_known(cluster, name) for name in dict.fromkeys(names)]
+        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if twice is not None:
+            raise IsobuildError(f"node {twice!r} is named twice", hint="name each node to remove once")
+        gone = [_known(cluster, name) for name in names]
+        refuse_symlink(inv.root / REMOVED_DIR, "removed/ (where removed nodes' folders are kept)")
         after, repointed = _without(cluster, {n.name for n in gone})
         checks.check_cluster(after, what="cluster.yaml without " + ", ".join(n.name for n in gone))
         authority = load_authority(ctx)
         stamp = ctx.now.strftime("%Y%m%dT%H%M%SZ")
         removed = []
         for node in gone:
-            tree = read_node(inv, node) if inv.node_dir(node.folder).is_dir() else {}
+            where = inv.node_dir(node.folder)
+            tree = read_node(inv, node) if where.is_dir() else {}
+            _refuse_what_a_copy_loses(where, node)
             kept_in = f"{REMOVED_DIR}/{node.name}-{stamp}" if tree else None
             if kept_in is not None:
                 if (inv.root / kept_in).exists():
@@ -100,6 +109,22 @@ def remove(ctx: Context, names: list[str]) -> RemoveResult:
             tx.put_tree(affected.folder, folder.tree)
         tx.put_file(clusterfile.NAME, File(clusterfile.dump(after)))
     return RemoveResult(removed, repointed, [a for a, _ in others], [*_warnings(after), *skipped])
+
+
+def _refuse_what_a_copy_loses(folder: Path, node: Node) -> None:
+    """The folder is kept by copying its files: a link, a FIFO, a device or an empty folder in
+    it would be lost, so it is refused instead (nothing is deleted that is not kept)."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*")):
+        mode = path.lstat().st_mode
+        lost = not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) or (stat.S_ISDIR(mode) and not any(path.iterdir()))
+        if lost:
+            rel = path.relative_to(folder.parent)
+            raise IsobuildError(
+                f"{rel} is not a file isobuild can keep (a link, a FIFO or an empty folder)",
+                hint=f"move it out of {node.folder}/, then run isobuild remove {node.name} again",
+            )
 
 
 def _known(cluster: Cluster, name: str) -> Node:

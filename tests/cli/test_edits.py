@@ -90,3 +90,23 @@ def test_the_readme_example(run: Run, inv: Path) -> None:
     result = run(*example.split()[1:])
     assert result.code == 0, result.err
     assert entry(inv, "worker1")["labels"] == {"disk": "ssd"} and entry(inv, "worker1")["sans"] == ["w1.example.test"]
+
+
+def test_odd_values_found_by_a_hostile_pass_are_refused_or_told_exactly(run: Run, inv: Path) -> None:
+    assert run("node", "c1", "10.0.0.11").code == 0
+    assert run("node", "w1", "10.0.0.21", "--master", "c1", "--label", "zone=a").code == 0
+    for args, message in (
+        (["w1", "--label", "/k=v"], "Error: --label: invalid label '/k=v'"),  # an empty prefix: the kubelet refuses it
+        (["c1", "--san", "10.0.0.256"], "Error: --san: invalid SAN '10.0.0.256'"),  # a mistyped IP, not a name
+        (["c1", "--san", "1.2.3"], "Error: --san: invalid SAN '1.2.3'"),
+        (
+            ["10.0.0.5", "10.0.0.99", "--master", "c1"],
+            "Error: invalid node name '10.0.0.5'",
+        ),  # master: would be ambiguous
+    ):
+        result = run("node", *args)
+        assert result.code == 1 and result.err.startswith(message), (args, result.err)
+    result = run("node", "w1", "--label", "zone-", "--label", "zone=a", "--json")  # removed, then put back
+    assert result.code == 0 and json.loads(result.out)["removed"] == []
+    result = run("node", "c1", "--san", "x.example", "--san", "x.example-", "--json")  # added, then taken out
+    assert result.code == 0 and json.loads(result.out)["removed"] == []

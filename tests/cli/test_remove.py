@@ -76,3 +76,22 @@ def test_a_removed_node_can_come_back_under_its_name(run: Run, inv: Path) -> Non
     assert run("remove", "w1").code == 0
     assert run("node", "w2", "10.0.0.21", "--master", "10.0.0.11").code == 0  # its IP is free again
     assert names(inv) == ["c1", "w2"] and len(list((inv / "removed").iterdir())) == 1
+
+
+def test_what_a_copy_would_lose_is_refused_and_removed_may_not_be_a_link(run: Run, inv: Path, tmp_path: Path) -> None:
+    assert run("node", "c1", "10.0.0.11").code == 0
+    assert run("node", "w1", "10.0.0.21", "--master", "c1").code == 0
+    assert run("node", "w2", "10.0.0.22", "--master", "c1").code == 0
+    twice = run("remove", "w1", "w1")
+    assert twice.code == 1 and twice.err.startswith("Error: node 'w1' is named twice")
+    (inv / "node-w1/notes").symlink_to("/etc/hostname")
+    before = snapshot(inv)
+    result = run("remove", "w1")
+    assert result.code == 1 and result.err.startswith("Error: node-w1/notes is not a file isobuild can keep")
+    assert snapshot(inv) == before
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (inv / "removed").symlink_to(outside)
+    result = run("remove", "w2")
+    assert result.code == 1 and "removed/" in result.err and "symbolic link" in result.err, result.err
+    assert list(outside.iterdir()) == []  # no key written outside the inventory

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from isobuilder import checks, clusterfile, schema
 from isobuilder.errors import IsobuildError
-from isobuilder.model import Cluster, KeyType, Node, Role
+from isobuilder.model import Cluster, KeyType, Node, Role, is_ip
 from tests.helpers import SSH_KEY
 
 CLUSTER_ID = "6f1c3f8e-8a4e-4c35-9d5e-0d4b3f0f4a11"
@@ -21,6 +21,8 @@ label = st.sampled_from(ALNUM) | st.tuples(
     st.sampled_from(ALNUM), st.text(ALNUM + "-", max_size=10), st.sampled_from(ALNUM)
 ).map("".join)
 names = st.lists(label, min_size=1, max_size=3).map(".".join).filter(lambda n: len(n) <= 52)
+node_names = names.filter(lambda n: not is_ip(n))  # a node name is no IP
+san_names = names.filter(lambda n: any(c.isalpha() for c in n.rsplit(".", 1)[-1]))  # 1.2.3 is no DNS SAN
 
 
 def _is_endpoint(name: str) -> bool:
@@ -56,18 +58,18 @@ def test_flag_help_names_the_default() -> None:
 @st.composite
 def clusters(draw: st.DrawFn) -> Cluster:
     count = draw(st.integers(0, 6))
-    node_names = draw(st.lists(names, min_size=count, max_size=count, unique=True))
+    chosen = draw(st.lists(node_names, min_size=count, max_size=count, unique=True))
     nodes = []
-    for i, name in enumerate(node_names):
+    for i, name in enumerate(chosen):
         role = Role.CONTROLLER if i == 0 else draw(st.sampled_from([Role.WORKER, Role.EDGE]))
         nodes.append(
             Node(
                 name=name,
                 ip=f"10.1.{i}.{draw(st.integers(1, 254))}",
                 role=role,
-                master=None if role.is_controller else node_names[0],  # cluster.yaml names it
+                master=None if role.is_controller else chosen[0],  # cluster.yaml names it
                 labels=draw(st.dictionaries(label, label, max_size=2)),
-                sans=tuple(draw(st.lists(names, max_size=2, unique=True))),
+                sans=tuple(draw(st.lists(san_names, max_size=2, unique=True))),
                 ssh_keys=(SSH_KEY,) if draw(st.booleans()) else (),
             )
         )
