@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from isobuilder import pki
 from isobuilder.identities import kubelet_spec
-from isobuilder.model import KeyType, Node, Role
+from isobuilder.model import KeyType, Node, Role, is_ip
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -24,15 +24,7 @@ label = st.sampled_from(ALNUM) | st.tuples(
 names = st.lists(label, min_size=1, max_size=4).map(".".join).filter(lambda n: len(n) <= 52)
 # A DNS SAN's last label has a letter (else it is a mistyped IP, refused); a node name is no IP.
 san_names = names.filter(lambda n: any(c.isalpha() for c in n.rsplit(".", 1)[-1]))
-node_names = names.filter(lambda n: not _is_ip(n))
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+node_names = names.filter(lambda n: not is_ip(n))
 ips = st.ip_addresses().filter(
     lambda a: (
         not (a.is_loopback or a.is_multicast or a.is_link_local or a.is_unspecified)
