@@ -24,7 +24,7 @@ def root(context, missing=missing):
         if (undefined(name='vip') if l_0_vip is missing else l_0_vip):
             pass
             yield '\n  install_manifest kube-vip.yaml kube-vip.yaml'
-        yield '\n  install -d -m 0700 "$(dirname "$CONTROL_PLANE_DONE")"\n  touch "$CONTROL_PLANE_DONE"\n}\n\nbootstrap_control_plane() {\n  # kubeadm\'s HA flow: this one controller runs kubeadm init; every other one waits for it and\n  # joins (cmd/kubeadm/app/cmd/init.go, join.go). kubeadm finds our certificates and kubeconfigs\n  # in place and uses them instead of making its own (phases/certs/certs.go, usingExistingCert).\n  local config="${ADDONS_DIR}/kubeadm.yaml"\n  require_files "$config"\n  if [[ ! -f /etc/kubernetes/manifests/kube-apiserver.yaml ]]; then'
+        yield '\n  install -d -m 0700 "$(dirname "$CONTROL_PLANE_DONE")"\n  touch "$CONTROL_PLANE_DONE"\n}\n\nbootstrap_control_plane() {\n  # kubeadm\'s HA flow: this one controller runs kubeadm init; every other one waits for it and\n  # joins. kubeadm finds our certificates in place and keeps them when they chain to the CA and\n  # carry the names it computes (phases/certs/certs.go, writeCertificateFilesIfNotExist,\n  # validateCertificateWithConfig): docs/KUBEADM.md.\n  local config="${ADDONS_DIR}/kubeadm.yaml"\n  require_files "$config"\n  if [[ ! -f /etc/kubernetes/manifests/kube-apiserver.yaml ]]; then'
         if (undefined(name='vip') if l_0_vip is missing else l_0_vip):
             pass
             yield '\n    # kube-vip needs super-admin.conf until kubeadm init has bound admin.conf to cluster-admin.\n    install_manifest kube-vip-init.yaml kube-vip.yaml'
@@ -45,4 +45,4 @@ def root(context, missing=missing):
     yield '\n'
 
 blocks = {}
-debug_info = '2=21&27=24&41=28&79=32&118=39&123=42'
+debug_info = '2=21&27=24&42=28&80=32&119=39&124=42'

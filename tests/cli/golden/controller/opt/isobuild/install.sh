@@ -168,8 +168,9 @@ init_control_plane() {
 
 bootstrap_control_plane() {
   # kubeadm's HA flow: this one controller runs kubeadm init; every other one waits for it and
-  # joins (cmd/kubeadm/app/cmd/init.go, join.go). kubeadm finds our certificates and kubeconfigs
-  # in place and uses them instead of making its own (phases/certs/certs.go, usingExistingCert).
+  # joins. kubeadm finds our certificates in place and keeps them when they chain to the CA and
+  # carry the names it computes (phases/certs/certs.go, writeCertificateFilesIfNotExist,
+  # validateCertificateWithConfig): docs/KUBEADM.md.
   local config="${ADDONS_DIR}/kubeadm.yaml"
   require_files "$config"
   if [[ ! -f /etc/kubernetes/manifests/kube-apiserver.yaml ]]; then
