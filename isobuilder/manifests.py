@@ -371,7 +371,7 @@ def worker_configs(cluster: Cluster, node: Node) -> HostFiles:
 
 def controller_configs(cluster: Cluster, node: Node) -> HostFiles:
     files = {f"{ADDONS_DIR}/kubeadm-join.yaml": File(kubeadm_join_configuration(cluster, node), 0o600)}
-    if cluster.init_controller() == node:
+    if cluster.is_bootstrap(node):
         files[f"{ADDONS_DIR}/kubeadm.yaml"] = File(kubeadm_configuration(cluster, node), 0o600)
     files |= {
         f"{ADDONS_DIR}/rbac.yaml": File(rbac_manifest()),
@@ -381,6 +381,6 @@ def controller_configs(cluster: Cluster, node: Node) -> HostFiles:
     }
     if cluster.vip:
         files[f"{ADDONS_DIR}/kube-vip.yaml"] = File(kube_vip_manifest(cluster, "admin.conf"), 0o600)
-        if cluster.init_controller() == node:
+        if cluster.is_bootstrap(node):
             files[f"{ADDONS_DIR}/kube-vip-init.yaml"] = File(kube_vip_manifest(cluster, "super-admin.conf"), 0o600)
     return files

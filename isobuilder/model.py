@@ -223,6 +223,10 @@ class Cluster:
         first = named or controllers
         return first[0] if first else None
 
+    def is_bootstrap(self, node: Node) -> bool:
+        init = self.init_controller()
+        return init is not None and init.name == node.name
+
     def hosts_entry_line(self) -> str | None:
         """The /etc/hosts line that makes the endpoint's name resolve on every node (to the VIP,
         else the controller that runs kubeadm init), when the endpoint is a name and the entry is wanted."""

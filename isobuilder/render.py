@@ -106,7 +106,7 @@ def _script_values(cluster: Cluster, node: Node) -> dict[str, Any]:
         "addons_dir": ADDONS_DIR,
         "endpoint": cluster.server_url(),
         "vip": cluster.vip or "",
-        "bootstrap": int(cluster.init_controller() == node),
+        "bootstrap": int(cluster.is_bootstrap(node)),
         "init_controller": init.name if (init := cluster.init_controller()) else "",
         "done": INSTALL_DONE,
         "ipv6_pods": is_ipv6(cluster.pod_cidr.partition("/")[0]),  # flannel routes them: IPv6 forwarding on

@@ -117,8 +117,11 @@ def _refuse_what_a_copy_loses(folder: Path, node: Node) -> None:
     if not folder.is_dir():
         return
     for path in sorted(folder.rglob("*")):
-        mode = path.lstat().st_mode
-        lost = not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) or (stat.S_ISDIR(mode) and not any(path.iterdir()))
+        try:
+            mode = path.lstat().st_mode
+            lost = not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) or (stat.S_ISDIR(mode) and not any(path.iterdir()))
+        except OSError as exc:
+            raise IsobuildError(f"cannot read {path}: {exc.strerror or exc}", hint="check its permissions") from None
         if lost:
             rel = path.relative_to(folder.parent)
             raise IsobuildError(
