@@ -16,8 +16,6 @@ import ipaddress
 import re
 from collections.abc import Iterator, Mapping, Sequence
 
-import netaddr
-
 from isobuilder.errors import IsobuildError
 from isobuilder.model import (
     DNS_SUBDOMAIN,
@@ -26,6 +24,7 @@ from isobuilder.model import (
     bad_value,
     bracket,
     is_ip,
+    is_ipv6,
     normal_ip,
     split_host_port,
     unique,
@@ -136,13 +135,16 @@ def check_cidr(value: str, what: str) -> str:
             value,
             "isobuild builds single-stack clusters (dual-stack needs two addresses per node): give one CIDR",
         )
+    if not isinstance(value, str):  # ipaddress would take a number as an address
+        raise bad_value(what, value, "use CIDR notation such as 10.96.0.0/12")
     try:
-        net = netaddr.IPNetwork(value)
-    except (netaddr.AddrFormatError, ValueError, TypeError):
+        net = ipaddress.ip_network(value, strict=False)
+        given = ipaddress.ip_interface(value).ip
+    except (ValueError, TypeError):
         raise bad_value(what, value, "use CIDR notation such as 10.96.0.0/12") from None
-    if not re.fullmatch(r"[0-9A-Fa-f.:]+/[0-9]{1,3}", str(value)) or str(net.cidr) != str(net):
-        raise bad_value(what, value, f"use the network address, e.g. {net.cidr}")
-    if net.size < 16:
+    if not re.fullmatch(r"[0-9A-Fa-f.:]+/[0-9]{1,3}", value) or given != net.network_address:
+        raise bad_value(what, value, f"use the network address, e.g. {net}")
+    if net.num_addresses < 16:
         raise bad_value(what, value, "the network is too small for a cluster")
     return str(net)
 
@@ -197,6 +199,8 @@ def check_san(value: str) -> str:
 
 def check_mac(value: str) -> str:
     """A unicast Ethernet MAC in one canonical form (lowercase, colons), as Linux and cloud-init show it."""
+    import netaddr  # only here: its import costs every command ~25 ms of start-up
+
     try:
         mac = netaddr.EUI(value, version=48, dialect=netaddr.mac_unix_expanded) if isinstance(value, str) else None
     except (netaddr.AddrFormatError, ValueError, TypeError):
@@ -217,7 +221,7 @@ def split_ip_prefix(value: str) -> tuple[str, int | None]:
 
 
 def check_prefix(value: str | int, ip: str) -> int:
-    bits = 128 if isinstance(ip, str) and netaddr.valid_ipv6(ip) else 32
+    bits = 128 if is_ipv6(ip) else 32
     text = str(value)
     if not (text.isascii() and text.isdigit()) or not 8 <= int(text) <= bits:
         raise bad_value("prefix length", value, f"use a number of network bits from 8 to {bits}, e.g. 24")
@@ -290,23 +294,23 @@ def node_network_problems(node: Node, cluster: Cluster, source: Source) -> Itera
     except IsobuildError as exc:
         yield IsobuildError(f"{source.name(node, 'prefix')}: {exc.message}", hint=exc.hint)
         return
-    net = netaddr.IPNetwork(f"{node.ip}/{node.prefix}")
-    if net.version == 4 and node.prefix < 31 and netaddr.IPAddress(node.ip) in (net.network, net.broadcast):
+    net = ipaddress.ip_interface(f"{node.ip}/{node.prefix}").network
+    if net.version == 4 and node.prefix < 31 and ipaddress.ip_address(node.ip) in (net[0], net[-1]):
         yield IsobuildError(
-            f"{where}: {node.ip} is the network or broadcast address of {net.cidr}",
+            f"{where}: {node.ip} is the network or broadcast address of {net}",
             hint="pick a host address of the network, or another prefix length",
         )
     for cidr, what in ((cluster.service_cidr, "service"), (cluster.pod_cidr, "pod")):
-        if _overlaps(net.cidr, netaddr.IPNetwork(cidr)):
+        if _overlaps(net, ipaddress.ip_network(cidr)):
             yield IsobuildError(
-                f"{where}: its network {net.cidr} overlaps the {what} CIDR {cidr}",
+                f"{where}: its network {net} overlaps the {what} CIDR {cidr}",
                 hint=f"pods and services would be unreachable: change the prefix or {what}_cidr in cluster.yaml",
             )
     if node.gateway is not None:
-        gateway = netaddr.IPAddress(node.gateway)
-        if gateway.version != net.version or gateway not in net.cidr:
+        gateway = ipaddress.ip_address(node.gateway)
+        if gateway.version != net.version or gateway not in net:
             yield IsobuildError(
-                f"{source.name(node, 'gateway')}: {node.gateway} is outside the node's network {net.cidr}",
+                f"{source.name(node, 'gateway')}: {node.gateway} is outside the node's network {net}",
                 hint="the gateway must be on the node's own network; check its IP, prefix and gateway",
             )
         elif node.gateway == node.ip:
@@ -375,8 +379,8 @@ def cluster_problems(cluster: Cluster, source: Source) -> Iterator[IsobuildError
 
 
 def _settings_problems(cluster: Cluster) -> Iterator[IsobuildError]:
-    service = netaddr.IPNetwork(cluster.service_cidr)
-    pods = netaddr.IPNetwork(cluster.pod_cidr)
+    service = ipaddress.ip_network(cluster.service_cidr)
+    pods = ipaddress.ip_network(cluster.pod_cidr)
     if service.version != pods.version:
         yield IsobuildError(
             f"the service CIDR {service} and the pod CIDR {pods} are of different IP families",
@@ -415,7 +419,7 @@ def _settings_problems(cluster: Cluster) -> Iterator[IsobuildError]:
                 hint="kube-vip holds the VIP for the API: use the VIP (or a DNS name pointing to it) as endpoint",
             )
         for net, what in ((service, "service"), (pods, "pod")):
-            if netaddr.IPAddress(cluster.vip) in net:
+            if ipaddress.ip_address(cluster.vip) in net:
                 yield IsobuildError(
                     f"the VIP {cluster.vip} is inside the {what} CIDR {net}",
                     hint="pick an unused address on the controllers' network",
@@ -484,8 +488,11 @@ def cluster_warnings(cluster: Cluster) -> list[str]:
     return []
 
 
-def _overlaps(a: netaddr.IPNetwork, b: netaddr.IPNetwork) -> bool:
-    return bool(a.version == b.version and a.first <= b.last and b.first <= a.last)
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _overlaps(a: _Network, b: _Network) -> bool:
+    return a.version == b.version and a.overlaps(b)
 
 
 def check_sans(values: Sequence[str]) -> tuple[str, ...]:

@@ -15,7 +15,6 @@ import errno
 import fcntl
 import json
 import os
-import secrets
 import shutil
 import stat
 from collections.abc import Iterator
@@ -263,10 +262,10 @@ def _rollback(root: Path, tx: Path, entries: list[_Entry], dirs: list[str]) -> N
         present = os.path.lexists(target)
         if os.path.lexists(backup):  # the old version was moved out: whatever is at target is new
             if present:
-                target.rename(trash / f"{entry.index}-{secrets.token_hex(4)}")
+                target.rename(trash / f"{entry.index}-{os.urandom(4).hex()}")
             backup.rename(target)
         elif not entry.had_old and not entry.delete and not os.path.lexists(staged) and present:
-            target.rename(trash / f"{entry.index}-{secrets.token_hex(4)}")  # moved in where nothing was
+            target.rename(trash / f"{entry.index}-{os.urandom(4).hex()}")  # moved in where nothing was
         # else: this entry had not been reached, or is restored already
     for folder in reversed(dirs):  # the parent folders the commit made, deepest first, if empty
         with contextlib.suppress(OSError):
@@ -278,7 +277,7 @@ class Transaction:
 
     def __init__(self, root: Path, *, bulk: bool = False) -> None:
         self.root = root
-        self.tx = root / STATE_DIR / f"tx-{os.getpid()}-{secrets.token_hex(4)}"
+        self.tx = root / STATE_DIR / f"tx-{os.getpid()}-{os.urandom(4).hex()}"
         self.targets: list[str] = []
         self.deletes: set[int] = set()
         # bulk: thousands of files; no fsync each, one os.sync() before the commit point instead

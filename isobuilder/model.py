@@ -16,8 +16,6 @@ import reprlib
 import uuid
 from collections.abc import Iterable, Mapping
 
-import netaddr
-
 from isobuilder.errors import IsobuildError
 
 API_PORT = 6443
@@ -246,11 +244,11 @@ class Cluster:
 
     def kubernetes_service_ip(self) -> str:
         """First address of the service CIDR: the ``kubernetes`` Service's ClusterIP."""
-        return str(netaddr.IPNetwork(self.service_cidr)[1])
+        return str(ipaddress.ip_network(self.service_cidr)[1])
 
     def dns_service_ip(self) -> str:
         """kubeadm puts CoreDNS on the tenth address of the service CIDR."""
-        return str(netaddr.IPNetwork(self.service_cidr)[10])
+        return str(ipaddress.ip_network(self.service_cidr)[10])
 
     def node_local_cri_socket(self) -> bool:
         """kubeadm's NodeLocalCRISocket gate is on by default (beta in 1.34, GA in 1.36): the CRI

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -79,7 +78,7 @@ def write_outside(path: Path, content: bytes, mode: int = 0o600) -> None:
     if path.is_dir():
         raise IsobuildError(f"{path} is a folder", hint="give a file path")
     _clean_outside(path)
-    tmp = path.with_name(f".{path.name}.isobuild-{secrets.token_hex(4)}")
+    tmp = path.with_name(f".{path.name}.isobuild-{os.urandom(4).hex()}")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_new_file(tmp, content, mode)
@@ -97,7 +96,7 @@ def replace_tree_outside(path: Path, tree: Tree, *, dir_mode: int = 0o700) -> bo
     _clean_outside(path)
     if read_tree(path) == dict(tree):
         return False
-    token = secrets.token_hex(4)
+    token = os.urandom(4).hex()
     staged, old = path.with_name(f".{path.name}.isobuild-{token}"), path.with_name(f".{path.name}.old-{token}")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
