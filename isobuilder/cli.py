@@ -243,7 +243,7 @@ def node(
     as_json: JsonOpt = False,
     **flags: Any,
 ) -> None:
-    """Add or update a node and build its folder: certs, user_data, config.iso, install.sh, renew.sh.
+    """Add or update a node and build its folder: certs, user_data, config.iso, install.sh, apply.sh.
 
     No --master makes a controller; --master makes a worker; --role edge an edge router.
     The first node creates the cluster (the cluster options apply then). Options not
@@ -285,7 +285,7 @@ def node(
     say(f"{n.role} {n.name} ({n.ip}): {status}")
     if result.kept_hand_edit:
         say("  user_data: your hand edit is kept (nothing isobuild generates for it changed)")
-    say(f"  folder:  {result.folder}/  (config.iso, install.sh, renew.sh, ssl/, cloud-config/)")
+    say(f"  folder:  {result.folder}/  (config.iso, install.sh, apply.sh, ssl/, cloud-config/)")
     network = f", static {n.ip}/{n.prefix} on {n.mac}" if n.static else ""
     say(f"  drive:   {result.format} on a {result.media.label} drive{network}")
     days = round((result.cert_expiry - ctx.now).total_seconds() / 86400)
@@ -298,6 +298,11 @@ def node(
         say(f"  rebuilt: {other.folder}: {other.advice()}")
     for warning in result.warnings:
         say(f"  warning: {warning}")
+    if result.to_apply:
+        from isobuilder.ops.node import apply_summary
+
+        say(f"  running: if {n.name} runs already: isobuild push {n.name} (its apply.sh: "
+            f"{apply_summary(result.to_apply)})")  # fmt: skip
     if result.format is Format.IGNITION:
         nxt = "attach config.iso to a Flatcar image and boot it (bare metal: run install.sh from the live image)"
     else:
@@ -465,4 +470,4 @@ def _run(command: Any, argv: list[str] | None) -> int:
     return 0
 
 
-from isobuilder import cli_fleet  # noqa: E402,F401  (registers build, list, verify, certs, pxe)
+from isobuilder import cli_fleet  # noqa: E402,F401  (registers build, remove, push, list, verify, certs, pxe)

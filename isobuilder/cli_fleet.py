@@ -1,4 +1,4 @@
-"""The commands over the whole cluster: ``build``, ``list``, ``verify``, ``certs``, ``pxe``.
+"""The commands over the whole cluster: ``build``, ``remove``, ``push``, ``list``, ``verify``, ``certs``, ``pxe``.
 
 Registered on :data:`isobuilder.cli.app`; like the rest of the CLI, a thin layer that parses,
 calls one operation and prints its result (tables and human lines on stderr, ``--json`` on stdout).
@@ -16,6 +16,7 @@ import typer
 
 from isobuilder import cli
 from isobuilder.cli import _context, app, emit_json, say
+from isobuilder.errors import IsobuildError
 from isobuilder.model import Format
 
 if TYPE_CHECKING:  # the ops modules load with the command that needs them (start-up time)
@@ -74,7 +75,7 @@ def certs_check(
         if any(r.is_ca for r in soon):
             say("  a CA expires: renewing leaves cannot help; plan a CA rotation")
         else:
-            say("  next:    isobuild certs renew --all (or the nodes named), then run each node's renew.sh")
+            say("  next:    isobuild certs renew --all (or the nodes named), then isobuild push NODE...")
         raise typer.Exit(1)
     say(f"certs: {len(rows)} certificate(s), none expires within {warn_days} days")
 
@@ -89,17 +90,17 @@ def certs_renew(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Re-issue leaf certificates from cluster.yaml as it is now (SANs, IPs, endpoint, cert_days),
-    keeping each private key unless --rotate-keys; rebuild the ISOs, install files and renew.sh.
+    keeping each private key unless --rotate-keys; rebuild the ISOs, install files and apply.sh.
     The CAs are never touched.
 
-    A running node picks the new certificates up with its renew.sh (scp it there, run it as root;
-    one controller at a time). A re-attached ISO matters only for a re-install.
+    A running node picks the new certificates up with its apply.sh: isobuild push NODE runs it
+    over ssh (one controller at a time). A re-attached ISO matters only for a re-install.
 
     \b
     Example:
       isobuild certs renew --all
       isobuild certs renew worker1 --rotate-keys
-      scp inventory/node-worker1/renew.sh 10.10.10.2: && ssh 10.10.10.2 sudo ./renew.sh
+      isobuild push worker1
     """
     from isobuilder.ops import certs
 
@@ -111,7 +112,7 @@ def certs_renew(
             "caught_up": [o.name for o in result.caught_up],
         })  # fmt: skip
     for outcome in result.nodes:
-        say(f"  renewed {outcome.name}: next, on the node: run its renew.sh")
+        say(f"  renewed {outcome.name}: next, isobuild push {outcome.name} (its apply.sh)")
     for outcome in result.caught_up:
         say(f"  rebuilt {outcome.name}, made from an older cluster.yaml (not renewed)")
     for k in result.kubeconfigs:
@@ -173,12 +174,18 @@ def build(
 
 def _say_build(result: "BuildResult") -> None:
     from isobuilder.ops.build import Status
+    from isobuilder.ops.node import apply_summary
 
     for outcome in result.outcomes:
         if outcome.status is Status.FAILED:
             say(f"  failed {outcome.name}: {outcome.error}")
         elif outcome.kept_hand_edit:
             say(f"  {outcome.name}: your hand edit of user_data is kept")
+    running = [o for o in result.outcomes if o.to_apply]
+    for outcome in running:
+        say(f"  {outcome.name}: a running node needs its apply.sh ({apply_summary(outcome.to_apply)})")
+    if running:
+        say(f"  next:    isobuild push {' '.join(o.name for o in running)}  (controllers one at a time)")
     for folder in result.orphans:
         say(f"  {folder}: not in cluster.yaml " + ("(removed)" if result.pruned else "(kept; --prune removes it)"))
     if result.caught_up:
@@ -223,6 +230,50 @@ def remove(
         say(f"  rebuilt: {other.folder}: {other.advice()}")
     for warning in result.warnings:
         say(f"  warning: {warning}")
+
+
+@app.command()
+def push(
+    names: Annotated[list[str] | None, typer.Argument(help="Nodes to push to.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every node of cluster.yaml.")] = False,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Login user [Flatcar: core; else your ssh config's].")
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="List what differs on each node; change nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the ssh commands; run nothing.")] = False,
+) -> None:
+    """Bring running nodes to their folders: run each node's apply.sh on it over your own ssh.
+
+    The script goes on ssh's standard input to `bash -s` as root (sudo -n when you log in as
+    another user): nothing is left on the node. Controllers go first, one at a time; the first
+    node that fails stops the push. A node folder not built from cluster.yaml as it is now is
+    refused: run isobuild build first. ISOBUILD_SSH replaces `ssh`, as GIT_SSH_COMMAND does.
+
+    \b
+    Example:
+      isobuild push worker1 --dry-run
+      isobuild push --all --check
+      ISOBUILD_SSH="ssh -F ~/.ssh/lab.config" isobuild push ctrl1 ctrl2 ctrl3 --user debian
+    """
+    from isobuilder.ops import push as pushing
+
+    pushes = pushing.plan(_context(), names or [], every=every, user=user, check=check)
+    if dry_run:
+        for p in pushes:
+            print(p.shown())
+        say(f"push: {len(pushes)} node(s); --dry-run: nothing was run")
+        return
+    for done, p in enumerate(pushes):
+        say(f"push: {p.node.name} ({p.command[-2]}): {'checking' if check else 'applying'} {p.script_path}")
+        code = pushing.run(p)
+        if code != 0:
+            rest = [q.node.name for q in pushes[done + 1 :]]
+            cause = "ssh could not connect or log in" if code == 255 else f"apply.sh exited {code}"
+            raise IsobuildError(
+                f"push: {p.node.name} failed: {cause}" + (f"; not pushed: {', '.join(rest)}" if rest else ""),
+                hint="fix it and push again: apply.sh is safe to run twice",
+            )
+    say(f"push: {len(pushes)} node(s) {'checked' if check else 'applied'}")
 
 
 @app.command("list")

@@ -7,8 +7,9 @@ order a reader expects, each reading and extending one :class:`_Build` record::
 
     add_ca_material      the CA certificates (and, on a controller, keys) the node receives
     issue_identities     its leaf certificates, reusing keys and still-matching certs
-    write_kubeconfigs    the kubeconfigs that embed them; renew.sh carries all of it
+    write_kubeconfigs    the kubeconfigs that embed them
     render_host_configs  kubeadm/kubelet configs, manifests, the first-boot scripts
+    write_apply_script   apply.sh: all of it but the CAs, for the running node
     lay_out_drive        meta data, network config and user data at the medium's paths
     apply_hand_edit_rule a hand-edited user_data is kept, or refused, never overwritten silently
     pack_iso             config.iso (kept, bytes and mtime, when it holds exactly the drive)
@@ -35,7 +36,8 @@ from isobuilder.model import Cluster, Format, Media, Node
 CLOUD_DIR = "cloud-config"  # the drive's files, as they appear on config.iso
 ISO = "config.iso"
 STATE = ".isobuild.json"  # what isobuild generated last; tells a hand edit from our own output
-RENEW = "renew.sh"  # installs renewed certificates on a running node
+APPLY = "apply.sh"  # brings a running node to what its folder holds
+RETIRED = frozenset({"renew.sh"})  # what apply.sh replaced: dropped from a rebuilt folder
 INSTALL = "install.sh"
 DRIVE_INSTALLER = "install.sh"  # Ignition nodes: the disk installer travels on the drive too
 # Every drive path isobuild writes, whatever the medium: a medium switch drops the old ones.
@@ -52,7 +54,12 @@ class NodeFolder:
     tree: dict[str, File]
     changed: list[str]  # paths written or removed, relative to the folder; empty: nothing to do
     kept_hand_edit: bool
-    certs_changed: bool  # certificates or kubeconfigs re-issued: a running node needs renew.sh
+    to_apply: tuple[str, ...]  # paths on the node apply.sh now changes there; empty: nothing new
+
+    @property
+    def certs_changed(self) -> bool:
+        """Certificates or kubeconfigs re-issued (a controller's are checked against kubeadm-config)."""
+        return any(p.endswith((".crt", ".key", ".conf")) for p in self.to_apply)
 
     def cert_expiry(self) -> dt.datetime:
         return min(
@@ -72,6 +79,7 @@ class NodeState:
     inputs: str | None = None
     files: Mapping[str, int] = dataclasses.field(default_factory=dict)
     cluster: str | None = None  # the cluster_digest it was made from (every node alike)
+    applied: Mapping[str, str] = dataclasses.field(default_factory=dict)  # apply.sh's, per path on the node
 
     @classmethod
     def parse(cls, text: bytes | None) -> NodeState:
@@ -80,14 +88,17 @@ class NodeState:
             data = json.loads(text or b"{}")
             files = data.get("files") or {}
             sizes = {str(k): int(v) for k, v in files.items()}
+            applied = {str(k): str(v) for k, v in (data.get("applied") or {}).items()}
             digest, inputs, whole = data.get("user_data_sha256"), data.get("inputs"), data.get("cluster")
         except (ValueError, AttributeError, TypeError):
             return cls()
         text_or_none = [v if isinstance(v, str) else None for v in (digest, inputs, whole)]
-        return cls(text_or_none[0], text_or_none[1], sizes, text_or_none[2])
+        return cls(text_or_none[0], text_or_none[1], sizes, text_or_none[2], applied)
 
     def dump(self) -> bytes:
-        return serialize.json_bytes(dataclasses.asdict(self) | {"files": dict(sorted(self.files.items()))})
+        return serialize.json_bytes(
+            dataclasses.asdict(self) | {"files": dict(sorted(self.files.items())), "applied": dict(self.applied)}
+        )
 
     def holds(self, digest: str, sizes: Mapping[str, int | None]) -> bool:
         """Made from inputs with this digest, and its files still there (by size)."""
@@ -196,7 +207,7 @@ class _Build:
     renewal: pki.Renewal | None
     tree: dict[str, File] = dataclasses.field(default_factory=dict)  # the folder, relative paths
     host: manifests.HostFiles = dataclasses.field(default_factory=dict)  # files on the node
-    credentials: manifests.HostFiles = dataclasses.field(default_factory=dict)  # what renew.sh installs
+    ca_paths: set[str] = dataclasses.field(default_factory=set)  # on the node: not apply.sh's to change
     pairs: dict[str, pki.KeyPair] = dataclasses.field(default_factory=dict)
     drive: dict[str, bytes] = dataclasses.field(default_factory=dict)
     install: bytes = b""
@@ -225,13 +236,12 @@ def build_node(
     issue_identities(b)
     write_kubeconfigs(b)
     render_host_configs(b)
+    write_apply_script(b)
     lay_out_drive(b)
     apply_hand_edit_rule(b)
     pack_iso(b)
-    record_state(b)
-    renew = existing.get(RENEW)
-    certs_changed = renew is None or renew.content != b.tree[RENEW].content
-    return NodeFolder(b.tree, changes(existing, b.tree), b.kept_hand_edit, certs_changed)
+    state = record_state(b)
+    return NodeFolder(b.tree, changes(existing, b.tree), b.kept_hand_edit, _to_apply(b, state))
 
 
 def add_ca_material(b: _Build) -> None:
@@ -239,6 +249,7 @@ def add_ca_material(b: _Build) -> None:
         file = File(b.authority.plain(name), 0o600 if name.endswith(".key") else 0o644)
         b.tree[f"ssl/{name}"] = file
         b.host[f"{manifests.PKI_DIR}/{name}"] = file
+        b.ca_paths.add(f"{manifests.PKI_DIR}/{name}")
 
 
 def issue_identities(b: _Build) -> None:
@@ -260,8 +271,8 @@ def issue_identities(b: _Build) -> None:
             continue
         folder = manifests.KUBELET_PKI_DIR if ident.name == "kubelet" else manifests.PKI_DIR
         base = f"{folder}/{ident.name}"
-        b.credentials[f"{base}.crt"] = File(pair.cert_pem)
-        b.credentials[f"{base}.key"] = File(pair.key_pem, 0o600)
+        b.host[f"{base}.crt"] = File(pair.cert_pem)
+        b.host[f"{base}.key"] = File(pair.key_pem, 0o600)
 
 
 def write_kubeconfigs(b: _Build) -> None:
@@ -272,9 +283,7 @@ def write_kubeconfigs(b: _Build) -> None:
         config = kubeconfig.build(
             b.cluster.name, server_for(b.cluster, b.node, local=local), ca, user, b.pairs[kc.identity]
         )
-        b.credentials[f"/etc/kubernetes/{kc.file}"] = File(kubeconfig.dump(config), 0o600)
-    b.host |= b.credentials
-    b.tree[RENEW] = File(render.renew_script(b.cluster, b.node, b.credentials), 0o700)
+        b.host[f"/etc/kubernetes/{kc.file}"] = File(kubeconfig.dump(config), 0o600)
 
 
 def server_for(cluster: Cluster, node: Node, *, local: bool) -> str:
@@ -298,6 +307,25 @@ def render_host_configs(b: _Build) -> None:
         b.host[render.INSTALL_PATH] = File(b.install, 0o700)
         b.host[render.INSTALL_UNIT_PATH] = File(render.install_unit(render.INSTALL_PATH).encode(), 0o644)
     b.tree[INSTALL] = File(b.install, 0o755)
+
+
+def write_apply_script(b: _Build) -> None:
+    b.tree[APPLY] = File(render.apply_script(b.cluster, b.node, _applied(b)), 0o700)
+
+
+def _applied(b: _Build) -> manifests.HostFiles:
+    """What apply.sh installs: the host files but the CAs (a CA is never re-made: a different one
+    on a running node would cut it off from the cluster)."""
+    return {path: f for path, f in b.host.items() if path not in b.ca_paths}
+
+
+def _to_apply(b: _Build, state: NodeState) -> tuple[str, ...]:
+    """The node's paths this build changes, by the previous state record's; a folder made before
+    state records listed them: every path (apply.sh is new to it). A new node: nothing."""
+    if not b.existing:
+        return ()
+    before = NodeState.parse(_content(b.existing.get(STATE))).applied
+    return tuple(sorted(p for p, digest in state.applied.items() if before.get(p) != digest))
 
 
 def lay_out_drive(b: _Build) -> None:
@@ -349,18 +377,29 @@ def pack_iso(b: _Build) -> None:
         b.tree[ISO] = File(configdrive.build_iso(wanted, b.media.label, b.iso_epoch), 0o600)
 
 
-def record_state(b: _Build) -> None:
+def record_state(b: _Build) -> NodeState:
     for rel, file in b.existing.items():  # the operator's own files in the folder are kept...
         ours = rel.startswith("ssl/") and rel.endswith((".key", ".crt"))  # ...but not keys we no longer issue
-        if rel not in b.tree and not rel.startswith(CLOUD_DIR + "/") and rel != STATE and not ours:
+        ours = ours or rel in RETIRED or rel == STATE
+        if rel not in b.tree and not rel.startswith(CLOUD_DIR + "/") and not ours:
             b.tree[rel] = file
     state = NodeState(
         user_data_sha256=serialize.sha256(b.generated),
         inputs=inputs_digest(b.cluster, b.node, b.authority),
         files={rel: len(f.content) for rel, f in sorted(b.tree.items())},
         cluster=cluster_digest(b.cluster, b.authority),
+        applied=_applied_digests(b),
     )
     b.tree[STATE] = File(state.dump(), 0o644)
+    return state
+
+
+def _applied_digests(b: _Build) -> dict[str, str]:
+    """What apply.sh holds, per path on the node (content and mode): the next build tells from it
+    what a running node must apply."""
+    digests = {p: serialize.sha256(b"%o\0" % f.mode + f.content) for p, f in _applied(b).items()}
+    digests[render.HOSTS] = serialize.sha256((b.cluster.hosts_entry_line() or "").encode())
+    return digests
 
 
 def _content(file: File | None) -> bytes | None:

@@ -146,8 +146,10 @@ def install_unit(script: str) -> str:
     return render_template("isobuild-install.service.j2", unit=INSTALL_UNIT, script=script, done=INSTALL_DONE)
 
 
-def renew_script(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
-    """renew.sh: the node's certificates, keys and kubeconfigs, installed in place on a running node."""
+def apply_script(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
+    """apply.sh: what the node's first boot wrote, installed in place on the running node where
+    it differs, restarting what reads it (``files``: the host files; the endpoint's hosts line
+    and, on cloud-config nodes, containerd's config are added here)."""
     import base64
 
     payload = [
@@ -155,13 +157,13 @@ def renew_script(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
         for path, f in sorted(files.items())
     ]
     return render_template(
-        "renew.sh.j2",
+        "apply.sh.j2",
         node_name=node.name,
-        node_ip=node.ip,
-        role=node.role.value,
         is_controller=node.role.is_controller,
         login=f"core@{node.ip}" if cluster.format_of(node) is Format.IGNITION else node.ip,
         files=payload,
+        hosts_line=cluster.hosts_entry_line() or "",
+        containerd=cluster.format_of(node) is Format.CLOUD_CONFIG,  # Flatcar's comes with the OS
     ).encode()
 
 

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(cloud-init xorriso genisoimage etcd-server etcd-client shellcheck openssl util-linux ignition systemd iproute2
-      dnsmasq-base isc-dhcp-server isc-dhcp-client strace containerd)
+      dnsmasq-base isc-dhcp-server isc-dhcp-client strace containerd openssh-server openssh-client)
 command -v kubectl >/dev/null || debs+=(kubernetes-client)
 missing=()
 for pkg in "${debs[@]}"; do

@@ -24,7 +24,7 @@ from isobuilder.files import contents
 from isobuilder.identities import Signer, node_identities
 from isobuilder.inventory import Inventory, read_file, read_tree
 from isobuilder.model import Cluster, Format, Media, Node, is_ip, normal_ip
-from isobuilder.nodefolder import CLOUD_DIR, ISO, RENEW, STATE, NodeState, drive_of, is_hand_edited
+from isobuilder.nodefolder import APPLY, CLOUD_DIR, ISO, STATE, NodeState, drive_of, is_hand_edited
 from isobuilder.ops import load_authority, load_cluster, node_is_current
 from isobuilder.ops.build import orphans
 from isobuilder.plan import USERS_DIR
@@ -175,7 +175,7 @@ def _verify_node(
             continue  # the drive's files were scanned on the ISO, which holds exactly them
         for what in sorted({_name(key, forbidden) for key in keyscan.private_key_ids(content) - own}):
             yield f"{rel}/{path}: {what} in a node folder" + (f" ({why})" if what in forbidden.values() else "")
-    yield from _mode_finding(folder / RENEW, 0o700, root)
+    yield from _mode_finding(folder / APPLY, 0o700, root)
 
 
 def _own_keys(cluster: Cluster, node: Node, files: dict[str, bytes], forbidden: dict[bytes, str]) -> set[bytes]:

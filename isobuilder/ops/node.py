@@ -68,12 +68,23 @@ class Affected:
 
     name: str
     folder: str
-    certs_changed: bool  # certificates or kubeconfigs re-issued: a running node needs them too
+    to_apply: tuple[str, ...]  # paths on the node its apply.sh now changes
+
+    @property
+    def certs_changed(self) -> bool:
+        return any(p.endswith((".crt", ".key", ".conf")) for p in self.to_apply)
 
     def advice(self) -> str:
-        if self.certs_changed:
-            return "certificates re-issued: run its renew.sh on the node (or re-attach its config.iso and re-install)"
+        if self.to_apply:
+            return f"a running node needs it: isobuild push {self.name} (its apply.sh; {apply_summary(self.to_apply)})"
         return "first-boot config only (e.g. who runs kubeadm init): re-attach its config.iso if it has not booted yet"
+
+
+def apply_summary(paths: Sequence[str], most: int = 4) -> str:
+    """What apply.sh changes on a node, short: ``kubelet.crt, kubeadm-flags.env and 2 more``."""
+    names = [p.rsplit("/", 1)[-1] or p for p in paths]
+    shown = ", ".join(names[:most])
+    return f"{shown} and {len(names) - most} more" if len(names) > most else shown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +101,7 @@ class NodeResult:
     others: tuple[Affected, ...] = ()
     removed: tuple[str, ...] = ()  # labels and SANs an edit took away
     kubeconfigs: tuple[Path, ...] = ()  # the inventory's kubeconfigs re-issued for a new address
+    to_apply: tuple[str, ...] = ()  # paths on the (running) node its apply.sh now changes
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -108,8 +120,10 @@ class NodeResult:
             "removed": list(self.removed),
             "kubeconfigs": [str(p) for p in self.kubeconfigs],
             "rebuilt_others": [
-                {"name": a.name, "folder": a.folder, "certs_changed": a.certs_changed} for a in self.others
+                {"name": a.name, "folder": a.folder, "certs_changed": a.certs_changed, "to_apply": list(a.to_apply)}
+                for a in self.others
             ],
+            "to_apply": list(self.to_apply),
         }
 
 
@@ -165,6 +179,7 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
         tuple(a for a, _ in others),
         planned.removed,
         tuple(moved),
+        built.to_apply,
     )
 
 
@@ -219,5 +234,5 @@ def rebuild_others(
         except IsobuildError as exc:
             skipped.append(f"{other.folder} not rebuilt: {exc.message}")
             continue
-        rebuilt.append((Affected(other.name, other.folder, built.certs_changed), built))
+        rebuilt.append((Affected(other.name, other.folder, built.to_apply), built))
     return rebuilt, skipped

@@ -49,8 +49,10 @@ def test_a_controller_moved_to_a_new_ip_takes_every_node_and_kubeconfig_along(ru
     result = run("node", "c1", "10.0.0.111", "--json")
     assert result.code == 0, result.err
     out = json.loads(result.out)
-    assert out["rebuilt_others"] == [{"name": "w1", "folder": "node-w1", "certs_changed": True}]
-    assert "run its renew.sh" in result.err
+    (other,) = out["rebuilt_others"]
+    assert (other["name"], other["folder"], other["certs_changed"]) == ("w1", "node-w1", True)
+    assert other["to_apply"] == ["/etc/kubernetes/kubelet.conf"]  # the kubelet's server: what moved
+    assert "a running node needs it: isobuild push w1 (its apply.sh; kubelet.conf)" in result.err
     assert sorted(Path(p).name for p in out["kubeconfigs"]) == ["alice.kubeconfig", "kubeconfig"]
     assert server(inv / "kubeconfig") == "https://10.0.0.111:6443"
     assert server(inv / "users/alice.kubeconfig") == "https://10.0.0.111:6443"

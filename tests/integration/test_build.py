@@ -113,7 +113,7 @@ def test_parallel_build_equals_a_serial_one_in_structure(run: Run, declared: Pat
         for p in sorted(root.glob("node-*/**/*")):
             if p.is_file():
                 rel = str(p.relative_to(root))
-                random = p.suffix in (".key", ".crt", ".iso", ".json") or "cloud-config" in rel or p.name == "renew.sh"
+                random = p.suffix in (".key", ".crt", ".iso", ".json") or "cloud-config" in rel or p.name == "apply.sh"
                 out[rel] = (p.stat().st_mode, None if random else p.read_bytes())
         return out
 

@@ -136,7 +136,7 @@ def test_shellcheck_passes_on_the_ha_controller_scripts(ha: Path, tmp_path: Path
     files = drive_files(ha, "ctrl1")
     script = tmp_path / "install.sh"
     script.write_text(files["/opt/isobuild/install.sh"]["content"])
-    renew = ha / "node-ctrl1" / "renew.sh"
+    renew = ha / "node-ctrl1" / "apply.sh"
     result = subprocess.run(
         [require_tool("shellcheck"), "--shell=bash", str(script), str(renew)], capture_output=True, text=True
     )
@@ -184,7 +184,7 @@ def test_setting_the_endpoint_later_reissues_what_names_it(run: Run, inv: Path) 
     assert result.code == 0, result.err
     others = {o["name"]: o["certs_changed"] for o in json.loads(result.out)["rebuilt_others"]}
     assert others == {"c1": True, "w1": True}
-    assert "renew.sh" in result.err
+    assert "apply.sh" in result.err
     sans = subprocess.run(
         ["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(inv / "node-c1/ssl/apiserver.crt")],
         capture_output=True,

@@ -183,8 +183,8 @@ def test_a_vip_given_later_moves_every_node_to_it(run: Run, inv: Path) -> None:
     result = run("node", "ctrl2", "10.0.0.12", "--role", "controller", "--vip", VIP, "--json")
     assert result.code == 0, result.err
     rebuilt = {o["name"]: o["certs_changed"] for o in json.loads(result.out)["rebuilt_others"]}
-    assert rebuilt == {"ctrl1": True, "w1": True}  # both need renew.sh: their kubeconfigs name the VIP
-    assert "renew.sh" in result.err
+    assert rebuilt == {"ctrl1": True, "w1": True}  # both need apply.sh: their kubeconfigs name the VIP
+    assert "apply.sh" in result.err
     assert f"the API endpoint is now {VIP}:6443 (certSANs {VIP}): on a running cluster" in result.err
     assert servers(inv, "w1") == {f"https://{VIP}:6443"}
     admin = yaml.safe_load(write_files(inv, "ctrl1")["/etc/kubernetes/admin.conf"])  # its kubelet: the local apiserver
@@ -422,7 +422,7 @@ def test_shellcheck_passes_on_every_variant_of_the_scripts(run: Run, tmp_path: P
                 target = tmp_path / f"{name}-{folder.name}-setup.sh"
                 target.write_bytes(files_of(config)["/opt/isobuild/setup.sh"][1])
                 scripts.append(str(target))
-            scripts += [str(folder / "install.sh"), str(folder / "renew.sh")]
+            scripts += [str(folder / "install.sh"), str(folder / "apply.sh")]
     result = subprocess.run([require_tool("shellcheck"), "--shell=bash", *scripts], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 

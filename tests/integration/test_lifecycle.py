@@ -1,5 +1,5 @@
 """Certificates over time and CA protection: expiry checks and renewal under an injected clock,
-renew.sh installing renewed files, external-CA mode, encrypted CA keys, user kubeconfigs."""
+external-CA mode, encrypted CA keys, user kubeconfigs (apply.sh: test_apply)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from isobuilder import configdrive, ignition, pki
 from tests.fake_apiserver import serving
-from tests.helpers import Run, kubectl, require_tool
+from tests.helpers import Run, kubectl
 
 PASS_ENV = "ISOBUILD_CA_PASSPHRASE"
 
@@ -156,57 +155,6 @@ def test_cert_and_ca_days_on_init(run: Run, inv: Path) -> None:
     assert "cert_days: 90" in text and "ca_days: 1000" in text
     result = run("init", "--cert-days", "400", "--ca-days", "300", inventory=inv.parent / "other")
     assert result.code == 1 and "longer than ca_days" in result.err
-
-
-# -- renew.sh: renewed certificates reach a running node ---------------------------------------------
-def run_renew(script: Path, root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(script), "--no-restart"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ISOBUILD_ROOT": str(root)},
-        timeout=60,
-    )
-
-
-def test_renew_sh_installs_what_the_drive_would_and_only_changes(run: Run, example: Path, tmp_path: Path) -> None:
-    node = example / "node-controller"
-    script = node / "renew.sh"
-    assert script.stat().st_mode & 0o777 == 0o700  # it holds private keys
-    check = subprocess.run([require_tool("shellcheck"), "--shell=bash", str(script)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout
-    root = tmp_path / "node-root"
-    first = run_renew(script, root)
-    assert first.returncode == 0, first.stderr
-    assert "installed:" in first.stderr
-    # byte for byte what first boot writes (cloud-init's write_files), for every credential
-    written = {
-        f["path"]: f
-        for f in yaml.safe_load((node / "cloud-config/openstack/latest/user_data").read_text())["write_files"]
-    }
-    installed = {"/" + p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
-    assert {"/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/admin.conf", "/var/lib/kubelet/pki/kubelet.key",
-            "/etc/kubernetes/pki/etcd/peer.key"} <= set(installed)  # fmt: skip
-    for path, file in installed.items():
-        assert file.read_text() == written[path]["content"], path
-        assert f"{file.stat().st_mode & 0o7777:04o}" == written[path]["permissions"], path
-    assert "/etc/kubernetes/pki/ca.key" not in installed  # CA material does not change on renewal
-    second = run_renew(script, root)
-    assert second.returncode == 0 and "nothing to do" in second.stderr
-
-    assert run("certs", "renew", "controller").code == 0
-    third = run_renew(script, root)
-    assert third.returncode == 0, third.stderr
-    changed = re.search(r"installed: (.*)", third.stderr)
-    assert changed is not None
-    assert "/etc/kubernetes/pki/apiserver.crt" in changed.group(1)
-    assert "/etc/kubernetes/pki/apiserver.key" not in changed.group(1)  # same key
-    assert (root / "etc/kubernetes/pki/apiserver.crt").read_bytes() == (node / "ssl/apiserver.crt").read_bytes()
-
-
-def test_renew_sh_refuses_unknown_arguments(example: Path) -> None:
-    result = subprocess.run(["bash", str(example / "node-worker1/renew.sh"), "--bogus"], capture_output=True, text=True)
-    assert result.returncode == 2 and "usage:" in result.stderr
 
 
 # -- external-CA mode ---------------------------------------------------------------------------------

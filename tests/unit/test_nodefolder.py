@@ -48,14 +48,24 @@ def test_a_rebuild_from_its_own_output_changes_nothing() -> None:
     first = _build("w1")
     again = _build("w1", first.tree)
     assert again.changed == [] and again.tree == first.tree and not again.certs_changed
+    assert first.to_apply == () and again.to_apply == ()  # a new node boots its drive; nothing to apply
+
+
+def test_what_a_running_node_must_apply_is_what_changed_on_it() -> None:
+    from isobuilder.pki import Renewal
+
+    first = _build("w1")
+    renewed = _build("w1", first.tree, renewal=Renewal())
+    assert renewed.to_apply == ("/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/pki/kubelet.crt")
+    assert NodeState.parse(renewed.tree[STATE].content).applied["/etc/hosts"]  # the hosts entry is tracked too
 
 
 def test_the_folder_has_every_part_with_secret_modes() -> None:
     tree = _build("c1").tree
-    assert {"install.sh", "renew.sh", ISO, STATE, USER_DATA, "ssl/ca.key", "ssl/apiserver.crt"} <= set(tree)
+    assert {"install.sh", "apply.sh", ISO, STATE, USER_DATA, "ssl/ca.key", "ssl/apiserver.crt"} <= set(tree)
     secret = [rel for rel in tree if rel.endswith(".key") or rel in (USER_DATA, ISO)]
     assert all(tree[rel].mode == 0o600 for rel in secret), [(r, oct(tree[r].mode)) for r in secret]
-    assert tree["renew.sh"].mode == 0o700
+    assert tree["apply.sh"].mode == 0o700
 
 
 def test_a_worker_gets_no_ca_key_and_no_control_plane_identity() -> None:
@@ -87,7 +97,7 @@ def test_an_unreadable_state_record_counts_as_unknown(text: bytes | None) -> Non
 
 
 def test_the_state_record_round_trips_and_tells_whether_it_holds() -> None:
-    state = NodeState("a" * 64, "d" * 64, {"x": 3})
+    state = NodeState("a" * 64, "d" * 64, {"x": 3}, "c" * 64, {"/etc/hosts": "b" * 64})
     assert NodeState.parse(state.dump()) == state
     assert state.holds("d" * 64, {"x": 3}) and not state.holds("d" * 64, {"x": 4}) and not state.holds("e", {"x": 3})
 

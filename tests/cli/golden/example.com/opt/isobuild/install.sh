@@ -115,7 +115,7 @@ install_packages() {
   apt-mark hold kubelet kubeadm kubectl containerd.io >/dev/null
 }
 
-configure_containerd() {
+containerd_config() {  # the config.toml the kubelet needs (install.sh and apply.sh alike), on stdout
   # The kubelet uses the systemd cgroup driver; containerd must match. Some containerd 2.x
   # releases leave SystemdCgroup out of `config default` (containerd#12101): add it then.
   local wanted
@@ -124,6 +124,12 @@ configure_containerd() {
     wanted=$(sed -E "/^( *)\[plugins\.'io\.containerd\.cri\.v1\.runtime'\.containerd\.runtimes\.runc\.options\]/a\\            SystemdCgroup = true" <<<"$wanted")
   fi
   grep -q 'SystemdCgroup = true' <<<"$wanted" || die "cannot enable SystemdCgroup in containerd's configuration"
+  printf '%s\n' "$wanted"
+}
+
+configure_containerd() {
+  local wanted
+  wanted=$(containerd_config)
   if [[ "$(cat /etc/containerd/config.toml 2>/dev/null)" != "$wanted" ]]; then
     log "configuring containerd (systemd cgroups, CRI enabled)"
     install -d -m 0755 /etc/containerd

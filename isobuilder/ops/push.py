@@ -1,0 +1,114 @@
+"""``isobuild push``: each node's apply.sh, run on the node over the operator's own ``ssh``.
+
+The script goes to the node on ssh's standard input (``bash -s``): no copy of its private keys
+is left on the node's disk. The ssh command is the operator's: ``ssh`` with their config and
+agent, or ``ISOBUILD_SSH`` (as git's ``GIT_SSH_COMMAND``), so isobuild keeps no credentials.
+Controllers go first, one at a time; the first node that fails stops the push.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from isobuilder.context import Context
+from isobuilder.errors import IsobuildError
+from isobuilder.inventory import read_file, refuse_symlink
+from isobuilder.model import Cluster, Format, Node, unique
+from isobuilder.nodefolder import APPLY, STATE, NodeState, inputs_digest
+from isobuilder.ops import load_authority, load_cluster
+
+SSH_ENV = "ISOBUILD_SSH"  # the ssh command line, e.g. "ssh -F ~/.ssh/lab.config"
+# As root, or through sudo (-n: a password prompt would read the script as the password).
+REMOTE = 'if [ "$(id -u)" -eq 0 ]; then exec bash -s -- {args}; else exec sudo -n bash -s -- {args}; fi'
+
+
+@dataclasses.dataclass(frozen=True)
+class Push:
+    """One node's push: the command line, and the script it sends."""
+
+    node: Node
+    script_path: Path
+    script: bytes = dataclasses.field(repr=False)
+    command: tuple[str, ...]
+
+    def shown(self) -> str:
+        """The command as a shell line (``--dry-run``)."""
+        return f"{shlex.join(self.command)} < {shlex.quote(str(self.script_path))}"
+
+
+def ssh_command() -> list[str]:
+    text = os.environ.get(SSH_ENV, "").strip()
+    try:
+        words = shlex.split(text) if text else ["ssh"]
+    except ValueError as exc:
+        raise IsobuildError(
+            f"{SSH_ENV} is not a command line ({exc})", hint='e.g. ISOBUILD_SSH="ssh -F lab.config"'
+        ) from None
+    if not words or (shutil.which(words[0]) is None and not Path(words[0]).is_file()):
+        raise IsobuildError(
+            f"{words[0] if words else 'ssh'} not found",
+            hint=f"install OpenSSH's client (apt-get install openssh-client), or set {SSH_ENV}",
+        )
+    return words
+
+
+def login(cluster: Cluster, node: Node, user: str | None) -> str:
+    """``user@ip``: the user given, else Flatcar's ``core``, else the ssh config's (no user)."""
+    if user is None and cluster.format_of(node) is Format.IGNITION:
+        user = "core"
+    return f"{user}@{node.ip}" if user else node.ip
+
+
+def plan(ctx: Context, names: Sequence[str], *, every: bool, user: str | None, check: bool) -> list[Push]:
+    """Each node's push, controllers first, read under the lock: the folder must be built from
+    cluster.yaml as it is now (else its apply.sh would install an older state)."""
+    if user is not None and (not user or user.startswith("-") or any(c in user for c in "@ \t\n\0")):
+        raise IsobuildError(f"--user {user!r} is not a login name", hint="e.g. --user debian")
+    ssh = ssh_command()
+    inv = ctx.inventory
+    with inv.locked():
+        cluster = load_cluster(inv)
+        if every:
+            nodes = list(cluster.nodes)
+        else:
+            nodes = []
+            for name in unique(names):
+                node = cluster.node(name)
+                if node is None:
+                    known = ", ".join(n.name for n in cluster.nodes) or "none"
+                    raise IsobuildError(f"no node {name!r} in cluster.yaml", hint=f"known nodes: {known}")
+                nodes.append(node)
+        if not nodes:
+            raise IsobuildError("no node to push to", hint="name nodes, e.g. isobuild push worker1, or --all")
+        authority_ = load_authority(ctx)
+        pushes = []
+        for node in sorted(nodes, key=lambda n: not n.role.is_controller):  # stable: as named, controllers first
+            folder = inv.node_dir(node.folder)
+            refuse_symlink(folder, "a node folder")
+            refuse_symlink(folder / APPLY, f"{node.folder}/{APPLY}")
+            script = read_file(folder / APPLY)
+            state = NodeState.parse(read_file(folder / STATE))
+            if script is None or state.inputs != inputs_digest(cluster, node, authority_):
+                raise IsobuildError(
+                    f"{node.folder}/ is not built from cluster.yaml as it is now",
+                    hint=f"run isobuild build {node.name} first (then push: its apply.sh carries the change)",
+                )
+            remote = REMOTE.format(args="--check" if check else "")
+            command = (*ssh, "-T", login(cluster, node, user), remote)
+            pushes.append(Push(node, folder / APPLY, script, command))
+    return pushes
+
+
+def run(push: Push) -> int:
+    """ssh's exit code: apply.sh's on the node, 255 when ssh itself failed. Its output streams
+    through (the node's log lines on stderr; ``--check``'s list on stdout)."""
+    try:
+        return subprocess.run(push.command, input=push.script, check=False).returncode
+    except OSError as exc:
+        raise IsobuildError(f"cannot run {push.command[0]}: {exc.strerror or exc}", hint=f"check {SSH_ENV}") from None

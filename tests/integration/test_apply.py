@@ -1,0 +1,170 @@
+"""apply.sh: a running node brought to what its folder holds, run for real into a scratch root
+(ISOBUILD_ROOT): byte for byte what first boot writes, only what differs, a second run idle, the
+restarts it plans, the endpoint's hosts entry, containerd's config through the real containerd."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.helpers import CONFIG_2_USER_DATA, Run, require_tool
+
+HOSTS_MARKER = "# isobuild: the cluster's API endpoint"
+
+
+def apply(script: Path, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(script), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ISOBUILD_ROOT": str(root)},
+        timeout=120,
+    )
+
+
+def installed(result: subprocess.CompletedProcess[str]) -> list[str]:
+    match = re.search(r"installed: (.*)", result.stderr)
+    return match.group(1).split() if match else []
+
+
+def planned_restarts(result: subprocess.CompletedProcess[str]) -> list[str]:
+    match = re.search(r"would restart: ([^(;\n]*)", result.stderr)
+    assert match, result.stderr
+    return [] if match.group(1).strip() == "nothing" else match.group(1).split()
+
+
+def test_apply_sh_installs_what_first_boot_writes_and_only_what_changed(
+    run: Run, example: Path, tmp_path: Path
+) -> None:
+    node = example / "node-controller"
+    script = node / "apply.sh"
+    assert script.stat().st_mode & 0o777 == 0o700  # it holds private keys
+    check = subprocess.run([require_tool("shellcheck"), "--shell=bash", str(script)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    root = tmp_path / "node-root"
+    first = apply(script, root)
+    assert first.returncode == 0, first.stderr
+    # byte for byte, mode for mode, what first boot writes (cloud-init's write_files)
+    written = {f["path"]: f for f in yaml.safe_load((node / CONFIG_2_USER_DATA).read_text())["write_files"]}
+    on_root = {"/" + p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
+    assert {"/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/admin.conf", "/var/lib/kubelet/pki/kubelet.key",
+            "/etc/kubernetes/pki/etcd/peer.key", "/opt/isobuild/install.sh"} <= set(on_root)  # fmt: skip
+    computed_on_the_node = {"/etc/containerd/config.toml", "/etc/hosts"}
+    for path, file in on_root.items():
+        if path in computed_on_the_node:
+            continue
+        assert file.read_text() == written[path]["content"], path
+        assert f"{file.stat().st_mode & 0o7777:04o}" == written[path]["permissions"], path
+    assert not any(p.startswith("/etc/kubernetes/pki/ca.") for p in on_root)  # a CA is never re-made
+    assert set(installed(first)) == set(on_root) - {"/etc/hosts"}  # no VIP: no hosts entry, none made
+    assert {"etcd", "kube-apiserver", "kubelet", "containerd"} <= set(planned_restarts(first))
+
+    second = apply(script, root)
+    assert second.returncode == 0 and "nothing to do" in second.stderr, second.stderr
+
+    assert run("certs", "renew", "controller").code == 0
+    check = apply(script, root, "--check")
+    assert check.returncode == 0, check.stderr
+    differs = check.stdout.split()
+    assert "/etc/kubernetes/pki/apiserver.crt" in differs
+    assert "/etc/kubernetes/pki/apiserver.key" not in differs  # same key
+    assert (
+        not installed(check)
+        and (root / "etc/kubernetes/pki/apiserver.crt").read_bytes() != (node / "ssl/apiserver.crt").read_bytes()
+    )  # --check changes nothing
+    third = apply(script, root)
+    assert sorted(installed(third)) == sorted(differs)
+    assert (root / "etc/kubernetes/pki/apiserver.crt").read_bytes() == (node / "ssl/apiserver.crt").read_bytes()
+    assert "containerd" not in planned_restarts(third)  # what reads a changed file, nothing else
+
+
+def test_a_label_reaches_the_running_kubelet_and_only_the_kubelet_restarts(
+    run: Run, example: Path, tmp_path: Path
+) -> None:
+    script = example / "node-worker1" / "apply.sh"
+    root = tmp_path / "node-root"
+    assert apply(script, root).returncode == 0
+    result = run("node", "worker1", "--label", "zone=rack9", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["to_apply"] == ["/var/lib/kubelet/kubeadm-flags.env"]
+    assert "isobuild push worker1 (its apply.sh: kubeadm-flags.env)" in result.err
+    applied = apply(script, root)
+    assert applied.returncode == 0, applied.stderr
+    assert installed(applied) == ["/var/lib/kubelet/kubeadm-flags.env"]
+    assert planned_restarts(applied) == ["kubelet"]
+    assert "zone=rack9" in (root / "var/lib/kubelet/kubeadm-flags.env").read_text()
+    assert "nothing to do" in apply(script, root).stderr
+
+
+def test_an_unchanged_rebuild_asks_nothing_of_a_running_node(run: Run, example: Path) -> None:
+    result = run("build", "--json")
+    assert result.code == 0, result.err
+    assert "apply.sh" not in result.err and "isobuild push" not in result.err
+
+
+def test_the_endpoint_hosts_entry_is_replaced_never_duplicated(run: Run, inv: Path, tmp_path: Path) -> None:
+    assert run("node", "c1", "10.0.0.11", "--vip", "10.0.0.50", "--endpoint", "api.lab.test").code == 0
+    assert run("node", "w1", "10.0.0.21", "--master", "c1").code == 0
+    root = tmp_path / "node-root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/hosts").write_text(f"127.0.0.1\tlocalhost\n{HOSTS_MARKER}\n10.0.0.99 api.lab.test\n10.1.1.1 db\n")
+    script = inv / "node-w1" / "apply.sh"
+    first = apply(script, root)
+    assert first.returncode == 0, first.stderr
+    assert (root / "etc/hosts").read_text() == (
+        f"127.0.0.1\tlocalhost\n10.1.1.1 db\n{HOSTS_MARKER}\n10.0.0.50 api.lab.test\n"
+    )  # the operator's own lines kept
+    assert "/etc/hosts" in installed(first)
+    assert "nothing to do" in apply(script, root).stderr
+
+
+def test_apply_installs_the_containerd_config_install_sh_would_and_containerd_reads_it(
+    example: Path, tmp_path: Path
+) -> None:
+    containerd = require_tool("containerd")
+    root = tmp_path / "node-root"
+    result = apply(example / "node-worker1" / "apply.sh", root)
+    assert result.returncode == 0, result.stderr
+    config = root / "etc/containerd/config.toml"
+    assert "SystemdCgroup = true" in config.read_text()
+    dump = subprocess.run([containerd, "--config", str(config), "config", "dump"], capture_output=True, text=True)
+    assert dump.returncode == 0, dump.stderr
+    assert "SystemdCgroup = true" in dump.stdout
+
+
+def test_an_ignition_node_s_apply_sh_leaves_containerd_to_flatcar(run: Run, inv: Path, tmp_path: Path) -> None:
+    assert run("node", "c1", "10.0.0.11").code == 0
+    assert run("node", "f1", "10.0.0.31", "--master", "c1", "--format", "ignition").code == 0
+    script = inv / "node-f1" / "apply.sh"
+    assert "core@10.0.0.31" in script.read_text() and "containerd config" not in script.read_text()
+    check = subprocess.run([require_tool("shellcheck"), "--shell=bash", str(script)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    root = tmp_path / "node-root"
+    result = apply(script, root)
+    assert result.returncode == 0, result.stderr
+    assert "/var/lib/kubelet/pki/kubelet.crt" in installed(result)
+    assert "/etc/containerd/config.toml" not in installed(result)
+
+
+def test_an_older_folder_s_renew_sh_gives_way_to_apply_sh(run: Run, example: Path) -> None:
+    folder = example / "node-worker1"
+    state = json.loads((folder / ".isobuild.json").read_text())
+    del state["applied"]  # as a folder made by an isobuild before apply.sh (other templates)
+    state["inputs"] = "made-by-an-older-isobuild"
+    (folder / ".isobuild.json").write_text(json.dumps(state))
+    (folder / "renew.sh").write_text("#!/bin/sh\n")
+    result = run("build", "--json")
+    assert result.code == 0, result.err
+    assert not (folder / "renew.sh").exists()
+    assert "worker1: a running node needs its apply.sh" in result.err  # it never had one: run it once
+
+
+def test_apply_sh_refuses_unknown_arguments(example: Path) -> None:
+    script = example / "node-worker1/apply.sh"
+    result = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True)
+    assert result.returncode == 2 and "usage:" in result.stderr
