@@ -283,8 +283,8 @@ def node(
     n = result.node
     status = f"{len(result.changed)} files written" if result.changed else "up to date, nothing written"
     say(f"{n.role} {n.name} ({n.ip}): {status}")
-    if result.kept_hand_edit:
-        say("  user_data: your hand edit is kept (nothing isobuild generates for it changed)")
+    for rel in result.kept_edits:
+        say(f"  kept:    your hand edit of {rel} (nothing isobuild generates for it changed)")
     say(f"  folder:  {result.folder}/  (config.iso, install.sh, apply.sh, ssl/, cloud-config/)")
     network = f", static {n.ip}/{n.prefix} on {n.mac}" if n.static else ""
     say(f"  drive:   {result.format} on a {result.media.label} drive{network}")

@@ -179,8 +179,8 @@ def _say_build(result: "BuildResult") -> None:
     for outcome in result.outcomes:
         if outcome.status is Status.FAILED:
             say(f"  failed {outcome.name}: {outcome.error}")
-        elif outcome.kept_hand_edit:
-            say(f"  {outcome.name}: your hand edit of user_data is kept")
+        elif outcome.kept_edits:
+            say(f"  {outcome.name}: your hand edit of {', '.join(outcome.kept_edits)} is kept")
     running = [o for o in result.outcomes if o.to_apply]
     for outcome in running:
         say(f"  {outcome.name}: a running node needs its apply.sh ({apply_summary(outcome.to_apply)})")

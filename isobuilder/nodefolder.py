@@ -11,7 +11,7 @@ order a reader expects, each reading and extending one :class:`_Build` record::
     render_host_configs  kubeadm/kubelet configs, manifests, the first-boot scripts
     write_apply_script   apply.sh: all of it but the CAs, for the running node
     lay_out_drive        meta data, network config and user data at the medium's paths
-    apply_hand_edit_rule a hand-edited user_data is kept, or refused, never overwritten silently
+    apply_hand_edit_rule a hand edit of a generated file is kept, or refused, never overwritten
     pack_iso             config.iso (kept, bytes and mtime, when it holds exactly the drive)
     record_state         .isobuild.json: what was generated, from which inputs
 
@@ -53,7 +53,7 @@ class NodeFolder:
 
     tree: dict[str, File]
     changed: list[str]  # paths written or removed, relative to the folder; empty: nothing to do
-    kept_hand_edit: bool
+    kept_edits: tuple[str, ...]  # hand-edited files kept as they are (relative to the folder)
     to_apply: tuple[str, ...]  # paths on the node apply.sh now changes there; empty: nothing new
 
     @property
@@ -80,6 +80,7 @@ class NodeState:
     files: Mapping[str, int] = dataclasses.field(default_factory=dict)
     cluster: str | None = None  # the cluster_digest it was made from (every node alike)
     applied: Mapping[str, str] = dataclasses.field(default_factory=dict)  # apply.sh's, per path on the node
+    generated: Mapping[str, str] = dataclasses.field(default_factory=dict)  # sha256 of the other files it wrote
 
     @classmethod
     def parse(cls, text: bytes | None) -> NodeState:
@@ -89,16 +90,16 @@ class NodeState:
             files = data.get("files") or {}
             sizes = {str(k): int(v) for k, v in files.items()}
             applied = {str(k): str(v) for k, v in (data.get("applied") or {}).items()}
+            generated = {str(k): str(v) for k, v in (data.get("generated") or {}).items()}
             digest, inputs, whole = data.get("user_data_sha256"), data.get("inputs"), data.get("cluster")
         except (ValueError, AttributeError, TypeError):
             return cls()
         text_or_none = [v if isinstance(v, str) else None for v in (digest, inputs, whole)]
-        return cls(text_or_none[0], text_or_none[1], sizes, text_or_none[2], applied)
+        return cls(text_or_none[0], text_or_none[1], sizes, text_or_none[2], applied, generated)
 
     def dump(self) -> bytes:
-        return serialize.json_bytes(
-            dataclasses.asdict(self) | {"files": dict(sorted(self.files.items())), "applied": dict(self.applied)}
-        )
+        maps = {"files": dict(sorted(self.files.items())), "applied": dict(self.applied)}
+        return serialize.json_bytes(dataclasses.asdict(self) | maps | {"generated": dict(self.generated)})
 
     def holds(self, digest: str, sizes: Mapping[str, int | None]) -> bool:
         """Made from inputs with this digest, and its files still there (by size)."""
@@ -212,7 +213,8 @@ class _Build:
     drive: dict[str, bytes] = dataclasses.field(default_factory=dict)
     install: bytes = b""
     generated: bytes = b""  # the user data isobuild generates
-    kept_hand_edit: bool = False
+    kept_edits: list[str] = dataclasses.field(default_factory=list)
+    digests: dict[str, str] = dataclasses.field(default_factory=dict)  # of what isobuild generated
 
     @property
     def media(self) -> Media:
@@ -241,7 +243,7 @@ def build_node(
     apply_hand_edit_rule(b)
     pack_iso(b)
     state = record_state(b)
-    return NodeFolder(b.tree, changes(existing, b.tree), b.kept_hand_edit, _to_apply(b, state))
+    return NodeFolder(b.tree, changes(existing, b.tree), tuple(b.kept_edits), _to_apply(b, state))
 
 
 def add_ca_material(b: _Build) -> None:
@@ -346,12 +348,52 @@ def lay_out_drive(b: _Build) -> None:
 
 
 def apply_hand_edit_rule(b: _Build) -> None:
+    state = NodeState.parse(_content(b.existing.get(STATE)))
     on_disk = user_data_of(b.existing, b.media)
     where = f"{b.node.folder}/{CLOUD_DIR}/{b.media.user_data_path}"
-    state = NodeState.parse(_content(b.existing.get(STATE)))
     user_data = hand_edit_rule(state, on_disk, b.generated, force=b.force, where=where)
-    b.kept_hand_edit = user_data is not b.generated
+    if user_data is not b.generated:
+        b.kept_edits.append(f"{CLOUD_DIR}/{b.media.user_data_path}")
     b.drive[b.media.user_data_path] = user_data
+    # Every other file isobuild writes, by the same rule: the drive's, install.sh and apply.sh.
+    guarded = {f"{CLOUD_DIR}/{path}": content for path, content in b.drive.items() if path != b.media.user_data_path}
+    guarded |= {rel: b.tree[rel].content for rel in (INSTALL, APPLY)}
+    for rel, generated in sorted(guarded.items()):
+        b.digests[rel] = serialize.sha256(generated)
+        kept = _keep_or_refuse(b, state, rel, generated)
+        if kept is None:
+            continue
+        b.kept_edits.append(rel)
+        if rel.startswith(CLOUD_DIR + "/"):
+            b.drive[rel.removeprefix(CLOUD_DIR + "/")] = kept
+        else:
+            b.tree[rel] = dataclasses.replace(b.tree[rel], content=kept)
+
+
+def _keep_or_refuse(b: _Build, state: NodeState, rel: str, generated: bytes) -> bytes | None:
+    """A hand edit of ``rel`` to keep (None: there is none, or ``force`` drops it). The top-level
+    install.sh is a copy (the drive carries the one a node runs): an edit there is refused."""
+    on_disk, recorded = b.existing.get(rel), state.generated.get(rel)
+    if b.force or on_disk is None or recorded is None or on_disk.content == generated:
+        return None
+    if serialize.sha256(on_disk.content) == recorded:
+        return None  # isobuild's own output
+    where = f"{b.node.folder}/{rel}"
+    if rel == INSTALL:
+        copy = f"{CLOUD_DIR}/{b.media.user_data_path} (write_files {render.INSTALL_PATH})"
+        if b.cluster.format_of(b.node) is Format.IGNITION:
+            copy = f"{CLOUD_DIR}/{DRIVE_INSTALLER}"
+        raise IsobuildError(
+            f"{where} was edited by hand, but nodes never run this copy: the drive carries its own",
+            hint=f"make the edit in {copy} (kept, and packaged by isobuild image), then restore install.sh; "
+            "or re-run with --force to drop your edit",
+        )
+    if serialize.sha256(generated) != recorded:
+        raise IsobuildError(
+            f"{where} was edited by hand and this change would overwrite it",
+            hint="undo the edit, or replace it: isobuild node NAME --force, or build NAME --force (your edit is lost)",
+        )
+    return on_disk.content
 
 
 def pack_iso(b: _Build) -> None:
@@ -364,8 +406,9 @@ def pack_iso(b: _Build) -> None:
             added[rel.removeprefix(CLOUD_DIR + "/")] = file.content
     for path, content in b.drive.items():
         b.tree[f"{CLOUD_DIR}/{path}"] = File(content, 0o600 if path == b.media.user_data_path else 0o644)
-    if b.kept_hand_edit:
-        added[b.media.user_data_path] = b.drive[b.media.user_data_path]
+    for rel in b.kept_edits:
+        if rel.startswith(CLOUD_DIR + "/"):
+            added[rel.removeprefix(CLOUD_DIR + "/")] = b.drive[rel.removeprefix(CLOUD_DIR + "/")]
     if added:
         ssl_keys = {rel: f.content for rel, f in b.tree.items() if rel.startswith("ssl/") and rel.endswith(".key")}
         refuse_foreign_keys(b.node.folder, added, ssl_keys)
@@ -389,6 +432,7 @@ def record_state(b: _Build) -> NodeState:
         files={rel: len(f.content) for rel, f in sorted(b.tree.items())},
         cluster=cluster_digest(b.cluster, b.authority),
         applied=_applied_digests(b),
+        generated=b.digests,
     )
     b.tree[STATE] = File(state.dump(), 0o644)
     return state

@@ -41,7 +41,7 @@ class Outcome:
     status: Status
     changed: int = 0  # files written
     error: str = ""
-    kept_hand_edit: bool = False
+    kept_edits: tuple[str, ...] = ()  # hand-edited files kept as they are
     to_apply: tuple[str, ...] = ()  # paths on the (running) node its apply.sh now changes
 
 
@@ -124,7 +124,7 @@ def _build_one(name: str) -> Outcome:
     except OSError as exc:
         return Outcome(name, Status.FAILED, error=f"cannot write {node.folder}: {exc.strerror or exc}")
     status = Status.BUILT if built.changed else Status.UNCHANGED
-    return Outcome(name, status, len(built.changed), kept_hand_edit=built.kept_hand_edit, to_apply=built.to_apply)
+    return Outcome(name, status, len(built.changed), kept_edits=built.kept_edits, to_apply=built.to_apply)
 
 
 def default_jobs() -> int:

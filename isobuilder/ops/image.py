@@ -15,7 +15,7 @@ from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
 from isobuilder.inventory import Inventory, read_file, read_tree, refuse_symlink
 from isobuilder.model import Media
-from isobuilder.nodefolder import CLOUD_DIR, ISO, refuse_foreign_keys
+from isobuilder.nodefolder import CLOUD_DIR, INSTALL, ISO, STATE, NodeState, refuse_foreign_keys
 from isobuilder.outside import write_outside
 
 
@@ -45,6 +45,21 @@ def check_user_data(data: bytes, path: Path) -> None:
         raise IsobuildError(f"{path} is not a cloud-config mapping", hint=hint)
 
 
+def refuse_install_edit(folder: Path) -> None:
+    """The folder's install.sh is a copy: the drive carries the one a node runs. Packaging the drive
+    after an edit of the copy would ship without it, silently."""
+    refuse_symlink(folder / INSTALL, "a node folder's install.sh")
+    recorded = NodeState.parse(read_file(folder / STATE)).generated.get(INSTALL)
+    script = read_file(folder / INSTALL)
+    if recorded is None or script is None or serialize.sha256(script) == recorded:
+        return
+    raise IsobuildError(
+        f"{folder / INSTALL} was edited by hand, but config.iso never carries this copy",
+        hint=f"make the edit in the drive's copy under {folder / CLOUD_DIR}/ (user_data's write_files, or "
+        "install.sh on an Ignition drive), restore install.sh, then run isobuild image",
+    )
+
+
 def image(ctx: Context, folder: Path) -> Path:
     """Re-package ``folder/cloud-config/`` into ``folder/config.iso``; nothing else changes."""
     refuse_symlink(folder, "a node folder")
@@ -68,6 +83,7 @@ def image(ctx: Context, folder: Path) -> Path:
                 hint="a config-2 drive needs openstack/latest/user_data, a NoCloud drive user-data",
             )
         check_user_data(files[media.user_data_path], source / media.user_data_path)
+        refuse_install_edit(folder)
         ssl = read_tree(folder / "ssl")
         refuse_foreign_keys(folder.name, files, {r: f.content for r, f in ssl.items() if r.endswith(".key")})
         target = folder / ISO

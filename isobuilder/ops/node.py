@@ -94,7 +94,7 @@ class NodeResult:
     changed: tuple[str, ...]  # node-folder files written (relative); empty: nothing to do
     cluster_created: bool
     cert_expiry: dt.datetime
-    kept_hand_edit: bool
+    kept_edits: tuple[str, ...]  # hand-edited files kept (relative to the folder)
     format: Format
     media: Media
     warnings: tuple[str, ...] = ()
@@ -112,7 +112,8 @@ class NodeResult:
             "changed": list(self.changed),
             "cluster_created": self.cluster_created,
             "cert_expiry": self.cert_expiry.isoformat(),
-            "kept_hand_edit": self.kept_hand_edit,
+            "kept_hand_edit": bool(self.kept_edits),
+            "kept_edits": list(self.kept_edits),
             "format": self.format.value,
             "media": self.media.value,
             "static_network": self.node.static,
@@ -172,7 +173,7 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
         tuple(built.changed),
         created,
         built.cert_expiry(),
-        built.kept_hand_edit,
+        built.kept_edits,
         updated.format_of(node),
         updated.media_of(node),
         (*warnings, *skipped),

@@ -155,7 +155,7 @@ def test_a_hand_edit_is_kept_and_never_overwritten_without_force(run: Run, examp
 
     same = run("node", "worker1", "10.10.10.2", "--master", "10.10.10.1")
     assert same.code == 0
-    assert "hand edit is kept" in same.err
+    assert "kept:    your hand edit of cloud-config/openstack/latest/user_data" in same.err
     assert user_data.read_bytes() == edited
 
     before = snapshot(example)

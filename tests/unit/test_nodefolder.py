@@ -80,7 +80,7 @@ def test_a_hand_edit_is_kept_while_our_output_is_unchanged() -> None:
     edited = dict(first.tree)
     edited[USER_DATA] = File(first.tree[USER_DATA].content + b"# mine\n", 0o600)
     kept = _build("w1", edited)
-    assert kept.kept_hand_edit and kept.tree[USER_DATA] == edited[USER_DATA]
+    assert kept.kept_edits == (USER_DATA,) and kept.tree[USER_DATA] == edited[USER_DATA]
     assert kept.tree[ISO] != first.tree[ISO]  # the ISO now carries the edit
 
 
