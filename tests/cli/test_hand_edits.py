@@ -56,7 +56,7 @@ def test_an_edit_of_the_drive_s_meta_data_is_kept_and_packaged(run: Run, example
     assert run("build").code == 0
     assert meta.read_text() == edited
     iso = configdrive.drive_files((example / WORKER / "config.iso").read_bytes())
-    assert iso["openstack/latest/meta_data.json"] == edited.encode()
+    assert iso is not None and iso["openstack/latest/meta_data.json"] == edited.encode()
 
 
 def test_an_ignition_node_s_drive_installer_edit_is_kept_its_top_level_copy_refused(run: Run, example: Path) -> None:
