@@ -240,6 +240,9 @@ def push(
         str | None, typer.Option("--user", help="Login user [Flatcar: core; else your ssh config's].")
     ] = None,
     check: Annotated[bool, typer.Option("--check", help="List what differs on each node; change nothing.")] = False,
+    upgrade: Annotated[
+        bool, typer.Option("--upgrade", help="Run upgrade.sh first (isobuild upgrade writes it), in its order.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the ssh commands; run nothing.")] = False,
 ) -> None:
     """Bring running nodes to their folders: run each node's apply.sh on it over your own ssh.
@@ -248,39 +251,104 @@ def push(
     another user): nothing is left on the node. Controllers go first, one at a time; the first
     node that fails stops the push. A node folder not built from cluster.yaml as it is now is
     refused: run isobuild build first. ISOBUILD_SSH replaces `ssh`, as GIT_SSH_COMMAND does.
+    With --upgrade each node runs its upgrade.sh, then its apply.sh, and is recorded as upgraded.
 
     \b
     Example:
       isobuild push worker1 --dry-run
       isobuild push --all --check
+      isobuild push ctrl1 --upgrade
       ISOBUILD_SSH="ssh -F ~/.ssh/lab.config" isobuild push ctrl1 ctrl2 ctrl3 --user debian
     """
     from isobuilder.ops import push as pushing
+    from isobuilder.ops.upgrade import mark_done
 
-    pushes = pushing.plan(_context(), names or [], every=every, user=user, check=check)
+    if upgrade and check:
+        raise IsobuildError("--upgrade and --check go separately", hint="check with --check, then --upgrade")
+    ctx = _context()
+    pushes = pushing.plan(ctx, names or [], every=every, user=user, check=check, upgrade=upgrade)
     if dry_run:
         for p in pushes:
             print(p.shown())
-        say(f"push: {len(pushes)} node(s); --dry-run: nothing was run")
+        say(f"push: {len({p.node.name for p in pushes})} node(s); --dry-run: nothing was run")
         return
     for done, p in enumerate(pushes):
-        say(f"push: {p.node.name} ({p.command[-2]}): {'checking' if check else 'applying'} {p.script_path}")
+        what = "checking" if check else "upgrading with" if p.upgrades else "applying"
+        say(f"push: {p.node.name} ({p.command[-2]}): {what} {p.script_path}")
         code = pushing.run(p)
         if code != 0:
-            rest = [q.node.name for q in pushes[done + 1 :]]
-            cause = "ssh could not connect or log in" if code == 255 else f"apply.sh exited {code}"
+            rest = list(dict.fromkeys(q.node.name for q in pushes[done + 1 :] if q.node.name != p.node.name))
+            cause = "ssh could not connect or log in" if code == 255 else f"{p.script_path.name} exited {code}"
             raise IsobuildError(
                 f"push: {p.node.name} failed: {cause}" + (f"; not pushed: {', '.join(rest)}" if rest else ""),
-                hint="fix it and push again: apply.sh is safe to run twice",
+                hint=f"fix it and push again: {p.script_path.name} is safe to run twice",
             )
-    say(f"push: {len(pushes)} node(s) {'checked' if check else 'applied'}")
+        if upgrade and not p.upgrades:  # its upgrade.sh and apply.sh both ran
+            mark_done(ctx, [p.node.name])
+            say(f"push: {p.node.name} upgraded and recorded; next: kubectl uncordon {p.node.name}")
+    nodes = len({p.node.name for p in pushes})
+    say(f"push: {nodes} node(s) {'checked' if check else 'upgraded' if upgrade else 'applied'}")
+
+
+@app.command("upgrade")
+def upgrade_cmd(
+    to: Annotated[str | None, typer.Option("--to", help="The Kubernetes version to move to, e.g. 1.38.0.")] = None,
+    done: Annotated[
+        list[str] | None, typer.Option("--done", help="Record that NODE ran its upgrade.sh by hand; repeatable.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Move the cluster to another Kubernetes version: check the skew policy, set cluster.yaml,
+    rebuild every node folder and write upgrade.sh for each node that runs an older version.
+
+    kubeadm's rules are checked before anything is written: one minor version at a time, no
+    downgrade, no controller a minor behind when the next one starts, no kubelet more than three
+    behind. upgrade.sh runs kubeadm upgrade apply on the bootstrap controller, kubeadm upgrade
+    node everywhere else, then moves the kubelet and kubectl (pinned packages, or checksummed
+    binaries on Flatcar). The order to run them in is printed: controllers first, one at a time.
+
+    \b
+    Example:
+      isobuild upgrade --to 1.38.0
+      isobuild push ctrl1 --upgrade        (then the others, in the order printed)
+      isobuild upgrade --done worker7      (after running its upgrade.sh by hand)
+    """
+    from isobuilder.ops import upgrade as upgrading
+    from isobuilder.ops.build import Status
+
+    ctx = _context()
+    if done:
+        if to:
+            raise IsobuildError("--to and --done go separately", hint="isobuild upgrade --to V, then --done NODE")
+        moved = upgrading.mark_done(ctx, done)
+        if as_json:
+            emit_json({"done": moved})
+        for name in moved:
+            say(f"upgrade: {name} recorded at the cluster's version; its upgrade.sh is gone from its folder")
+        say(f"upgrade: {len(moved)} node(s) recorded" + ("" if moved else " (all were at the version already)"))
+        return
+    if not to:
+        raise IsobuildError("give --to VERSION (or --done NODE)", hint="e.g. isobuild upgrade --to 1.38.0")
+    result = upgrading.upgrade(ctx, to)
+    if as_json:
+        emit_json(result.as_json())
+    say(f"upgrade: cluster.yaml {result.before} -> {result.target}; "
+        f"{sum(o.status is Status.BUILT for o in result.outcomes)} node folder(s) rebuilt")  # fmt: skip
+    if not result.steps:
+        say("  every node runs it already: nothing to run")
+        return
+    say("  order: one node at a time, each drained first (kubectl drain NODE --ignore-daemonsets)")
+    for i, step in enumerate(result.steps, 1):
+        say(f"  {i}. {step.node.name:<12} {step.how:<22} isobuild push {step.node.name} --upgrade; "
+            f"kubectl uncordon {step.node.name}")  # fmt: skip
 
 
 @app.command("list")
 def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,
 ) -> None:
-    """One row per node: role, IP, format, medium, certificate expiry, and whether its folder
+    """One row per node: role, IP, format, medium, the Kubernetes version it runs (and the one
+    cluster.yaml wants, while its upgrade.sh waits), certificate expiry, and whether its folder
     (ISO included) is up to date with cluster.yaml.
 
     \b
@@ -294,12 +362,13 @@ def list_cmd(
     if as_json:
         emit_json({"nodes": [r.as_json() for r in rows], "orphans": stray})
         return
-    table = [("NAME", "ROLE", "IP", "FORMAT", "MEDIUM", "CERT EXPIRY", "STATUS")]
+    table = [("NAME", "ROLE", "IP", "FORMAT", "MEDIUM", "KUBERNETES", "CERT EXPIRY", "STATUS")]
     for r in rows:
         expiry = f"{r.expiry:%Y-%m-%d}" if r.expiry else "-"
         status = r.status.value + (", hand-edited" if r.hand_edited else "")
-        table.append((r.node.name, r.node.role.value, r.node.ip, r.format.value, r.media.value, expiry, status))
-    table += [(folder.removeprefix("node-"), "-", "-", "-", "-", "-", "not in cluster.yaml") for folder in stray]
+        row = (r.node.name, r.node.role.value, r.node.ip, r.format.value, r.media.value, r.version(), expiry, status)
+        table.append(row)
+    table += [(folder.removeprefix("node-"), "-", "-", "-", "-", "-", "-", "not in cluster.yaml") for folder in stray]
     print_table(table)
 
 

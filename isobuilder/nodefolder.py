@@ -10,6 +10,7 @@ order a reader expects, each reading and extending one :class:`_Build` record::
     write_kubeconfigs    the kubeconfigs that embed them
     render_host_configs  kubeadm/kubelet configs, manifests, the first-boot scripts
     write_apply_script   apply.sh: all of it but the CAs, for the running node
+    write_upgrade_script upgrade.sh, while the node runs an older Kubernetes than cluster.yaml's
     lay_out_drive        meta data, network config and user data at the medium's paths
     apply_hand_edit_rule a hand edit of a generated file is kept, or refused, never overwritten
     pack_iso             config.iso (kept, bytes and mtime, when it holds exactly the drive)
@@ -37,6 +38,7 @@ CLOUD_DIR = "cloud-config"  # the drive's files, as they appear on config.iso
 ISO = "config.iso"
 STATE = ".isobuild.json"  # what isobuild generated last; tells a hand edit from our own output
 APPLY = "apply.sh"  # brings a running node to what its folder holds
+UPGRADE = "upgrade.sh"  # moves a running node to cluster.yaml's Kubernetes version
 RETIRED = frozenset({"renew.sh"})  # what apply.sh replaced: dropped from a rebuilt folder
 INSTALL = "install.sh"
 DRIVE_INSTALLER = "install.sh"  # Ignition nodes: the disk installer travels on the drive too
@@ -81,6 +83,7 @@ class NodeState:
     cluster: str | None = None  # the cluster_digest it was made from (every node alike)
     applied: Mapping[str, str] = dataclasses.field(default_factory=dict)  # apply.sh's, per path on the node
     generated: Mapping[str, str] = dataclasses.field(default_factory=dict)  # sha256 of the other files it wrote
+    kubernetes: str | None = None  # the version the node runs, as isobuild knows (upgrade.sh moves it)
 
     @classmethod
     def parse(cls, text: bytes | None) -> NodeState:
@@ -92,10 +95,11 @@ class NodeState:
             applied = {str(k): str(v) for k, v in (data.get("applied") or {}).items()}
             generated = {str(k): str(v) for k, v in (data.get("generated") or {}).items()}
             digest, inputs, whole = data.get("user_data_sha256"), data.get("inputs"), data.get("cluster")
+            version = data.get("kubernetes")
         except (ValueError, AttributeError, TypeError):
             return cls()
-        text_or_none = [v if isinstance(v, str) else None for v in (digest, inputs, whole)]
-        return cls(text_or_none[0], text_or_none[1], sizes, text_or_none[2], applied, generated)
+        strings = [v if isinstance(v, str) else None for v in (digest, inputs, whole, version)]
+        return cls(strings[0], strings[1], sizes, strings[2], applied, generated, strings[3])
 
     def dump(self) -> bytes:
         maps = {"files": dict(sorted(self.files.items())), "applied": dict(self.applied)}
@@ -215,6 +219,7 @@ class _Build:
     generated: bytes = b""  # the user data isobuild generates
     kept_edits: list[str] = dataclasses.field(default_factory=list)
     digests: dict[str, str] = dataclasses.field(default_factory=dict)  # of what isobuild generated
+    running: str = ""  # the Kubernetes version the node runs
 
     @property
     def media(self) -> Media:
@@ -231,14 +236,19 @@ def build_node(
     iso_epoch: float,
     force: bool = False,
     renewal: pki.Renewal | None = None,
+    running: str | None = None,
 ) -> NodeFolder:
-    """The node folder's files. ``renewal``: re-issue every leaf certificate (``certs renew``)."""
+    """The node folder's files. ``renewal``: re-issue every leaf certificate (``certs renew``).
+    ``running``: the Kubernetes version the node runs (default: its state record's, else, for a new
+    folder, the cluster's)."""
     b = _Build(cluster, node, authority, existing, now, iso_epoch, force, renewal)
+    b.running = running or NodeState.parse(_content(existing.get(STATE))).kubernetes or cluster.kubernetes_version
     add_ca_material(b)
     issue_identities(b)
     write_kubeconfigs(b)
     render_host_configs(b)
     write_apply_script(b)
+    write_upgrade_script(b)
     lay_out_drive(b)
     apply_hand_edit_rule(b)
     pack_iso(b)
@@ -313,6 +323,12 @@ def render_host_configs(b: _Build) -> None:
 
 def write_apply_script(b: _Build) -> None:
     b.tree[APPLY] = File(render.apply_script(b.cluster, b.node, _applied(b)), 0o700)
+
+
+def write_upgrade_script(b: _Build) -> None:
+    if b.running != b.cluster.kubernetes_version:
+        how = "kubeadm upgrade apply" if b.cluster.is_bootstrap(b.node) else "kubeadm upgrade node"
+        b.tree[UPGRADE] = File(render.upgrade_script(b.cluster, b.node, b.running, how), 0o700)
 
 
 def _applied(b: _Build) -> manifests.HostFiles:
@@ -423,7 +439,7 @@ def pack_iso(b: _Build) -> None:
 def record_state(b: _Build) -> NodeState:
     for rel, file in b.existing.items():  # the operator's own files in the folder are kept...
         ours = rel.startswith("ssl/") and rel.endswith((".key", ".crt"))  # ...but not keys we no longer issue
-        ours = ours or rel in RETIRED or rel == STATE
+        ours = ours or rel in RETIRED or rel in (STATE, UPGRADE)
         if rel not in b.tree and not rel.startswith(CLOUD_DIR + "/") and not ours:
             b.tree[rel] = file
     state = NodeState(
@@ -433,6 +449,7 @@ def record_state(b: _Build) -> NodeState:
         cluster=cluster_digest(b.cluster, b.authority),
         applied=_applied_digests(b),
         generated=b.digests,
+        kubernetes=b.running,
     )
     b.tree[STATE] = File(state.dump(), 0o644)
     return state

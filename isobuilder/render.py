@@ -167,6 +167,20 @@ def apply_script(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
     ).encode()
 
 
+def upgrade_script(cluster: Cluster, node: Node, running: str, how: str) -> bytes:
+    """upgrade.sh: the node from ``running`` to the cluster's version, by kubeadm's procedure
+    (``how``: kubeadm upgrade apply on the bootstrap controller, upgrade node elsewhere)."""
+    return render_template(
+        "upgrade.sh.j2",
+        node_name=node.name,
+        from_version=running,
+        to_version=cluster.kubernetes_version,
+        to_minor=cluster.kubernetes_minor(),
+        how=how,
+        flatcar=cluster.format_of(node) is Format.IGNITION,
+    ).encode()
+
+
 @functools.cache
 def _static_text(name: str) -> str:
     return resources.files("isobuilder").joinpath("templates", name).read_text()

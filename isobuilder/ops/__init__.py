@@ -104,3 +104,16 @@ def out_of_step(inv: Inventory, cluster: Cluster, authority: Authority, building
     if first is None or first.cluster in (digest, None):
         return []
     return [n for n in others if (s := _state(inv, n)) is not None and s.cluster not in (digest, None)]
+
+
+def running_versions(inv: Inventory, cluster: Cluster) -> dict[str, str]:
+    """The version each built node runs, as its state record says (a record from before isobuild
+    kept one: the cluster's, which it was built with); a node never built is left out."""
+    versions = {}
+    for node in cluster.nodes:
+        path = inv.node_dir(node.folder) / STATE
+        if path.is_file():
+            versions[node.name] = NodeState.parse(inv.read(f"{node.folder}/{STATE}")).kubernetes or (
+                cluster.kubernetes_version
+            )
+    return versions

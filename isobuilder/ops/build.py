@@ -15,18 +15,26 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from isobuilder import pki
+from isobuilder import pki, skew
 from isobuilder.authority import Authority
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.inventory import Inventory, Transaction, stage_tree
 from isobuilder.model import Cluster, Node
 from isobuilder.nodefolder import build_node
-from isobuilder.ops import load_authority, load_cluster, node_is_current, out_of_step, read_node, transaction
+from isobuilder.ops import (
+    load_authority,
+    load_cluster,
+    node_is_current,
+    out_of_step,
+    read_node,
+    running_versions,
+    transaction,
+)
 
 
 class Status(enum.StrEnum):
@@ -100,6 +108,7 @@ class _Job:
     force: bool
     scratch: Path
     renewal: pki.Renewal | None = None
+    running: Mapping[str, str] = dataclasses.field(default_factory=dict)  # the version each node runs
 
 
 _JOB: _Job | None = None
@@ -116,6 +125,7 @@ def _build_one(name: str) -> Outcome:
         built = build_node(
             job.cluster, node, job.authority, existing,
             now=job.ctx.now, iso_epoch=job.ctx.iso_epoch, force=job.force, renewal=job.renewal,
+            running=job.running.get(name),
         )  # fmt: skip
         if built.changed:
             stage_tree(job.scratch / node.folder, inv.node_dir(node.folder), built.tree, sync=False)
@@ -150,9 +160,11 @@ def stage_nodes(
     renewal: pki.Renewal | None = None,
     jobs: int = 1,
     progress: Progress = Progress(),
+    running: Mapping[str, str] | None = None,
 ) -> list[Outcome]:
     """Build ``selected`` into ``tx``: the nodes that need it, in parallel; ``renewal`` re-issues
-    every leaf certificate of each. Outcomes in ``selected``'s order."""
+    every leaf certificate of each; ``running``: the Kubernetes version nodes run, where their
+    state record does not say (``upgrade``). Outcomes in ``selected``'s order."""
     global _JOB
     inv = ctx.inventory
     todo = [n.name for n in selected if force or renewal or not node_is_current(inv, cluster, n, authority)]
@@ -160,7 +172,7 @@ def stage_nodes(
     progress.started(len(todo))
     if todo:
         authority.unlock()  # once, here: forked workers inherit the decrypted, checked CA keys
-        _JOB = _Job(ctx, cluster, authority, force, tx.scratch("nodes"), renewal)
+        _JOB = _Job(ctx, cluster, authority, force, tx.scratch("nodes"), renewal, running or {})
         try:
             for outcome in _run(todo, jobs):
                 outcomes[outcome.name] = outcome
@@ -188,6 +200,8 @@ def build(
     with transaction(ctx, bulk=True) as tx:
         cluster = load_cluster(ctx.inventory)
         selected = select(ctx.inventory, cluster, names)
+        # kubernetes_version edited by hand: as far as `isobuild upgrade --to` would go, no further
+        skew.check_versions(cluster, cluster.kubernetes_version, running_versions(ctx.inventory, cluster))
         authority = load_authority(ctx)
         extra = out_of_step(ctx.inventory, cluster, authority, {n.name for n in selected}) if names else []
         stray = orphans(ctx.inventory, cluster)

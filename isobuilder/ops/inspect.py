@@ -45,6 +45,14 @@ class Row:
     expiry: dt.datetime | None
     status: NodeStatus
     hand_edited: bool
+    kubernetes: str | None  # what the node runs, as isobuild knows (None: never built)
+    target: str  # cluster.yaml's version
+
+    def version(self) -> str:
+        """``1.37.1`` or, while its upgrade.sh waits, ``1.36.2 -> 1.37.1``."""
+        if self.kubernetes in (None, self.target):
+            return self.target
+        return f"{self.kubernetes} -> {self.target}"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +65,8 @@ class Row:
             "cert_expiry": self.expiry.isoformat() if self.expiry else None,
             "status": self.status.value,
             "hand_edited": self.hand_edited,
+            "kubernetes": self.kubernetes,
+            "target_kubernetes": self.target,
         }
 
 
@@ -80,8 +90,13 @@ def list_nodes(ctx: Context) -> tuple[list[Row], list[str]]:
             else:
                 status = NodeStatus.STALE
             user_data = read_file(folder / CLOUD_DIR / cluster.media_of(node).user_data_path)
-            edited = is_hand_edited(NodeState.parse(state_text), user_data)
-            rows.append(Row(node, cluster.format_of(node), cluster.media_of(node), expiry, status, edited))
+            state = NodeState.parse(state_text)
+            edited = is_hand_edited(state, user_data)
+            runs = None if state_text is None else state.kubernetes or cluster.kubernetes_version
+            rows.append(
+                Row(node, cluster.format_of(node), cluster.media_of(node), expiry, status, edited, runs,
+                    cluster.kubernetes_version)
+            )  # fmt: skip
         return rows, orphans(inv, cluster)
 
 

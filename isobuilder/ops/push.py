@@ -16,12 +16,13 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from isobuilder import skew
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.inventory import read_file, refuse_symlink
 from isobuilder.model import Cluster, Format, Node, unique
-from isobuilder.nodefolder import APPLY, STATE, NodeState, inputs_digest
-from isobuilder.ops import load_authority, load_cluster
+from isobuilder.nodefolder import APPLY, STATE, UPGRADE, NodeState, inputs_digest
+from isobuilder.ops import load_authority, load_cluster, running_versions
 
 SSH_ENV = "ISOBUILD_SSH"  # the ssh command line, e.g. "ssh -F ~/.ssh/lab.config"
 # As root, or through sudo (-n: a password prompt would read the script as the password).
@@ -33,9 +34,13 @@ class Push:
     """One node's push: the command line, and the script it sends."""
 
     node: Node
-    script_path: Path
+    script_path: Path  # apply.sh, or upgrade.sh (then its apply.sh follows)
     script: bytes = dataclasses.field(repr=False)
     command: tuple[str, ...]
+
+    @property
+    def upgrades(self) -> bool:
+        return self.script_path.name == UPGRADE
 
     def shown(self) -> str:
         """The command as a shell line (``--dry-run``)."""
@@ -65,44 +70,86 @@ def login(cluster: Cluster, node: Node, user: str | None) -> str:
     return f"{user}@{node.ip}" if user else node.ip
 
 
-def plan(ctx: Context, names: Sequence[str], *, every: bool, user: str | None, check: bool) -> list[Push]:
+def plan(
+    ctx: Context, names: Sequence[str], *, every: bool, user: str | None, check: bool, upgrade: bool = False
+) -> list[Push]:
     """Each node's push, controllers first, read under the lock: the folder must be built from
-    cluster.yaml as it is now (else its apply.sh would install an older state)."""
+    cluster.yaml as it is now (else its apply.sh would install an older state). ``upgrade``: its
+    upgrade.sh, then its apply.sh, in the skew policy's order, for the nodes that have one."""
     if user is not None and (not user or user.startswith("-") or any(c in user for c in "@ \t\n\0")):
         raise IsobuildError(f"--user {user!r} is not a login name", hint="e.g. --user debian")
     ssh = ssh_command()
     inv = ctx.inventory
     with inv.locked():
         cluster = load_cluster(inv)
-        if every:
-            nodes = list(cluster.nodes)
-        else:
-            nodes = []
-            for name in unique(names):
-                node = cluster.node(name)
-                if node is None:
-                    known = ", ".join(n.name for n in cluster.nodes) or "none"
-                    raise IsobuildError(f"no node {name!r} in cluster.yaml", hint=f"known nodes: {known}")
-                nodes.append(node)
-        if not nodes:
-            raise IsobuildError("no node to push to", hint="name nodes, e.g. isobuild push worker1, or --all")
+        nodes = _named(cluster, names, every)
+        if upgrade:
+            nodes = _upgrade_order(cluster, nodes, running_versions(inv, cluster))
         authority_ = load_authority(ctx)
         pushes = []
         for node in sorted(nodes, key=lambda n: not n.role.is_controller):  # stable: as named, controllers first
             folder = inv.node_dir(node.folder)
             refuse_symlink(folder, "a node folder")
-            refuse_symlink(folder / APPLY, f"{node.folder}/{APPLY}")
-            script = read_file(folder / APPLY)
             state = NodeState.parse(read_file(folder / STATE))
-            if script is None or state.inputs != inputs_digest(cluster, node, authority_):
+            if not (folder / APPLY).is_file() or state.inputs != inputs_digest(cluster, node, authority_):
                 raise IsobuildError(
                     f"{node.folder}/ is not built from cluster.yaml as it is now",
                     hint=f"run isobuild build {node.name} first (then push: its apply.sh carries the change)",
                 )
-            remote = REMOTE.format(args="--check" if check else "")
-            command = (*ssh, "-T", login(cluster, node, user), remote)
-            pushes.append(Push(node, folder / APPLY, script, command))
+            target = login(cluster, node, user)
+            if upgrade:
+                pushes.append(
+                    Push(
+                        node,
+                        folder / UPGRADE,
+                        _script(folder, UPGRADE, node),
+                        (*ssh, "-T", target, REMOTE.format(args="")),
+                    )
+                )
+            command = (*ssh, "-T", target, REMOTE.format(args="--check" if check else ""))
+            pushes.append(Push(node, folder / APPLY, _script(folder, APPLY, node), command))
     return pushes
+
+
+def _named(cluster: Cluster, names: Sequence[str], every: bool) -> list[Node]:
+    if every:
+        return list(cluster.nodes)
+    nodes = []
+    for name in unique(names):
+        node = cluster.node(name)
+        if node is None:
+            known = ", ".join(n.name for n in cluster.nodes) or "none"
+            raise IsobuildError(f"no node {name!r} in cluster.yaml", hint=f"known nodes: {known}")
+        nodes.append(node)
+    if not nodes:
+        raise IsobuildError("no node to push to", hint="name nodes, e.g. isobuild push worker1, or --all")
+    return nodes
+
+
+def _upgrade_order(cluster: Cluster, nodes: list[Node], running: dict[str, str]) -> list[Node]:
+    """The named nodes that run an older version, in the skew policy's order; none may overtake
+    a controller that is not among them, or goes after it."""
+    target = cluster.kubernetes_version
+    behind = [n for n in nodes if running.get(n.name, target) != target]
+    if not behind:
+        raise IsobuildError(
+            f"{', '.join(n.name for n in nodes)}: at {target} already, no upgrade.sh",
+            hint="isobuild upgrade --to VERSION writes them; isobuild list shows what each node runs",
+        )
+    ordered = [step.node for step in skew.order(cluster, behind)]
+    after = dict(running)
+    for node in ordered:  # as each will have moved when the next one goes
+        skew.refuse_out_of_order(cluster, node, after)
+        after[node.name] = target
+    return ordered
+
+
+def _script(folder: Path, name: str, node: Node) -> bytes:
+    refuse_symlink(folder / name, f"{node.folder}/{name}")
+    script = read_file(folder / name)
+    if script is None:
+        raise IsobuildError(f"{node.folder}/{name} not found", hint=f"run isobuild build {node.name}")
+    return script
 
 
 def run(push: Push) -> int:

@@ -1,0 +1,104 @@
+"""Kubernetes' version-skew policy for ``isobuild upgrade``, as kubeadm enforces it. Pure.
+
+kubeadm's rules (cmd/kubeadm/app/phases/upgrade/policy.go, ``EnforceVersionPolicies``):
+the control plane moves at most one minor version at a time
+(``MaximumAllowedMinorVersionUpgradeSkew = 1``), kubeadm itself must be at the target first
+("Upgrade kubeadm first"), and no kubelet may fall more than three minors behind the new
+control plane (``detectTooOldKubelets`` with ``MaximumAllowedMinorVersionKubeletSkew``, 3 since
+kubernetes/kubernetes#120825, kubeadm 1.29). Kubernetes' own policy adds: a kubelet is never
+newer than the apiserver, so controllers go first, the one that ran ``kubeadm init`` with
+``kubeadm upgrade apply``, the others with ``kubeadm upgrade node`` (cmd/kubeadm/app/cmd/upgrade/).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from isobuilder.checks import parse_kubernetes_version
+from isobuilder.errors import IsobuildError
+from isobuilder.model import Cluster, Node
+
+UPGRADE_SKEW = 1  # policy.go MaximumAllowedMinorVersionUpgradeSkew
+KUBELET_SKEW = 3  # policy.go MaximumAllowedMinorVersionKubeletSkew (kubeadm >= 1.29)
+
+
+def minor(version: str) -> tuple[int, int]:
+    major, minor_, _ = parse_kubernetes_version(version)
+    return major, minor_
+
+
+def check_upgrade(cluster: Cluster, target: str, running: Mapping[str, str]) -> None:
+    """Raise unless the cluster can move from its version to ``target`` now (``running``: the
+    version each node runs, as far as isobuild knows; a node not in it has not booted)."""
+    current = cluster.kubernetes_version
+    to, now = parse_kubernetes_version(target), parse_kubernetes_version(current)
+    if to < now:
+        raise IsobuildError(
+            f"{target} is older than the cluster's {current}: isobuild does not downgrade",
+            hint="kubeadm has no supported path down; restore etcd from a backup to go back",
+        )
+    if to[0] != now[0] or to[1] > now[1] + UPGRADE_SKEW:
+        raise IsobuildError(
+            f"{current} -> {target} skips a minor version: kubeadm upgrades one minor at a time",
+            hint=f"upgrade to the latest {now[0]}.{now[1] + 1}.x first (kubeadm's policy.go, EnforceVersionPolicies)",
+        )
+    check_versions(cluster, target, running)
+
+
+def check_versions(cluster: Cluster, target: str, running: Mapping[str, str]) -> None:
+    """Raise unless every node can reach ``target`` from what it runs: no node newer (a kubelet is
+    never newer than the apiserver), no controller more than one minor behind, no kubelet more
+    than three. ``build`` checks a hand edit of kubernetes_version with it too."""
+    to = parse_kubernetes_version(target)
+    problems = []
+    for node in cluster.nodes:
+        if node.name not in running:
+            continue
+        version = running[node.name]
+        have = parse_kubernetes_version(version)
+        if have > to:
+            problems.append(f"{node.name} runs {version}, newer than {target} (isobuild does not downgrade)")
+        elif node.role.is_controller and (to[0], to[1]) > (have[0], have[1] + UPGRADE_SKEW):
+            problems.append(f"controller {node.name} runs {version}: more than one minor behind {target}")
+        elif (to[0], to[1]) > (have[0], have[1] + KUBELET_SKEW):
+            problems.append(f"{node.name} runs {version}: more than {KUBELET_SKEW} minors behind {target}")
+    if problems:
+        raise IsobuildError(
+            f"Kubernetes {target} is out of reach of the running nodes: {'; '.join(problems)}",
+            hint="upgrade one minor at a time, controllers first (isobuild upgrade --to, then isobuild push "
+            "NODE --upgrade); kubeadm refuses a larger skew (phases/upgrade/policy.go)",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    node: Node
+    how: str  # "kubeadm upgrade apply" or "kubeadm upgrade node"
+
+
+def order(cluster: Cluster, behind: Sequence[Node]) -> list[Step]:
+    """The nodes to upgrade, in the order kubeadm and the skew policy want: the bootstrap
+    controller (``upgrade apply``), the other controllers one at a time, then the workers."""
+    init = cluster.init_controller()
+    controllers = sorted((n for n in behind if n.role.is_controller), key=lambda n: not cluster.is_bootstrap(n))
+    steps = [
+        Step(n, "kubeadm upgrade apply" if init is not None and n.name == init.name else "kubeadm upgrade node")
+        for n in controllers
+    ]
+    return steps + [Step(n, "kubeadm upgrade node") for n in behind if not n.role.is_controller]
+
+
+def refuse_out_of_order(cluster: Cluster, node: Node, running: Mapping[str, str]) -> None:
+    """A kubelet is never newer than the apiserver: no worker before every controller, no other
+    controller before the bootstrap one (it runs ``kubeadm upgrade apply``)."""
+    target = cluster.kubernetes_version
+    pending = [n for n in cluster.controllers() if running.get(n.name, target) != target and n.name != node.name]
+    if node.role.is_controller:
+        pending = [n for n in pending if cluster.is_bootstrap(n)]
+    if pending:
+        raise IsobuildError(
+            f"{node.name} cannot move to {target} before {', '.join(n.name for n in pending)}",
+            hint="controllers go first, the bootstrap controller before the others: "
+            + ", then ".join(f"isobuild push {n.name} --upgrade" for n in pending),
+        )
