@@ -144,3 +144,22 @@ def test_a_hand_edit_of_kubernetes_version_is_held_to_the_same_policy(run: Run, 
     built = run("build")
     assert built.code == 0, built.err
     assert "TO=1.37.1" in (lab / "node-w1/upgrade.sh").read_text()  # no longer a silent "4 built"
+
+
+def test_the_readme_s_changing_a_running_cluster_block_runs(run: Run, example: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Changing a running cluster", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [line.split("#", 1)[0].split() for line in block.splitlines() if line.strip()]
+    assert len(lines) == 8 and all(words[0] == "isobuild" for words in lines)
+    outputs = []
+    for words in lines:
+        result = run(*words[1:])
+        assert result.code == 0, (words, result.err)
+        outputs.append(result)
+    assert "running: if worker1 runs already: isobuild push worker1 (its apply.sh: kubeadm-flags.env)" in outputs[0].err
+    assert "ssh -T 10.10.10.2" in outputs[1].out
+    assert "1. controller" in outputs[3].err and "kubeadm upgrade apply" in outputs[3].err
+    assert "node-controller/upgrade.sh" in outputs[4].out
+    assert "1.37.1 -> 1.38.0" in outputs[6].out and "controller" in outputs[6].out
+    assert not (example / "node-controller/upgrade.sh").exists()

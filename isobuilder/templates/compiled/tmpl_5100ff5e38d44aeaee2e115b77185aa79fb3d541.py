@@ -68,7 +68,7 @@ def root(context, missing=missing):
     yield ' ${TO}: done before"\nelse'
     if ((undefined(name='how') if l_0_how is missing else l_0_how) == 'kubeadm upgrade apply'):
         pass
-        yield '\n  log "kubeadm upgrade plan (for the log)"\n  kubeadm upgrade plan "v${TO}" || true\n  log "kubeadm upgrade apply v${TO}"\n  kubeadm upgrade apply --yes "v${TO}"'
+        yield '\n  log "kubeadm upgrade plan (for the log)"\n  kubeadm upgrade plan "v${TO}" || true\n  log "kubeadm upgrade apply v${TO}"\n  kubeadm upgrade apply --yes "v${TO}"  # --yes: non-interactive (cmd/kubeadm/app/cmd/upgrade/apply.go)'
     else:
         pass
         yield '\n  log "kubeadm upgrade node"\n  kubeadm upgrade node'
