@@ -27,7 +27,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from isobuilder import __version__, configdrive, keyscan, kubeconfig, manifests, network, pki, render, schema, serialize
+from isobuilder import (
+    __version__,
+    checks,
+    configdrive,
+    keyscan,
+    kubeconfig,
+    manifests,
+    network,
+    pki,
+    render,
+    schema,
+    serialize,
+)
 from isobuilder.authority import CA_FILES, Authority
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, changes
@@ -99,7 +111,7 @@ class NodeState:
         except (ValueError, AttributeError, TypeError):
             return cls()
         strings = [v if isinstance(v, str) else None for v in (digest, inputs, whole, version)]
-        return cls(strings[0], strings[1], sizes, strings[2], applied, generated, strings[3])
+        return cls(strings[0], strings[1], sizes, strings[2], applied, generated, _version_or_none(strings[3]))
 
     def dump(self) -> bytes:
         maps = {"files": dict(sorted(self.files.items())), "applied": dict(self.applied)}
@@ -371,9 +383,9 @@ def apply_hand_edit_rule(b: _Build) -> None:
     if user_data is not b.generated:
         b.kept_edits.append(f"{CLOUD_DIR}/{b.media.user_data_path}")
     b.drive[b.media.user_data_path] = user_data
-    # Every other file isobuild writes, by the same rule: the drive's, install.sh and apply.sh.
+    # Every other file isobuild writes, by the same rule: the drive's, install.sh, apply.sh, upgrade.sh.
     guarded = {f"{CLOUD_DIR}/{path}": content for path, content in b.drive.items() if path != b.media.user_data_path}
-    guarded |= {rel: b.tree[rel].content for rel in (INSTALL, APPLY)}
+    guarded |= {rel: b.tree[rel].content for rel in (INSTALL, APPLY, UPGRADE) if rel in b.tree}
     for rel, generated in sorted(guarded.items()):
         b.digests[rel] = serialize.sha256(generated)
         kept = _keep_or_refuse(b, state, rel, generated)
@@ -461,6 +473,14 @@ def _applied_digests(b: _Build) -> dict[str, str]:
     digests = {p: serialize.sha256(b"%o\0" % f.mode + f.content) for p, f in _applied(b).items()}
     digests[render.HOSTS] = serialize.sha256((b.cluster.hosts_entry_line() or "").encode())
     return digests
+
+
+def _version_or_none(value: str | None) -> str | None:
+    """A Kubernetes version from a state record; anything else (an edited record) counts as unknown."""
+    try:
+        return value if value is not None and checks.parse_kubernetes_version(value) else None
+    except IsobuildError:
+        return None
 
 
 def _content(file: File | None) -> bytes | None:

@@ -72,3 +72,13 @@ def test_an_ignition_node_s_drive_installer_edit_is_kept_its_top_level_copy_refu
     top.write_text(top.read_text() + "# here instead\n")
     refused = run("build")
     assert refused.code == 1 and "make the edit in cloud-config/install.sh" in refused.err
+
+
+def test_an_edit_of_upgrade_sh_is_kept_like_apply_sh(run: Run, example: Path) -> None:
+    assert run("upgrade", "--to", "1.38.0").code == 0
+    script = example / WORKER / "upgrade.sh"
+    edited = script.read_text().replace("set -euo pipefail", "set -euo pipefail\necho my pre-upgrade check")
+    script.write_text(edited)
+    result = run("node", "worker1", "10.10.10.2")
+    assert result.code == 0, result.err
+    assert "kept:    your hand edit of upgrade.sh" in result.err and script.read_text() == edited

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 
 import pytest
 
@@ -109,3 +110,10 @@ def test_a_renewal_reissues_with_the_same_keys() -> None:
     renewed = _build("w1", first.tree, renewal=Renewal())
     assert renewed.tree["ssl/kubelet.key"] == first.tree["ssl/kubelet.key"]
     assert renewed.tree["ssl/kubelet.crt"] != first.tree["ssl/kubelet.crt"] and renewed.certs_changed
+
+
+@pytest.mark.parametrize(
+    ("value", "read"), [("1.36.2", "1.36.2"), ("abc", None), (5, None), ("1.2.3", None), ("", None)]
+)
+def test_a_state_record_s_kubernetes_version_is_a_version_or_unknown(value: object, read: str | None) -> None:
+    assert NodeState.parse(json.dumps({"kubernetes": value}).encode()).kubernetes == read
