@@ -180,6 +180,18 @@ def _entry(value: dict[Any, Any]) -> Iterator[bytes]:
         yield _gunzip(_data_url(source))
 
 
+def decoded(entry: dict[Any, Any]) -> bytes | None:
+    """What a write_files entry (content, encoding) or an Ignition contents (source, compression)
+    writes, decoded as its consumer decodes it; None when neither."""
+    content = entry.get("content")
+    if isinstance(content, str) and not entry.get("encoding"):
+        return content.encode()
+    source = entry.get("source")
+    if isinstance(source, str) and source.startswith("data:") and not entry.get("compression"):
+        return _data_url(source)
+    return next(_entry(entry), None)
+
+
 def _data_url(url: str) -> bytes:
     header, _, payload = url[5:].partition(",")
     if header.endswith(";base64"):

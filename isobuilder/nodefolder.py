@@ -9,10 +9,11 @@ order a reader expects, each reading and extending one :class:`_Build` record::
     issue_identities     its leaf certificates, reusing keys and still-matching certs
     write_kubeconfigs    the kubeconfigs that embed them
     render_host_configs  kubeadm/kubelet configs, manifests, the first-boot scripts
-    write_apply_script   apply.sh: all of it but the CAs, for the running node
-    write_upgrade_script upgrade.sh, while the node runs an older Kubernetes than cluster.yaml's
     lay_out_drive        meta data, network config and user data at the medium's paths
     apply_hand_edit_rule a hand edit of a generated file is kept, or refused, never overwritten
+    write_apply_script   apply.sh: what first boot writes (a kept edit's too) but the CAs
+    write_upgrade_script upgrade.sh, while the node runs an older Kubernetes than cluster.yaml's
+    keep_script_edits    apply.sh and upgrade.sh under the same hand-edit rule
     pack_iso             config.iso (kept, bytes and mtime, when it holds exactly the drive)
     record_state         .isobuild.json: what was generated, from which inputs
 
@@ -31,6 +32,7 @@ from isobuilder import (
     __version__,
     checks,
     configdrive,
+    firstboot,
     keyscan,
     kubeconfig,
     manifests,
@@ -225,6 +227,7 @@ class _Build:
     tree: dict[str, File] = dataclasses.field(default_factory=dict)  # the folder, relative paths
     host: manifests.HostFiles = dataclasses.field(default_factory=dict)  # files on the node
     ca_paths: set[str] = dataclasses.field(default_factory=set)  # on the node: not apply.sh's to change
+    applied: manifests.HostFiles = dataclasses.field(default_factory=dict)  # what apply.sh installs
     pairs: dict[str, pki.KeyPair] = dataclasses.field(default_factory=dict)
     drive: dict[str, bytes] = dataclasses.field(default_factory=dict)
     install: bytes = b""
@@ -259,10 +262,11 @@ def build_node(
     issue_identities(b)
     write_kubeconfigs(b)
     render_host_configs(b)
-    write_apply_script(b)
-    write_upgrade_script(b)
     lay_out_drive(b)
     apply_hand_edit_rule(b)
+    write_apply_script(b)
+    write_upgrade_script(b)
+    keep_script_edits(b)
     pack_iso(b)
     state = record_state(b)
     return NodeFolder(b.tree, changes(existing, b.tree), tuple(b.kept_edits), _to_apply(b, state))
@@ -334,19 +338,22 @@ def render_host_configs(b: _Build) -> None:
 
 
 def write_apply_script(b: _Build) -> None:
-    b.tree[APPLY] = File(render.apply_script(b.cluster, b.node, _applied(b)), 0o700)
+    """What apply.sh installs: what first boot writes but the CAs (a CA is never re-made: another
+    one on a running node would cut it off). A hand edit kept on the drive: the files it writes
+    (as cloud-init or Ignition reads them), so the running node gets the edit too."""
+    b.applied = {path: f for path, f in b.host.items() if path not in b.ca_paths}
+    user_data_rel = f"{CLOUD_DIR}/{b.media.user_data_path}"
+    if user_data_rel in b.kept_edits:
+        edited = firstboot.files_written(b.drive[b.media.user_data_path])
+        if edited is not None:
+            b.applied = {p: f for p, f in edited.items() if p not in b.ca_paths and p != render.HOSTS}
+    b.tree[APPLY] = File(render.apply_script(b.cluster, b.node, b.applied), 0o700)
 
 
 def write_upgrade_script(b: _Build) -> None:
     if b.running != b.cluster.kubernetes_version:
         how = "kubeadm upgrade apply" if b.cluster.is_bootstrap(b.node) else "kubeadm upgrade node"
         b.tree[UPGRADE] = File(render.upgrade_script(b.cluster, b.node, b.running, how), 0o700)
-
-
-def _applied(b: _Build) -> manifests.HostFiles:
-    """What apply.sh installs: the host files but the CAs (a CA is never re-made: a different one
-    on a running node would cut it off from the cluster)."""
-    return {path: f for path, f in b.host.items() if path not in b.ca_paths}
 
 
 def _to_apply(b: _Build, state: NodeState) -> tuple[str, ...]:
@@ -383,9 +390,18 @@ def apply_hand_edit_rule(b: _Build) -> None:
     if user_data is not b.generated:
         b.kept_edits.append(f"{CLOUD_DIR}/{b.media.user_data_path}")
     b.drive[b.media.user_data_path] = user_data
-    # Every other file isobuild writes, by the same rule: the drive's, install.sh, apply.sh, upgrade.sh.
+    # Every other file isobuild writes, by the same rule: the drive's and install.sh here, the
+    # scripts for the running node once they are written (keep_script_edits).
     guarded = {f"{CLOUD_DIR}/{path}": content for path, content in b.drive.items() if path != b.media.user_data_path}
-    guarded |= {rel: b.tree[rel].content for rel in (INSTALL, APPLY, UPGRADE) if rel in b.tree}
+    _keep_or_refuse_all(b, state, {**guarded, INSTALL: b.tree[INSTALL].content})
+
+
+def keep_script_edits(b: _Build) -> None:
+    state = NodeState.parse(_content(b.existing.get(STATE)))
+    _keep_or_refuse_all(b, state, {rel: b.tree[rel].content for rel in (APPLY, UPGRADE) if rel in b.tree})
+
+
+def _keep_or_refuse_all(b: _Build, state: NodeState, guarded: Mapping[str, bytes]) -> None:
     for rel, generated in sorted(guarded.items()):
         b.digests[rel] = serialize.sha256(generated)
         kept = _keep_or_refuse(b, state, rel, generated)
@@ -470,7 +486,7 @@ def record_state(b: _Build) -> NodeState:
 def _applied_digests(b: _Build) -> dict[str, str]:
     """What apply.sh holds, per path on the node (content and mode): the next build tells from it
     what a running node must apply."""
-    digests = {p: serialize.sha256(b"%o\0" % f.mode + f.content) for p, f in _applied(b).items()}
+    digests = {p: serialize.sha256(b"%o\0" % f.mode + f.content) for p, f in b.applied.items()}
     digests[render.HOSTS] = serialize.sha256((b.cluster.hosts_entry_line() or "").encode())
     return digests
 

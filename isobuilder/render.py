@@ -156,6 +156,8 @@ def apply_script(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
         {"path": path, "mode": f.mode, "b64": base64.b64encode(f.content).decode("ascii")}
         for path, f in sorted(files.items())
     ]
+    vip = files.get(f"{ADDONS_DIR}/kube-vip.yaml") if node.role.is_controller else None
+    host = cluster.endpoint_host_port()[0] if cluster.endpoint or cluster.vip or cluster.controllers() else ""
     return render_template(
         "apply.sh.j2",
         node_name=node.name,
@@ -163,7 +165,9 @@ def apply_script(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
         login=f"core@{node.ip}" if cluster.format_of(node) is Format.IGNITION else node.ip,
         files=payload,
         hosts_line=cluster.hosts_entry_line() or "",
+        endpoint_host=host,
         containerd=cluster.format_of(node) is Format.CLOUD_CONFIG,  # Flatcar's comes with the OS
+        vip_b64=base64.b64encode(vip.content).decode("ascii") if vip else "",
     ).encode()
 
 

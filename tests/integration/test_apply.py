@@ -51,7 +51,11 @@ def test_apply_sh_installs_what_first_boot_writes_and_only_what_changed(
     assert first.returncode == 0, first.stderr
     # byte for byte, mode for mode, what first boot writes (cloud-init's write_files)
     written = {f["path"]: f for f in yaml.safe_load((node / CONFIG_2_USER_DATA).read_text())["write_files"]}
-    on_root = {"/" + p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
+    on_root = {
+        "/" + p.relative_to(root).as_posix(): p
+        for p in root.rglob("*")
+        if p.is_file() and not p.relative_to(root).as_posix().startswith("var/lib/isobuild/")  # its lock
+    }
     assert {"/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/admin.conf", "/var/lib/kubelet/pki/kubelet.key",
             "/etc/kubernetes/pki/etcd/peer.key", "/opt/isobuild/install.sh"} <= set(on_root)  # fmt: skip
     computed_on_the_node = {"/etc/containerd/config.toml", "/etc/hosts"}
@@ -168,3 +172,76 @@ def test_apply_sh_refuses_unknown_arguments(example: Path) -> None:
     script = example / "node-worker1/apply.sh"
     result = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True)
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_a_run_cut_short_is_finished_by_the_next(example: Path, tmp_path: Path) -> None:
+    """A run killed while a static pod's manifest was moved aside, or before its restarts: the next
+    run puts the manifest back first and still restarts what the first one planned."""
+    script = example / "node-controller" / "apply.sh"
+    root = tmp_path / "node-root"
+    assert apply(script, root).returncode == 0
+    (root / "etc/kubernetes/manifests").mkdir(parents=True)
+    parked = root / "etc/kubernetes/isobuild-parked"
+    parked.mkdir(parents=True)
+    (parked / "etcd.yaml").write_text("kind: Pod\n")
+    (root / "var/lib/isobuild/apply-restarts").write_text("kube-apiserver\n")
+    again = apply(script, root)
+    assert again.returncode == 0, again.stderr
+    assert "putting back etcd" in again.stderr
+    assert (root / "etc/kubernetes/manifests/etcd.yaml").read_text() == "kind: Pod\n"
+    assert planned_restarts(again) == ["kube-apiserver"]  # nothing differs, but its restart was owed
+    assert not (root / "var/lib/isobuild/apply-restarts").exists()  # a scratch root restarts nothing
+
+
+def test_a_vip_set_later_starts_kube_vip_on_the_running_controller(run: Run, inv: Path, tmp_path: Path) -> None:
+    assert run("node", "c1", "10.0.0.11").code == 0
+    root = tmp_path / "node-root"
+    assert apply(inv / "node-c1/apply.sh", root).returncode == 0
+    (root / "etc/kubernetes/manifests").mkdir(parents=True)
+    (root / "etc/kubernetes/manifests/kube-apiserver.yaml").write_text("kind: Pod\n")  # it runs
+    assert run("node", "c1", "--vip", "10.0.0.50").code == 0
+    result = apply(inv / "node-c1/apply.sh", root)
+    assert result.returncode == 0, result.stderr
+    running = (root / "etc/kubernetes/manifests/kube-vip.yaml").read_bytes()
+    assert running == (root / "etc/kubernetes/isobuild/kube-vip.yaml").read_bytes()
+    assert b"10.0.0.50" in running and "kube-apiserver" in planned_restarts(result)  # its certificate has the VIP
+
+
+def test_a_kept_hand_edit_of_user_data_reaches_the_running_node(run: Run, example: Path, tmp_path: Path) -> None:
+    folder = example / "node-worker1"
+    user_data = folder / CONFIG_2_USER_DATA
+    config = yaml.safe_load(user_data.read_text())
+    for entry in config["write_files"]:
+        if entry["path"] == "/var/lib/kubelet/config.yaml":
+            entry["content"] += "maxPods: 250\n"
+    user_data.write_text("#cloud-config\n" + yaml.safe_dump(config))
+    result = run("node", "worker1", "10.10.10.2", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["kept_edits"] == [CONFIG_2_USER_DATA]
+    assert "/var/lib/kubelet/config.yaml" in json.loads(result.out)["to_apply"]
+    root = tmp_path / "node-root"
+    applied = apply(folder / "apply.sh", root)
+    assert applied.returncode == 0, applied.stderr
+    assert "maxPods: 250" in (root / "var/lib/kubelet/config.yaml").read_text()
+
+
+def test_a_folder_where_a_file_belongs_is_one_error(example: Path, tmp_path: Path) -> None:
+    root = tmp_path / "node-root"
+    (root / "etc/kubernetes/kubelet.conf").mkdir(parents=True)
+    result = apply(example / "node-worker1/apply.sh", root)
+    assert result.returncode == 1
+    assert "error: /etc/kubernetes/kubelet.conf is a folder where a file belongs" in result.stderr
+    assert not list((root / "etc/kubernetes").glob("kubelet.conf*/*"))  # nothing dropped inside it
+
+
+def test_hosts_keeps_the_operator_s_lines_after_the_marker_and_reads_crlf(run: Run, inv: Path, tmp_path: Path) -> None:
+    assert run("node", "c1", "10.0.0.11", "--vip", "10.0.0.50", "--endpoint", "api.lab.test").code == 0
+    root = tmp_path / "node-root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/hosts").write_bytes(
+        f"127.0.0.1 localhost\r\n{HOSTS_MARKER}\r\n10.0.0.9 api.lab.test\r\n{HOSTS_MARKER}\n192.168.1.1 mybox\n".encode()
+    )
+    assert apply(inv / "node-c1/apply.sh", root).returncode == 0
+    assert (root / "etc/hosts").read_bytes() == (
+        f"127.0.0.1 localhost\r\n192.168.1.1 mybox\n{HOSTS_MARKER}\n10.0.0.50 api.lab.test\n".encode()
+    )

@@ -184,7 +184,7 @@ def test_list_shows_expiry_and_staleness(run: Run, declared: Path) -> None:
     assert rows["w2"]["status"] == "stale" and rows["w1"]["status"] == "up to date"
     assert rows["w1"]["cert_expiry"].startswith("20") and rows["w1"]["format"] == "cloud-config"
     table = run("list").out.splitlines()
-    assert table[0].split() == ["NAME", "ROLE", "IP", "FORMAT", "MEDIUM", "CERT", "EXPIRY", "STATUS"]
+    assert table[0].split() == ["NAME", "ROLE", "IP", "FORMAT", "MEDIUM", "KUBERNETES", "CERT", "EXPIRY", "STATUS"]
 
 
 # -- verify: each planted fault is caught -----------------------------------------------------------

@@ -11,7 +11,9 @@ def root(context, missing=missing):
     l_0_is_controller = resolve('is_controller')
     l_0_containerd = resolve('containerd')
     l_0_login = resolve('login')
+    l_0_endpoint_host = resolve('endpoint_host')
     l_0_files = resolve('files')
+    l_0_vip_b64 = resolve('vip_b64')
     l_0_hosts_line = resolve('hosts_line')
     try:
         t_1 = environment.filters['shquote']
@@ -25,7 +27,7 @@ def root(context, missing=missing):
     yield ' to what its node folder holds now,\n# without a re-install: what its first boot wrote (certificates, kubeconfigs, '
     if (undefined(name='is_controller') if l_0_is_controller is missing else l_0_is_controller):
         pass
-        yield "kubeadm's\n# configs"
+        yield "kubeadm's\n# configs, kube-vip"
     else:
         pass
         yield "the kubelet's config and flags"
@@ -37,9 +39,11 @@ def root(context, missing=missing):
     yield str((undefined(name='node_name') if l_0_node_name is missing else l_0_node_name))
     yield '        (over your ssh; --dry-run shows the commands)\n#   ssh '
     yield str((undefined(name='login') if l_0_login is missing else l_0_login))
-    yield " 'sudo bash -s' <apply.sh\n# Safe to run twice: a second run finds nothing to do. --check lists what differs, changing nothing.\n# It holds this node's private keys: keep it as private as the node folder's ssl/.\nset -euo pipefail\n\nNODE_NAME="
+    yield " 'sudo bash -s' <apply.sh\n# Safe to run twice, and after a run cut short: the restarts it planned are kept until done, a\n# static pod it moved aside comes back first. --check lists what differs, changing nothing.\n# It holds this node's private keys: keep it as private as the node folder's ssl/.\nset -euo pipefail\n\nNODE_NAME="
     yield str(t_1((undefined(name='node_name') if l_0_node_name is missing else l_0_node_name)))
-    yield '\nROOT=${ISOBUILD_ROOT:-}  # install below this folder instead of / (a scratch root: nothing restarts)\nMODE=apply\ncase "${1:-}" in\n  "") ;;\n  --no-restart) MODE=no-restart ;;\n  --check) MODE=check ;;\n  *) echo "usage: $0 [--check|--no-restart]" >&2; exit 2 ;;\nesac\n[[ -z "$ROOT" ]] || [[ "$MODE" == check ]] || MODE=no-restart\nlog() { printf \'%s apply[%s]: %s\\n\' "$(date -u +%FT%TZ)" "$NODE_NAME" "$*" >&2; }\ndie() { log "error: $*"; exit 1; }\n[[ -n "$ROOT" || ${EUID} -eq 0 ]] || die "run as root (sudo $0)"\numask 077\n\nCHANGED=()\nCOUNT=0\nput_bytes() {  # path, mode, file holding the content: replaced atomically, only when it differs\n  local path="${ROOT}$1" tmp\n  if [[ -f "$path" && ! -L "$path" ]] && cmp -s "$3" "$path" && [[ "$(stat -c %a "$path")" == "${2#0}" ]]; then\n    return\n  fi\n  CHANGED+=("$1")\n  COUNT=$((COUNT + 1))\n  [[ "$MODE" != check ]] || return 0\n  install -d -m 0755 "$(dirname "$path")"\n  tmp=$(mktemp "${path}.XXXXXX")\n  cat "$3" >"$tmp"\n  chmod "$2" "$tmp"\n  mv -f "$tmp" "$path"\n}\n\nSCRATCH=$(mktemp -d)\ntrap \'rm -rf "$SCRATCH"\' EXIT\nput() {  # path, mode, base64 content\n  printf \'%s\' "$3" | base64 -d >"$SCRATCH/content"\n  put_bytes "$1" "$2" "$SCRATCH/content"\n}\n\nhosts_entry() {  # the endpoint\'s line after isobuild\'s marker, once; empty: no entry\n  local file="${ROOT}/etc/hosts" marker="# isobuild: the cluster\'s API endpoint"\n  [[ -n "$1" || -f "$file" ]] || return 0\n  { [[ -f "$file" ]] && awk -v m="$marker" \'$0 == m {skip = 1; next} skip {skip = 0; next} {print}\' "$file"\n    [[ -z "$1" ]] || printf \'%s\\n%s\\n\' "$marker" "$1"; } >"$SCRATCH/hosts"\n  put_bytes /etc/hosts 0644 "$SCRATCH/hosts"\n}\n\nchanged() {  # true when any installed path matches one of the patterns\n  local path pattern\n  for path in "${CHANGED[@]}"; do\n    for pattern in "$@"; do\n      # shellcheck disable=SC2053  # the pattern is a glob on purpose\n      [[ "$path" == $pattern ]] && return 0\n    done\n  done\n  return 1\n}\n\nRESTARTS=()\nrestart() {  # a systemd unit, or a static pod (kube-*, etcd): planned here, done at the end\n  RESTARTS+=("$1")\n}\n\nbounce() {  # a static pod restarts when its manifest leaves and comes back (kubeadm\'s advice)\n  local manifest="/etc/kubernetes/manifests/$1.yaml" parked="/etc/kubernetes/isobuild-parked"\n  [[ -f "$manifest" ]] || return 0\n  install -d -m 0700 "$parked"\n  mv -f "$manifest" "$parked/"\n  sleep 20  # the kubelet looks at the folder every 20 s\n  mv -f "$parked/$1.yaml" "$manifest"\n}\n\n'
+    yield '\nENDPOINT_HOST='
+    yield str(t_1((undefined(name='endpoint_host') if l_0_endpoint_host is missing else l_0_endpoint_host)))
+    yield '  # the name /etc/hosts maps (isobuild\'s line names it)\nROOT=${ISOBUILD_ROOT:-}  # install below this folder instead of / (a scratch root: nothing restarts)\nMODE=apply\ncase "${1:-}" in\n  "") ;;\n  --no-restart) MODE=no-restart ;;\n  --check) MODE=check ;;\n  *) echo "usage: $0 [--check|--no-restart]" >&2; exit 2 ;;\nesac\n[[ -z "$ROOT" ]] || [[ "$MODE" == check ]] || MODE=no-restart\nlog() { printf \'%s apply[%s]: %s\\n\' "$(date -u +%FT%TZ)" "$NODE_NAME" "$*" >&2; }\ndie() { log "error: $*"; exit 1; }\n[[ -n "$ROOT" || ${EUID} -eq 0 ]] || die "run as root (sudo $0)"\numask 077\n\nSTATE_DIR="${ROOT}/var/lib/isobuild"\nPENDING="${STATE_DIR}/apply-restarts"  # what a run planned to restart and has not yet\nPARKED="${ROOT}/etc/kubernetes/isobuild-parked"  # a static pod\'s manifest while it restarts\nMANIFESTS="${ROOT}/etc/kubernetes/manifests"\nSCRATCH=$(mktemp -d)\nTMP=""\ntrap \'rm -rf "$SCRATCH"; [[ -z "$TMP" ]] || rm -f "$TMP"\' EXIT\n\nunpark() {  # a manifest moved aside by a run cut short goes back: its static pod runs again\n  local parked\n  for parked in "$PARKED"/*.yaml; do\n    [[ -f "$parked" ]] || continue\n    log "putting back $(basename "$parked" .yaml), moved aside by a run cut short"\n    mv -f "$parked" "$MANIFESTS/"\n  done\n}\n\nif [[ "$MODE" != check ]]; then\n  install -d -m 0700 "$STATE_DIR"\n  exec 9>"${STATE_DIR}/apply.lock"\n  flock 9  # one apply.sh at a time on a node\n  trap \'unpark; exit 129\' HUP INT TERM\n  unpark\nfi\n\nCHANGED=()\nCOUNT=0\ndiffers() {  # path, mode, file holding the content\n  local path="${ROOT}$1"\n  [[ ! -d "$path" || -L "$path" ]] || die "$1 is a folder where a file belongs: move it away, then run again"\n  ! { [[ -f "$path" && ! -L "$path" ]] && cmp -s "$3" "$path" && [[ "$(stat -c %a "$path")" == "${2#0}" ]]; }\n}\n\nput_bytes() {  # path, mode, file: replaced atomically (a temporary beside it, renamed), only when it differs\n  local path="${ROOT}$1"\n  differs "$@" || return 0\n  CHANGED+=("$1")\n  COUNT=$((COUNT + 1))\n  [[ "$INSTALL" == 1 ]] || return 0\n  install -d -m 0755 "$(dirname "$path")" || die "cannot make the folder of $1"\n  TMP=$(mktemp "${path}.isobuild.XXXXXX") || die "cannot write beside $1"\n  if ! { cat "$3" >"$TMP" && chmod "$2" "$TMP" && mv -fT "$TMP" "$path"; }; then\n    die "cannot install $1"\n  fi\n  TMP=""\n}\n\nput() {  # path, mode, base64 content\n  printf \'%s\' "$3" | base64 -d >"$SCRATCH/content"\n  put_bytes "$1" "$2" "$SCRATCH/content"\n}\n\nhosts_entry() {  # the endpoint\'s line after isobuild\'s marker, once; empty: no entry\n  local file="${ROOT}/etc/hosts" marker="# isobuild: the cluster\'s API endpoint"\n  [[ -n "$1" || -f "$file" ]] || return 0\n  # isobuild\'s marker and, after it, the line naming the endpoint (another line stays); CRLF too\n  { [[ -f "$file" ]] && awk -v m="$marker" -v host="$ENDPOINT_HOST" \'\n      { line = $0; sub(/\\r$/, "", line) }\n      skip { skip = 0; n = split(line, f, /[ \\t]+/); if (n == 2 && f[2] == host) next }\n      line == m { skip = 1; next }\n      { print }\' "$file"\n    [[ -z "$1" ]] || printf \'%s\\n%s\\n\' "$marker" "$1"; } >"$SCRATCH/hosts"\n  put_bytes /etc/hosts 0644 "$SCRATCH/hosts"\n}\n'
     if (undefined(name='containerd') if l_0_containerd is missing else l_0_containerd):
         pass
         yield '\n'
@@ -49,29 +53,36 @@ def root(context, missing=missing):
             for event in gen:
                 yield event
         finally: gen.close()
-        yield '\nif command -v containerd >/dev/null; then\n  containerd_config >"$SCRATCH/containerd.toml"\n  put_bytes /etc/containerd/config.toml 0644 "$SCRATCH/containerd.toml"\nfi'
-    yield '\n\n'
+    yield '\n\ninstall_all() {  # every file, where it differs; INSTALL=0: only tell which\n  CHANGED=()\n  COUNT=0'
+    if (undefined(name='containerd') if l_0_containerd is missing else l_0_containerd):
+        pass
+        yield '\n  if command -v containerd >/dev/null; then\n    containerd_config >"$SCRATCH/containerd.toml"\n    put_bytes /etc/containerd/config.toml 0644 "$SCRATCH/containerd.toml"\n  fi'
     for l_1_f in (undefined(name='files') if l_0_files is missing else l_0_files):
         _loop_vars = {}
         pass
-        yield 'put '
+        yield '\n  put '
         yield str(t_1(environment.getattr(l_1_f, 'path')))
         yield ' '
         yield str(('%04o' % environment.getattr(l_1_f, 'mode')))
         yield " '"
         yield str(environment.getattr(l_1_f, 'b64'))
-        yield "'\n"
+        yield "'"
     l_1_f = missing
-    yield 'hosts_entry '
+    if (undefined(name='vip_b64') if l_0_vip_b64 is missing else l_0_vip_b64):
+        pass
+        yield '\n  # kube-vip, once this controller is part of the control plane (install.sh puts it there\n  # then): a VIP set later, or a new kube-vip release, reaches the running static pod.\n  if [[ -f "$MANIFESTS/kube-apiserver.yaml" ]]; then\n    put /etc/kubernetes/manifests/kube-vip.yaml 0600 \''
+        yield str((undefined(name='vip_b64') if l_0_vip_b64 is missing else l_0_vip_b64))
+        yield "'\n  fi"
+    yield '\n  hosts_entry '
     yield str(t_1((undefined(name='hosts_line') if l_0_hosts_line is missing else l_0_hosts_line)))
-    yield '\n\nif ((COUNT == 0)); then\n  log "the node matches its folder; nothing to do"\n  exit 0\nfi\n# What reads each changed file, and nothing else.'
+    yield '\n}\n\nchanged() {  # true when any installed path matches one of the patterns\n  local path pattern\n  for path in "${CHANGED[@]}"; do\n    for pattern in "$@"; do\n      # shellcheck disable=SC2053  # the pattern is a glob on purpose\n      [[ "$path" == $pattern ]] && return 0\n    done\n  done\n  return 1\n}\n\nRESTARTS=()\nrestart() {  # a systemd unit, or a static pod (kube-*, etcd)\n  local unit\n  for unit in "${RESTARTS[@]}"; do\n    [[ "$unit" != "$1" ]] || return 0\n  done\n  RESTARTS+=("$1")\n}\n\nplan_restarts() {  # what reads each changed file, and nothing else'
     if (undefined(name='containerd') if l_0_containerd is missing else l_0_containerd):
         pass
-        yield '\nchanged /etc/containerd/config.toml && restart containerd'
+        yield '\n  changed /etc/containerd/config.toml && restart containerd'
     if (undefined(name='is_controller') if l_0_is_controller is missing else l_0_is_controller):
         pass
-        yield "\nchanged '/etc/kubernetes/pki/etcd/*' && restart etcd\nchanged '/etc/kubernetes/pki/apiserver*' '/etc/kubernetes/pki/front-proxy-client*' && restart kube-apiserver\nchanged /etc/kubernetes/controller-manager.conf && restart kube-controller-manager\nchanged /etc/kubernetes/scheduler.conf && restart kube-scheduler\nchanged /etc/kubernetes/admin.conf && restart kube-vip"
-    yield '\nchanged /etc/kubernetes/kubelet.conf \'/var/lib/kubelet/*\' && restart kubelet\nPLAN="${RESTARTS[*]:-nothing}"\nif [[ "$MODE" == check ]]; then\n  printf \'%s\\n\' "${CHANGED[@]}"\n  log "${COUNT} file(s) differ, would restart: ${PLAN}; run without --check to install them"\n  exit 0\nfi\nlog "installed: ${CHANGED[*]}"\nif [[ "$MODE" == no-restart || "$PLAN" == nothing ]]; then\n  log "would restart: ${PLAN}${ROOT:+ (a scratch root)}"\n  exit 0\nfi\nfor unit in "${RESTARTS[@]}"; do\n  log "restarting $unit"\n  case "$unit" in\n    etcd | kube-*) bounce "$unit" ;;\n    *) systemctl restart "$unit" ;;\n  esac\ndone\nlog "done"\n'
+        yield "\n  changed '/etc/kubernetes/pki/etcd/*' && restart etcd\n  changed '/etc/kubernetes/pki/apiserver*' '/etc/kubernetes/pki/front-proxy-client*' && restart kube-apiserver\n  changed /etc/kubernetes/controller-manager.conf && restart kube-controller-manager\n  changed /etc/kubernetes/scheduler.conf && restart kube-scheduler\n  changed /etc/kubernetes/admin.conf && restart kube-vip"
+    yield '\n  changed /etc/kubernetes/kubelet.conf \'/var/lib/kubelet/*\' && restart kubelet\n  return 0\n}\n\nbounce() {  # a static pod restarts when its manifest leaves and comes back (kubeadm\'s advice)\n  [[ -f "$MANIFESTS/$1.yaml" ]] || return 0\n  install -d -m 0700 "$PARKED"\n  mv -f "$MANIFESTS/$1.yaml" "$PARKED/"\n  sleep 20  # the kubelet looks at the folder every 20 s\n  mv -f "$PARKED/$1.yaml" "$MANIFESTS/"\n}\n\n# What differs, and what will restart, is known (and kept in $PENDING) before anything changes.\nINSTALL=0\ninstall_all\nplan_restarts\nif [[ -f "$PENDING" ]]; then\n  while read -r unit; do\n    [[ -z "$unit" ]] || restart "$unit"\n  done <"$PENDING"\nfi\nPLAN="${RESTARTS[*]:-nothing}"\nif ((COUNT == 0)) && [[ "$PLAN" == nothing ]]; then\n  log "the node matches its folder; nothing to do"\n  exit 0\nfi\nif [[ "$MODE" == check ]]; then\n  printf \'%s\\n\' "${CHANGED[@]}"\n  log "${COUNT} file(s) differ, would restart: ${PLAN}; run without --check to install them"\n  exit 0\nfi\nif [[ "$MODE" == apply ]] && [[ "$PLAN" != nothing ]]; then\n  printf \'%s\\n\' "${RESTARTS[@]}" >"${PENDING}.new" && mv -f "${PENDING}.new" "$PENDING"\nfi\nINSTALL=1\ninstall_all\n((COUNT == 0)) || log "installed: ${CHANGED[*]}"\nif [[ "$MODE" == no-restart || "$PLAN" == nothing ]]; then\n  log "would restart: ${PLAN}${ROOT:+ (a scratch root)}"\n  rm -f "$PENDING"\n  exit 0\nfi\nfor unit in "${RESTARTS[@]}"; do\n  log "restarting $unit"\n  case "$unit" in\n    etcd | kube-*) bounce "$unit" ;;\n    *) systemctl restart "$unit" ;;\n  esac\ndone\nrm -f "$PENDING"\nlog "done"\n'
 
 blocks = {}
-debug_info = '2=24&3=26&4=33&7=37&8=39&13=41&85=43&86=46&93=54&94=58&96=66&103=68&106=71'
+debug_info = '2=26&3=28&4=35&7=39&8=41&14=43&15=45&94=47&95=50&101=57&107=60&108=64&110=71&114=74&117=77&141=79&144=82'
