@@ -103,6 +103,7 @@ def certs_renew(
       isobuild push worker1
     """
     from isobuilder.ops import certs
+    from isobuilder.ops.node import apply_summary
 
     result = certs.renew(_context(), names or [], every=every, rotate=rotate_keys)
     if as_json:
@@ -112,7 +113,8 @@ def certs_renew(
             "caught_up": [o.name for o in result.caught_up],
         })  # fmt: skip
     for outcome in result.nodes:
-        say(f"  renewed {outcome.name}: next, isobuild push {outcome.name} (its apply.sh)")
+        say(f"  renewed {outcome.name}: next, isobuild push {outcome.name} "
+            f"(its apply.sh: {apply_summary(outcome.to_apply) or 'nothing new'})")  # fmt: skip
     for outcome in result.caught_up:
         say(f"  rebuilt {outcome.name}, made from an older cluster.yaml (not renewed)")
     for k in result.kubeconfigs:
@@ -190,6 +192,10 @@ def _say_build(result: "BuildResult") -> None:
         say(f"  {folder}: not in cluster.yaml " + ("(removed)" if result.pruned else "(kept; --prune removes it)"))
     if result.caught_up:
         say(f"  also rebuilt, made from an older cluster.yaml: {', '.join(result.caught_up)}")
+    if result.upgrades:
+        order = ", then ".join(f"isobuild push {s.node.name} --upgrade" for s in result.upgrades)
+        say(f"  upgrade: {len(result.upgrades)} node(s) run an older Kubernetes than cluster.yaml; "
+            f"in this order, each drained first: {order}")  # fmt: skip
     say(f"build: {result.count(Status.BUILT)} built, {result.count(Status.UNCHANGED)} unchanged, "
         f"{result.count(Status.FAILED)} failed in {result.seconds:.2f} s ({result.jobs} jobs)")  # fmt: skip
 

@@ -38,7 +38,11 @@ def check_upgrade(cluster: Cluster, target: str, running: Mapping[str, str]) -> 
             f"{target} is older than the cluster's {current}: isobuild does not downgrade",
             hint="kubeadm has no supported path down; restore etcd from a backup to go back",
         )
-    if to[0] != now[0] or to[1] > now[1] + UPGRADE_SKEW:
+    if to[0] != now[0]:
+        raise IsobuildError(
+            f"{current} -> {target} changes the major version", hint="kubeadm upgrades within one major version"
+        )
+    if to[1] > now[1] + UPGRADE_SKEW:
         raise IsobuildError(
             f"{current} -> {target} skips a minor version: kubeadm upgrades one minor at a time",
             hint=f"upgrade to the latest {now[0]}.{now[1] + 1}.x first (kubeadm's policy.go, EnforceVersionPolicies)",

@@ -61,6 +61,7 @@ class BuildResult:
     seconds: float
     jobs: int
     caught_up: list[str] = dataclasses.field(default_factory=list)  # unnamed nodes rebuilt: ops.out_of_step
+    upgrades: list[skew.Step] = dataclasses.field(default_factory=list)  # nodes behind cluster.yaml's version
 
     def count(self, status: Status) -> int:
         return sum(o.status is status for o in self.outcomes)
@@ -201,7 +202,8 @@ def build(
         cluster = load_cluster(ctx.inventory)
         selected = select(ctx.inventory, cluster, names)
         # kubernetes_version edited by hand: as far as `isobuild upgrade --to` would go, no further
-        skew.check_versions(cluster, cluster.kubernetes_version, running_versions(ctx.inventory, cluster))
+        running = running_versions(ctx.inventory, cluster)
+        skew.check_versions(cluster, cluster.kubernetes_version, running)
         authority = load_authority(ctx)
         extra = out_of_step(ctx.inventory, cluster, authority, {n.name for n in selected}) if names else []
         stray = orphans(ctx.inventory, cluster)
@@ -212,7 +214,9 @@ def build(
             for folder in stray:
                 tx.delete(folder)
     seconds = time.perf_counter() - t0
-    return BuildResult(outcomes, stray, prune and bool(stray), seconds, jobs, [n.name for n in extra])
+    behind = [n for n in cluster.nodes if running.get(n.name, cluster.kubernetes_version) != cluster.kubernetes_version]
+    steps = skew.order(cluster, behind)
+    return BuildResult(outcomes, stray, prune and bool(stray), seconds, jobs, [n.name for n in extra], steps)
 
 
 def _run(todo: list[str], jobs: int) -> Iterator[Outcome]:

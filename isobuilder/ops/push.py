@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from isobuilder.model import Cluster, Format, Node, unique
 from isobuilder.nodefolder import APPLY, STATE, UPGRADE, NodeState, inputs_digest
 from isobuilder.ops import load_authority, load_cluster, running_versions
 
+_LOGIN = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}")  # a portable login name (POSIX, useradd's rule)
 SSH_ENV = "ISOBUILD_SSH"  # the ssh command line, e.g. "ssh -F ~/.ssh/lab.config"
 # As root, or through sudo (-n: a password prompt would read the script as the password).
 REMOTE = 'if [ "$(id -u)" -eq 0 ]; then exec bash -s -- {args}; else exec sudo -n bash -s -- {args}; fi'
@@ -55,9 +57,14 @@ def ssh_command() -> list[str]:
         raise IsobuildError(
             f"{SSH_ENV} is not a command line ({exc})", hint='e.g. ISOBUILD_SSH="ssh -F lab.config"'
         ) from None
-    if not words or (shutil.which(words[0]) is None and not Path(words[0]).is_file()):
+    if not words:
+        raise IsobuildError(f"{SSH_ENV} is empty", hint="unset it for ssh, or give a command line")
+    found = shutil.which(words[0])
+    if found is None:
+        if "/" in words[0] and Path(words[0]).exists():
+            raise IsobuildError(f"{words[0]} is not an executable file", hint=f"check {SSH_ENV}")
         raise IsobuildError(
-            f"{words[0] if words else 'ssh'} not found",
+            f"{words[0]} not found",
             hint=f"install OpenSSH's client (apt-get install openssh-client), or set {SSH_ENV}",
         )
     return words
@@ -76,8 +83,10 @@ def plan(
     """Each node's push, controllers first, read under the lock: the folder must be built from
     cluster.yaml as it is now (else its apply.sh would install an older state). ``upgrade``: its
     upgrade.sh, then its apply.sh, in the skew policy's order, for the nodes that have one."""
-    if user is not None and (not user or user.startswith("-") or any(c in user for c in "@ \t\n\0")):
+    if user is not None and not _LOGIN.fullmatch(user):
         raise IsobuildError(f"--user {user!r} is not a login name", hint="e.g. --user debian")
+    if every and names:
+        raise IsobuildError("--all and node names go separately", hint="name nodes, or give --all alone")
     ssh = ssh_command()
     inv = ctx.inventory
     with inv.locked():

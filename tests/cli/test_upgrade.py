@@ -37,7 +37,7 @@ def versions(run: Run) -> dict[str, str]:
     [
         ("1.38.0", "Error: 1.36.2 -> 1.38.0 skips a minor version: kubeadm upgrades one minor at a time"),
         ("1.35.9", "Error: 1.35.9 is older than the cluster's 1.36.2: isobuild does not downgrade"),
-        ("2.0.0", "Error: 1.36.2 -> 2.0.0 skips a minor version"),
+        ("2.0.0", "Error: 1.36.2 -> 2.0.0 changes the major version"),
         ("1.37", "Error: --to: invalid Kubernetes version '1.37'"),
         ("1.37.0\n", "Error: --to: invalid Kubernetes version"),
     ],
@@ -144,6 +144,10 @@ def test_a_hand_edit_of_kubernetes_version_is_held_to_the_same_policy(run: Run, 
     built = run("build")
     assert built.code == 0, built.err
     assert "TO=1.37.1" in (lab / "node-w1/upgrade.sh").read_text()  # no longer a silent "4 built"
+    assert "upgrade: 4 node(s) run an older Kubernetes than cluster.yaml; in this order, each drained first: " in (
+        built.err
+    )
+    assert "isobuild push c1 --upgrade, then isobuild push c2 --upgrade, then isobuild push w1 --upgrade" in built.err
 
 
 def test_the_readme_s_changing_a_running_cluster_block_runs(run: Run, example: Path) -> None:

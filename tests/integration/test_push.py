@@ -143,3 +143,15 @@ def test_push_refuses_unknown_nodes_bad_users_and_a_missing_ssh(
     monkeypatch.setenv("ISOBUILD_SSH", "/nonexistent/ssh")
     result = run("push", "w1")
     assert result.code == 1 and "Error: /nonexistent/ssh not found" in result.err
+
+
+def test_push_refuses_all_with_names_odd_logins_and_a_non_executable_ssh(
+    run: Run, cluster: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert "Error: --all and node names go separately" in run("push", "w1", "--all", "--dry-run").err
+    for user in ("a\x01", "root@evil", "a b", "-oProxyCommand=x", "9lives"):
+        result = run("push", "w1", "--user", user, "--dry-run")
+        assert result.code == 1 and "is not a login name" in result.err, user
+    monkeypatch.setenv("ISOBUILD_SSH", str(cluster))  # a folder
+    result = run("push", "w1", "--dry-run")
+    assert result.code == 1 and "is not an executable file" in result.err
