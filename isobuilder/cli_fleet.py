@@ -183,7 +183,8 @@ def _say_build(result: "BuildResult") -> None:
             say(f"  failed {outcome.name}: {outcome.error}")
         elif outcome.kept_edits:
             say(f"  {outcome.name}: your hand edit of {', '.join(outcome.kept_edits)} is kept")
-    running = [o for o in result.outcomes if o.to_apply]
+    upgrading = {s.node.name for s in result.upgrades}  # push --upgrade runs their apply.sh too
+    running = [o for o in result.outcomes if o.to_apply and o.name not in upgrading]
     for outcome in running:
         say(f"  {outcome.name}: a running node needs its apply.sh ({apply_summary(outcome.to_apply)})")
     if running:
@@ -267,33 +268,25 @@ def push(
       ISOBUILD_SSH="ssh -F ~/.ssh/lab.config" isobuild push ctrl1 ctrl2 ctrl3 --user debian
     """
     from isobuilder.ops import push as pushing
-    from isobuilder.ops.upgrade import mark_done
 
     if upgrade and check:
         raise IsobuildError("--upgrade and --check go separately", hint="check with --check, then --upgrade")
     ctx = _context()
     pushes = pushing.plan(ctx, names or [], every=every, user=user, check=check, upgrade=upgrade)
+    nodes = len({p.node.name for p in pushes})
     if dry_run:
         for p in pushes:
             print(p.shown())
-        say(f"push: {len({p.node.name for p in pushes})} node(s); --dry-run: nothing was run")
+        say(f"push: {nodes} node(s); --dry-run: nothing was run")
         return
-    for done, p in enumerate(pushes):
+
+    def started(p: "pushing.Push") -> None:
         what = "checking" if check else "upgrading with" if p.upgrades else "applying"
-        say(f"push: {p.node.name} ({p.command[-2]}): {what} {p.script_path}")
-        code = pushing.run(p)
-        if code != 0:
-            rest = list(dict.fromkeys(q.node.name for q in pushes[done + 1 :] if q.node.name != p.node.name))
-            cause = "ssh could not connect or log in" if code == 255 else f"{p.script_path.name} exited {code}"
-            raise IsobuildError(
-                f"push: {p.node.name} failed: {cause}" + (f"; not pushed: {', '.join(rest)}" if rest else ""),
-                hint=f"fix it and push again: {p.script_path.name} is safe to run twice",
-            )
-        if upgrade and not p.upgrades:  # its upgrade.sh and apply.sh both ran
-            mark_done(ctx, [p.node.name])
-            say(f"push: {p.node.name} upgraded and recorded; next: kubectl uncordon {p.node.name}")
-    nodes = len({p.node.name for p in pushes})
-    say(f"push: {nodes} node(s) {'checked' if check else 'upgraded' if upgrade else 'applied'}")
+        say(f"push: {p.node.name} ({p.target}): {what} {p.script_path}")
+
+    pushing.run_all(ctx, pushes, started)
+    outcome = "checked" if check else "upgraded and recorded (kubectl uncordon each)" if upgrade else "applied"
+    say(f"push: {nodes} node(s) {outcome}")
 
 
 @app.command("upgrade")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,7 +34,7 @@ from isobuilder import (
     checks,
     configdrive,
     firstboot,
-    keyscan,
+    handedits,
     kubeconfig,
     manifests,
     network,
@@ -41,6 +42,7 @@ from isobuilder import (
     render,
     schema,
     serialize,
+    skew,
 )
 from isobuilder.authority import CA_FILES, Authority
 from isobuilder.errors import IsobuildError
@@ -74,8 +76,7 @@ class NodeFolder:
 
     @property
     def certs_changed(self) -> bool:
-        """Certificates or kubeconfigs re-issued (a controller's are checked against kubeadm-config)."""
-        return any(p.endswith((".crt", ".key", ".conf")) for p in self.to_apply)
+        return credentials_in(self.to_apply)
 
     def cert_expiry(self) -> dt.datetime:
         return min(
@@ -178,39 +179,6 @@ def user_data_of(tree: Mapping[str, File], media: Media) -> bytes | None:
     return None
 
 
-def is_hand_edited(state: NodeState, on_disk: bytes | None) -> bool:
-    return on_disk is not None and serialize.sha256(on_disk) != state.user_data_sha256
-
-
-def hand_edit_rule(state: NodeState, on_disk: bytes | None, generated: bytes, *, force: bool, where: str) -> bytes:
-    """The user data the drive carries. A hand edit is kept while what isobuild generates for
-    it did not change; a change that would overwrite it is refused without ``force``."""
-    if force or on_disk is None or not is_hand_edited(state, on_disk):
-        return generated
-    if serialize.sha256(generated) != state.user_data_sha256:
-        raise IsobuildError(
-            f"{where} was edited by hand and this change would overwrite it",
-            hint="re-run with --force to replace it (your edit is lost), or `isobuild image` to ship your edit as is",
-        )
-    return on_disk
-
-
-def foreign_keys(drive: Mapping[str, bytes], ssl_keys: Mapping[str, bytes]) -> list[str]:
-    """Drive paths holding a private key (as cloud-init or Ignition would decode it) that is not
-    one of the node's own, the keys of its ``ssl/``: a medium never carries another's key."""
-    own = {key for pem in ssl_keys.values() for key in pki.private_keys_in(pem)}
-    return sorted(path for path, data in drive.items() if keyscan.private_key_ids(data) - own)
-
-
-def refuse_foreign_keys(folder: str, drive: Mapping[str, bytes], ssl_keys: Mapping[str, bytes]) -> None:
-    found = foreign_keys(drive, ssl_keys)
-    if found:
-        raise IsobuildError(
-            f"{folder}/{CLOUD_DIR}/{found[0]} holds a private key that is not this node's own",
-            hint="a drive carries only the keys isobuild puts there; remove it (the node's keys are in its ssl/)",
-        )
-
-
 # -- the pipeline ------------------------------------------------------------------------------
 @dataclasses.dataclass
 class _Build:
@@ -254,10 +222,9 @@ def build_node(
     running: str | None = None,
 ) -> NodeFolder:
     """The node folder's files. ``renewal``: re-issue every leaf certificate (``certs renew``).
-    ``running``: the Kubernetes version the node runs (default: its state record's, else, for a new
-    folder, the cluster's)."""
+    ``running``: the Kubernetes version the node runs (default: :func:`running_version`)."""
     b = _Build(cluster, node, authority, existing, now, iso_epoch, force, renewal)
-    b.running = running or NodeState.parse(_content(existing.get(STATE))).kubernetes or cluster.kubernetes_version
+    b.running = running or running_version(existing, b.media, cluster.kubernetes_version)
     add_ca_material(b)
     issue_identities(b)
     write_kubeconfigs(b)
@@ -352,7 +319,7 @@ def write_apply_script(b: _Build) -> None:
 
 def write_upgrade_script(b: _Build) -> None:
     if b.running != b.cluster.kubernetes_version:
-        how = "kubeadm upgrade apply" if b.cluster.is_bootstrap(b.node) else "kubeadm upgrade node"
+        how = skew.how(b.cluster, b.node)
         b.tree[UPGRADE] = File(render.upgrade_script(b.cluster, b.node, b.running, how), 0o700)
 
 
@@ -362,7 +329,21 @@ def _to_apply(b: _Build, state: NodeState) -> tuple[str, ...]:
     if not b.existing:
         return ()
     before = NodeState.parse(_content(b.existing.get(STATE))).applied
-    return tuple(sorted(p for p, digest in state.applied.items() if before.get(p) != digest))
+    return tuple(sorted(p for p, d in state.applied.items() if before.get(p) != d and read_when_running(p)))
+
+
+def credentials_in(paths: tuple[str, ...]) -> bool:
+    """Certificates, keys or kubeconfigs among the paths apply.sh changes."""
+    return any(p.endswith((".crt", ".key", ".conf")) for p in paths)
+
+
+def read_when_running(path: str) -> bool:
+    """Whether a running node reads ``path`` (apply.sh installs the others too, to keep the node
+    like its folder, but a change there alone is no reason to run it): not the first-boot
+    scripts and unit, not kubeadm's init and join configs, but kube-vip's manifest."""
+    if path in (render.INSTALL_PATH, render.SETUP_PATH, render.INSTALL_UNIT_PATH):
+        return False
+    return not path.startswith(manifests.ADDONS_DIR + "/") or path == f"{manifests.ADDONS_DIR}/kube-vip.yaml"
 
 
 def lay_out_drive(b: _Build) -> None:
@@ -386,7 +367,7 @@ def apply_hand_edit_rule(b: _Build) -> None:
     state = NodeState.parse(_content(b.existing.get(STATE)))
     on_disk = user_data_of(b.existing, b.media)
     where = f"{b.node.folder}/{CLOUD_DIR}/{b.media.user_data_path}"
-    user_data = hand_edit_rule(state, on_disk, b.generated, force=b.force, where=where)
+    user_data = handedits.hand_edit_rule(state.user_data_sha256, on_disk, b.generated, force=b.force, where=where)
     if user_data is not b.generated:
         b.kept_edits.append(f"{CLOUD_DIR}/{b.media.user_data_path}")
     b.drive[b.media.user_data_path] = user_data
@@ -415,29 +396,20 @@ def _keep_or_refuse_all(b: _Build, state: NodeState, guarded: Mapping[str, bytes
 
 
 def _keep_or_refuse(b: _Build, state: NodeState, rel: str, generated: bytes) -> bytes | None:
-    """A hand edit of ``rel`` to keep (None: there is none, or ``force`` drops it). The top-level
-    install.sh is a copy (the drive carries the one a node runs): an edit there is refused."""
-    on_disk, recorded = b.existing.get(rel), state.generated.get(rel)
-    if b.force or on_disk is None or recorded is None or on_disk.content == generated:
-        return None
-    if serialize.sha256(on_disk.content) == recorded:
-        return None  # isobuild's own output
-    where = f"{b.node.folder}/{rel}"
-    if rel == INSTALL:
+    on_disk = b.existing.get(rel)
+    copy = None
+    if rel == INSTALL:  # a copy: the drive carries the one a node runs
         copy = f"{CLOUD_DIR}/{b.media.user_data_path} (write_files {render.INSTALL_PATH})"
         if b.cluster.format_of(b.node) is Format.IGNITION:
             copy = f"{CLOUD_DIR}/{DRIVE_INSTALLER}"
-        raise IsobuildError(
-            f"{where} was edited by hand, but nodes never run this copy: the drive carries its own",
-            hint=f"make the edit in {copy} (kept, and packaged by isobuild image), then restore install.sh; "
-            "or re-run with --force to drop your edit",
-        )
-    if serialize.sha256(generated) != recorded:
-        raise IsobuildError(
-            f"{where} was edited by hand and this change would overwrite it",
-            hint="undo the edit, or replace it: isobuild node NAME --force, or build NAME --force (your edit is lost)",
-        )
-    return on_disk.content
+    return handedits.keep_or_refuse(
+        f"{b.node.folder}/{rel}",
+        on_disk.content if on_disk else None,
+        state.generated.get(rel),
+        generated,
+        force=b.force,
+        run_from=copy,
+    )
 
 
 def pack_iso(b: _Build) -> None:
@@ -455,7 +427,7 @@ def pack_iso(b: _Build) -> None:
             added[rel.removeprefix(CLOUD_DIR + "/")] = b.drive[rel.removeprefix(CLOUD_DIR + "/")]
     if added:
         ssl_keys = {rel: f.content for rel, f in b.tree.items() if rel.startswith("ssl/") and rel.endswith(".key")}
-        refuse_foreign_keys(b.node.folder, added, ssl_keys)
+        handedits.refuse_foreign_keys(b.node.folder, CLOUD_DIR, added, ssl_keys)
     wanted = drive_of(b.tree)
     current = b.existing.get(ISO)
     if current is not None and configdrive.drive_files(current.content) == wanted:
@@ -489,6 +461,29 @@ def _applied_digests(b: _Build) -> dict[str, str]:
     digests = {p: serialize.sha256(b"%o\0" % f.mode + f.content) for p, f in b.applied.items()}
     digests[render.HOSTS] = serialize.sha256((b.cluster.hosts_entry_line() or "").encode())
     return digests
+
+
+def running_version(folder: Mapping[str, File], media: Media, cluster_version: str) -> str:
+    """The Kubernetes version a node runs, as isobuild knows: its state record's; for a folder made
+    before records kept it, the version its install script pins (what it was built with); for a
+    new folder, the cluster's."""
+    state = NodeState.parse(_content(folder.get(STATE)))
+    return state.kubernetes or version_from_drive(user_data_of(folder, media)) or cluster_version
+
+
+_K8S_LINE = re.compile(rb"^K8S_VERSION=([0-9]+\.[0-9]+\.[0-9]+)\b", re.MULTILINE)
+
+
+def version_from_drive(user_data: bytes | None) -> str | None:
+    """``K8S_VERSION`` of the install script a drive's first boot writes (install.sh on cloud-init
+    nodes, setup.sh on Flatcar's), as cloud-init or Ignition would write it."""
+    files = firstboot.files_written(user_data) if user_data else None
+    for path in (render.INSTALL_PATH, render.SETUP_PATH):
+        script = files.get(path) if files else None
+        found = _K8S_LINE.search(script.content) if script else None
+        if found:
+            return _version_or_none(found.group(1).decode())
+    return None
 
 
 def _version_or_none(value: str | None) -> str | None:

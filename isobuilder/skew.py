@@ -23,11 +23,6 @@ UPGRADE_SKEW = 1  # policy.go MaximumAllowedMinorVersionUpgradeSkew
 KUBELET_SKEW = 3  # policy.go MaximumAllowedMinorVersionKubeletSkew (kubeadm >= 1.29)
 
 
-def minor(version: str) -> tuple[int, int]:
-    major, minor_, _ = parse_kubernetes_version(version)
-    return major, minor_
-
-
 def check_upgrade(cluster: Cluster, target: str, running: Mapping[str, str]) -> None:
     """Raise unless the cluster can move from its version to ``target`` now (``running``: the
     version each node runs, as far as isobuild knows; a node not in it has not booted)."""
@@ -81,16 +76,18 @@ class Step:
     how: str  # "kubeadm upgrade apply" or "kubeadm upgrade node"
 
 
+def how(cluster: Cluster, node: Node) -> str:
+    """The kubeadm command that upgrades ``node``: ``upgrade apply`` on the controller that ran
+    ``kubeadm init``, ``upgrade node`` everywhere else (cmd/kubeadm/app/cmd/upgrade/)."""
+    return "kubeadm upgrade apply" if cluster.is_bootstrap(node) else "kubeadm upgrade node"
+
+
 def order(cluster: Cluster, behind: Sequence[Node]) -> list[Step]:
     """The nodes to upgrade, in the order kubeadm and the skew policy want: the bootstrap
-    controller (``upgrade apply``), the other controllers one at a time, then the workers."""
-    init = cluster.init_controller()
+    controller, the other controllers one at a time, then the workers."""
     controllers = sorted((n for n in behind if n.role.is_controller), key=lambda n: not cluster.is_bootstrap(n))
-    steps = [
-        Step(n, "kubeadm upgrade apply" if init is not None and n.name == init.name else "kubeadm upgrade node")
-        for n in controllers
-    ]
-    return steps + [Step(n, "kubeadm upgrade node") for n in behind if not n.role.is_controller]
+    workers = [n for n in behind if not n.role.is_controller]
+    return [Step(n, how(cluster, n)) for n in (*controllers, *workers)]
 
 
 def refuse_out_of_order(cluster: Cluster, node: Node, running: Mapping[str, str]) -> None:

@@ -21,7 +21,7 @@ from isobuilder.errors import IsobuildError
 from isobuilder.files import File
 from isobuilder.inventory import Inventory, Transaction, read_file, read_tree, refuse_symlink
 from isobuilder.model import Cluster, Node
-from isobuilder.nodefolder import STATE, NodeState, cluster_digest, inputs_digest
+from isobuilder.nodefolder import CLOUD_DIR, STATE, NodeState, cluster_digest, inputs_digest, running_version
 
 
 @contextlib.contextmanager
@@ -107,13 +107,19 @@ def out_of_step(inv: Inventory, cluster: Cluster, authority: Authority, building
 
 
 def running_versions(inv: Inventory, cluster: Cluster) -> dict[str, str]:
-    """The version each built node runs, as its state record says (a record from before isobuild
-    kept one: the cluster's, which it was built with); a node never built is left out."""
+    """The version each built node runs (``nodefolder.running_version``); a node never built is
+    left out. Reads each folder's state record, and its user data only for a record from before
+    records kept the version."""
     versions = {}
     for node in cluster.nodes:
-        path = inv.node_dir(node.folder) / STATE
-        if path.is_file():
-            versions[node.name] = NodeState.parse(inv.read(f"{node.folder}/{STATE}")).kubernetes or (
-                cluster.kubernetes_version
-            )
+        state_file = inv.node_dir(node.folder) / STATE
+        if not state_file.is_file():
+            continue
+        media = cluster.media_of(node)
+        folder = {STATE: File(read_file(state_file) or b"")}
+        if NodeState.parse(folder[STATE].content).kubernetes is None:
+            user_data = read_file(inv.node_dir(node.folder) / CLOUD_DIR / media.user_data_path)
+            if user_data is not None:
+                folder[f"{CLOUD_DIR}/{media.user_data_path}"] = File(user_data)
+        versions[node.name] = running_version(folder, media, cluster.kubernetes_version)
     return versions

@@ -13,9 +13,10 @@ from isobuilder import clusterfile, configdrive, serialize
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
+from isobuilder.handedits import refuse_foreign_keys
 from isobuilder.inventory import Inventory, read_file, read_tree, refuse_symlink
 from isobuilder.model import Media
-from isobuilder.nodefolder import CLOUD_DIR, INSTALL, ISO, STATE, NodeState, refuse_foreign_keys
+from isobuilder.nodefolder import CLOUD_DIR, INSTALL, ISO, STATE, NodeState
 from isobuilder.outside import write_outside
 
 
@@ -85,7 +86,7 @@ def image(ctx: Context, folder: Path) -> Path:
         check_user_data(files[media.user_data_path], source / media.user_data_path)
         refuse_install_edit(folder)
         ssl = read_tree(folder / "ssl")
-        refuse_foreign_keys(folder.name, files, {r: f.content for r, f in ssl.items() if r.endswith(".key")})
+        refuse_foreign_keys(folder.name, CLOUD_DIR, files, {r: f.content for r, f in ssl.items() if r.endswith(".key")})
         target = folder / ISO
         if configdrive.drive_files(read_file(target)) == files:
             return target  # the same files: keep the image (and its mtime)

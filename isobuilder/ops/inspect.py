@@ -21,10 +21,11 @@ from isobuilder import configdrive, keyscan, kubeconfig, pki
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import contents
+from isobuilder.handedits import is_hand_edited
 from isobuilder.identities import Signer, node_identities
 from isobuilder.inventory import Inventory, read_file, read_tree
 from isobuilder.model import Cluster, Format, Media, Node, is_ip, normal_ip
-from isobuilder.nodefolder import APPLY, CLOUD_DIR, ISO, STATE, NodeState, drive_of, is_hand_edited
+from isobuilder.nodefolder import APPLY, CLOUD_DIR, ISO, STATE, NodeState, drive_of
 from isobuilder.ops import load_authority, load_cluster, node_is_current
 from isobuilder.ops.build import orphans
 from isobuilder.plan import USERS_DIR
@@ -91,7 +92,7 @@ def list_nodes(ctx: Context) -> tuple[list[Row], list[str]]:
                 status = NodeStatus.STALE
             user_data = read_file(folder / CLOUD_DIR / cluster.media_of(node).user_data_path)
             state = NodeState.parse(state_text)
-            edited = is_hand_edited(state, user_data)
+            edited = is_hand_edited(state.user_data_sha256, user_data)
             runs = None if state_text is None else state.kubernetes or cluster.kubernetes_version
             rows.append(
                 Row(node, cluster.format_of(node), cluster.media_of(node), expiry, status, edited, runs,

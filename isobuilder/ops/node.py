@@ -17,7 +17,7 @@ from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
 from isobuilder.inventory import Inventory, Transaction
 from isobuilder.model import Cluster, Format, Media, Node, bracket, merged_ssh_keys
-from isobuilder.nodefolder import NodeFolder, build_node
+from isobuilder.nodefolder import NodeFolder, build_node, credentials_in
 from isobuilder.ops import load_authority, load_cluster, out_of_step, read_node, transaction
 from isobuilder.plan import ClusterRequest, NodeRequest, plan_node
 
@@ -72,7 +72,7 @@ class Affected:
 
     @property
     def certs_changed(self) -> bool:
-        return any(p.endswith((".crt", ".key", ".conf")) for p in self.to_apply)
+        return credentials_in(self.to_apply)
 
     def advice(self) -> str:
         if self.to_apply:

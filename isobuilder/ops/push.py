@@ -14,7 +14,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from isobuilder import skew
@@ -36,6 +36,7 @@ class Push:
     """One node's push: the command line, and the script it sends."""
 
     node: Node
+    target: str  # user@ip, as ssh takes it
     script_path: Path  # apply.sh, or upgrade.sh (then its apply.sh follows)
     script: bytes = dataclasses.field(repr=False)
     command: tuple[str, ...]
@@ -107,16 +108,12 @@ def plan(
                 )
             target = login(cluster, node, user)
             if upgrade:
+                moving = _script(folder, UPGRADE, node)
                 pushes.append(
-                    Push(
-                        node,
-                        folder / UPGRADE,
-                        _script(folder, UPGRADE, node),
-                        (*ssh, "-T", target, REMOTE.format(args="")),
-                    )
+                    Push(node, target, folder / UPGRADE, moving, (*ssh, "-T", target, REMOTE.format(args="")))
                 )
             command = (*ssh, "-T", target, REMOTE.format(args="--check" if check else ""))
-            pushes.append(Push(node, folder / APPLY, _script(folder, APPLY, node), command))
+            pushes.append(Push(node, target, folder / APPLY, _script(folder, APPLY, node), command))
     return pushes
 
 
@@ -168,3 +165,22 @@ def run(push: Push) -> int:
         return subprocess.run(push.command, input=push.script, check=False).returncode
     except OSError as exc:
         raise IsobuildError(f"cannot run {push.command[0]}: {exc.strerror or exc}", hint=f"check {SSH_ENV}") from None
+
+
+def run_all(ctx: Context, pushes: Sequence[Push], started: Callable[[Push], None] = lambda p: None) -> None:
+    """Each push in turn (``started`` is told before each), stopping at the first failure; a node
+    whose upgrade.sh and apply.sh both ran is recorded as upgraded (``upgrade.mark_done``)."""
+    from isobuilder.ops.upgrade import mark_done
+
+    for done, push in enumerate(pushes):
+        started(push)
+        code = run(push)
+        if code != 0:
+            rest = list(dict.fromkeys(q.node.name for q in pushes[done + 1 :] if q.node.name != push.node.name))
+            cause = "ssh could not connect or log in" if code == 255 else f"{push.script_path.name} exited {code}"
+            raise IsobuildError(
+                f"push: {push.node.name} failed: {cause}" + (f"; not pushed: {', '.join(rest)}" if rest else ""),
+                hint=f"fix it and push again: {push.script_path.name} is safe to run twice",
+            )
+        if done > 0 and pushes[done - 1].upgrades and pushes[done - 1].node == push.node:
+            mark_done(ctx, [push.node.name])

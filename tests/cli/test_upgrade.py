@@ -68,12 +68,14 @@ def test_an_upgrade_moves_cluster_yaml_and_writes_each_node_s_upgrade_sh_in_kube
     assert "1. c1" in result.err and "isobuild push c1 --upgrade; kubectl uncordon c1" in result.err
     first = (lab / "node-c1/upgrade.sh").read_text()
     # kubeadm moves first: it refuses a target newer than itself (policy.go, "Upgrade kubeadm first")
-    assert first.index("upgrade_binary kubeadm\n") < first.index('kubeadm upgrade apply --yes "v${TO}"')
-    assert first.index('kubeadm upgrade apply --yes "v${TO}"') < first.index("upgrade_binary kubelet\n")
+    apply = 'kubeadm upgrade apply --yes --certificate-renewal=false "v${TO}" </dev/null'  # isobuild issues them
+    assert first.index("upgrade_binary kubeadm\n") < first.index(apply) < first.index("upgrade_binary kubelet\n")
+    assert first.rstrip().endswith('main "$@"')  # read whole before it runs (it comes on ssh's stdin)
     assert "TO=1.37.0" in first and "TO_MINOR=v1.37" in first and "pkgs.k8s.io/core:/stable:/${TO_MINOR}/deb/" in first
     for other in ("c2", "w1"):
         text = (lab / f"node-{other}/upgrade.sh").read_text()
-        assert "kubeadm upgrade node\n" in text and "upgrade apply" not in text.split("set -euo pipefail")[1]
+        assert "kubeadm upgrade node --certificate-renewal=false </dev/null\n" in text
+        assert "upgrade apply" not in text.split("set -euo pipefail")[1]
     flatcar = (lab / "node-f1/upgrade.sh").read_text()
     assert 'fetch_verified "https://dl.k8s.io/release/v${TO}/bin/linux/$(machine_arch)/$1" "${BIN_DIR}/$1"' in flatcar
     assert "apt-get" not in flatcar and "sha256sum --check" in flatcar
@@ -167,3 +169,29 @@ def test_the_readme_s_changing_a_running_cluster_block_runs(run: Run, example: P
     assert "node-controller/upgrade.sh" in outputs[4].out
     assert "1.37.1 -> 1.38.0" in outputs[6].out and "controller" in outputs[6].out
     assert not (example / "node-controller/upgrade.sh").exists()
+
+
+def test_a_folder_from_before_version_records_counts_as_the_version_it_was_built_with(run: Run, lab: Path) -> None:
+    """Its install script pins what it was built with: a hand edit two minors on is still refused."""
+    for state_file in lab.glob("node-*/.isobuild.json"):
+        state = json.loads(state_file.read_text())
+        del state["kubernetes"]
+        state_file.write_text(json.dumps(state))
+    assert versions(run) == {"c1": "1.36.2", "c2": "1.36.2", "w1": "1.36.2", "f1": "1.36.2"}  # f1: its setup.sh
+    cluster_yaml = lab / "cluster.yaml"
+    cluster_yaml.write_text(
+        cluster_yaml.read_text().replace("kubernetes_version: 1.36.2", "kubernetes_version: 1.38.0")
+    )
+    refused = run("build")
+    assert refused.code == 1 and "more than one minor behind 1.38.0" in refused.err
+
+
+def test_build_after_a_version_edit_gives_one_piece_of_advice_per_node(run: Run, lab: Path) -> None:
+    cluster_yaml = lab / "cluster.yaml"
+    cluster_yaml.write_text(
+        cluster_yaml.read_text().replace("kubernetes_version: 1.36.2", "kubernetes_version: 1.37.0")
+    )
+    result = run("build")
+    assert result.code == 0, result.err
+    assert "needs its apply.sh" not in result.err  # push --upgrade runs it after upgrade.sh
+    assert "isobuild push c1 --upgrade, then isobuild push c2 --upgrade" in result.err

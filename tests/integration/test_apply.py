@@ -245,3 +245,14 @@ def test_hosts_keeps_the_operator_s_lines_after_the_marker_and_reads_crlf(run: R
     assert (root / "etc/hosts").read_bytes() == (
         f"127.0.0.1 localhost\r\n192.168.1.1 mybox\n{HOSTS_MARKER}\n10.0.0.50 api.lab.test\n".encode()
     )
+
+
+def test_a_change_to_first_boot_scripts_alone_asks_nothing_of_running_nodes(run: Run, example: Path) -> None:
+    cluster_yaml = example / "cluster.yaml"
+    text = cluster_yaml.read_text()
+    assert "containerd_version: '2.'" in text
+    cluster_yaml.write_text(text.replace("containerd_version: '2.'", "containerd_version: 2.1.4"))
+    result = run("build")
+    assert result.code == 0, result.err
+    assert "4 built" in result.err and "CONTAINERD_VERSION=2.1.4" in (example / "node-worker1/install.sh").read_text()
+    assert "apply.sh" not in result.err and "isobuild push" not in result.err  # only install.sh changed

@@ -13,6 +13,7 @@ from isobuilder import authority, schema
 from isobuilder.authority import Authority
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
+from isobuilder.handedits import hand_edit_rule
 from isobuilder.model import Cluster, KeyType, Node, Role
 from isobuilder.nodefolder import (
     CLOUD_DIR,
@@ -21,7 +22,6 @@ from isobuilder.nodefolder import (
     NodeFolder,
     NodeState,
     build_node,
-    hand_edit_rule,
 )
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -88,8 +88,8 @@ def test_a_hand_edit_is_kept_while_our_output_is_unchanged() -> None:
 def test_a_change_that_would_overwrite_a_hand_edit_is_refused_unless_forced() -> None:
     state = NodeState(user_data_sha256="0" * 64)
     with pytest.raises(IsobuildError, match="edited by hand"):
-        hand_edit_rule(state, b"mine", b"ours", force=False, where="x")
-    assert hand_edit_rule(state, b"mine", b"ours", force=True, where="x") == b"ours"
+        hand_edit_rule(state.user_data_sha256, b"mine", b"ours", force=False, where="x")
+    assert hand_edit_rule(state.user_data_sha256, b"mine", b"ours", force=True, where="x") == b"ours"
 
 
 @pytest.mark.parametrize("text", [None, b"", b"not json", b"[]", b'{"files": 3}', b'{"files": {"a": "x"}}'])

@@ -34,18 +34,14 @@ def root(context, missing=missing):
     yield str((undefined(name='node_name') if l_0_node_name is missing else l_0_node_name))
     yield '`:\n#   isobuild push '
     yield str((undefined(name='node_name') if l_0_node_name is missing else l_0_node_name))
-    yield ' --upgrade        (over your ssh; its apply.sh follows)\n# Safe to run twice: each step checks what the node runs before it changes anything.\nset -euo pipefail\n\nNODE_NAME='
+    yield " --upgrade        (over your ssh; its apply.sh follows)\n# Safe to run twice, and after a run cut short: each step checks what the node runs (and what the\n# last run finished) before it changes anything.\nset -euo pipefail\n\nmain() {  # the whole script is read before any of it runs (it may come on ssh's standard input)\nNODE_NAME="
     yield str(t_1((undefined(name='node_name') if l_0_node_name is missing else l_0_node_name)))
     yield '\nTO='
     yield str(t_1((undefined(name='to_version') if l_0_to_version is missing else l_0_to_version)))
     if (undefined(name='flatcar') if l_0_flatcar is missing else l_0_flatcar):
         pass
         yield '\nBIN_DIR=/opt/bin\nexport PATH="${BIN_DIR}:${PATH}"'
-    yield '\nSTAMP=/var/lib/isobuild/upgraded-'
-    yield str((undefined(name='to_version') if l_0_to_version is missing else l_0_to_version))
-    yield '  # `'
-    yield str((undefined(name='how') if l_0_how is missing else l_0_how))
-    yield '` done for this version\nlog() { printf \'%s upgrade[%s]: %s\\n\' "$(date -u +%FT%TZ)" "$NODE_NAME" "$*" >&2; }\ndie() { log "error: $*"; exit 1; }\n[[ ${EUID} -eq 0 ]] || die "run as root (sudo $0)"\n\nversion_of() {  # a binary\'s version, without the v\n  case "$1" in\n    kubeadm) kubeadm version -o short 2>/dev/null | sed \'s/^v//\' ;;\n    kubelet) kubelet --version 2>/dev/null | awk \'{print $2}\' | sed \'s/^v//\' ;;\n    kubectl) kubectl version --client -o json 2>/dev/null | sed -n \'s/.*"gitVersion": *"v\\([^"]*\\)".*/\\1/p\' ;;\n  esac\n}\n'
+    yield '\nSTAMPS=/var/lib/isobuild\nlog() { printf \'%s upgrade[%s]: %s\\n\' "$(date -u +%FT%TZ)" "$NODE_NAME" "$*" >&2; }\ndie() { log "error: $*"; exit 1; }\n[[ ${EUID} -eq 0 ]] || die "run as root (sudo $0)"\ninstall -d -m 0700 "$STAMPS"\n\nversion_of() {  # a binary\'s version, without the v\n  case "$1" in\n    kubeadm) kubeadm version -o short 2>/dev/null | sed \'s/^v//\' ;;\n    kubelet) kubelet --version 2>/dev/null | awk \'{print $2}\' | sed \'s/^v//\' ;;\n    kubectl) kubectl version --client -o json 2>/dev/null | sed -n \'s/.*"gitVersion": *"v\\([^"]*\\)".*/\\1/p\' ;;\n  esac\n}\n'
     if (undefined(name='flatcar') if l_0_flatcar is missing else l_0_flatcar):
         pass
         yield '\nmachine_arch() {\n  case "$(uname -m)" in\n    x86_64) echo amd64 ;;\n    aarch64) echo arm64 ;;\n    *) die "unsupported machine $(uname -m)" ;;\n  esac\n}\n\n'
@@ -55,24 +51,31 @@ def root(context, missing=missing):
             for event in gen:
                 yield event
         finally: gen.close()
-        yield '\nupgrade_binary() {  # kubeadm, kubelet or kubectl to TO: dl.k8s.io\'s binary, checked against its .sha256\n  [[ "$(version_of "$1")" == "$TO" ]] && return 0\n  log "installing $1 ${TO}"\n  fetch_verified "https://dl.k8s.io/release/v${TO}/bin/linux/$(machine_arch)/$1" "${BIN_DIR}/$1"\n  chmod 0755 "${BIN_DIR}/$1"\n  printf \'%s\\n\' "$TO" >"${BIN_DIR}/.$1.version"\n}'
+        yield '\nupgrade_binary() {  # kubeadm, kubelet or kubectl to TO: dl.k8s.io\'s binary, checked against its .sha256\n  [[ "$(version_of "$1")" == "$TO" ]] && return 0\n  log "installing $1 ${TO}"\n  fetch_verified "https://dl.k8s.io/release/v${TO}/bin/linux/$(machine_arch)/$1" "${BIN_DIR}/$1" 0755\n  printf \'%s\\n\' "$TO" >"${BIN_DIR}/.$1.version"\n}'
     else:
         pass
         yield '\nTO_MINOR='
         yield str(t_1((undefined(name='to_minor') if l_0_to_minor is missing else l_0_to_minor)))
-        yield '  # pkgs.k8s.io has one repository per minor\nAPT=(apt-get -q -o DPkg::Lock::Timeout=600)\nexport DEBIAN_FRONTEND=noninteractive\nREPO_CHANGED=0\n\npoint_apt_at_the_new_minor() {\n  local list=/etc/apt/sources.list.d/kubernetes.list keyring=/etc/apt/keyrings/kubernetes.gpg line\n  line="deb [signed-by=${keyring}] https://pkgs.k8s.io/core:/stable:/${TO_MINOR}/deb/ /"\n  [[ "$(cat "$list" 2>/dev/null)" == "$line" ]] && return 0\n  log "apt: Kubernetes ${TO_MINOR} repository"\n  curl -fsSL --retry 5 "https://pkgs.k8s.io/core:/stable:/${TO_MINOR}/deb/Release.key" | gpg --dearmor --yes -o "$keyring"\n  printf \'%s\\n\' "$line" >"$list"\n  REPO_CHANGED=1\n}\n\nupgrade_binary() {  # kubeadm, kubelet or kubectl to TO: the pinned package, held again\n  [[ "$(version_of "$1")" == "$TO" ]] && return 0\n  if ((REPO_CHANGED < 2)); then\n    "${APT[@]}" update\n    REPO_CHANGED=2\n  fi\n  log "installing $1 ${TO}"\n  apt-mark unhold "$1" >/dev/null\n  "${APT[@]}" install -y --allow-change-held-packages "$1=${TO}-*"\n  apt-mark hold "$1" >/dev/null\n}\n\npoint_apt_at_the_new_minor'
+        yield '  # pkgs.k8s.io has one repository per minor\nexport DEBIAN_FRONTEND=noninteractive\n'
+        template = environment.get_template('_apt.sh.j2', 'upgrade.sh.j2')
+        gen = template.root_render_func(template.new_context(context.get_all(), True, {}))
+        try:
+            for event in gen:
+                yield event
+        finally: gen.close()
+        yield '\nAPT_UPDATED=0\n\npoint_apt_at_the_new_minor() {\n  local list=/etc/apt/sources.list.d/kubernetes.list keyring=/etc/apt/keyrings/kubernetes.gpg line\n  line="deb [signed-by=${keyring}] https://pkgs.k8s.io/core:/stable:/${TO_MINOR}/deb/ /"\n  [[ "$(cat "$list" 2>/dev/null)" == "$line" ]] && return 0\n  log "apt: Kubernetes ${TO_MINOR} repository"\n  install -d -m 0755 /etc/apt/keyrings\n  # the new key beside the one apt uses, renamed over it once whole: a failed download breaks nothing\n  curl -fsSL --retry 5 "https://pkgs.k8s.io/core:/stable:/${TO_MINOR}/deb/Release.key" \\\n    | gpg --dearmor --yes -o "${keyring}.new"\n  mv -f "${keyring}.new" "$keyring"\n  printf \'%s\\n\' "$line" >"${list}.new"\n  mv -f "${list}.new" "$list"\n}\n\nupgrade_binary() {  # kubeadm, kubelet or kubectl to TO: the pinned package, held again\n  [[ "$(version_of "$1")" == "$TO" ]] && return 0\n  if ((APT_UPDATED == 0)); then\n    apt_update </dev/null\n    APT_UPDATED=1\n  fi\n  log "installing $1 ${TO}"\n  apt-mark unhold "$1" >/dev/null\n  "${APT[@]}" install -y --allow-change-held-packages "$1=${TO}-*" </dev/null\n  apt-mark hold "$1" >/dev/null\n}\n\npoint_apt_at_the_new_minor'
     yield '\n\n# 1. kubeadm first: it refuses a target newer than itself (phases/upgrade/policy.go).\nupgrade_binary kubeadm\n\n# 2. '
     yield str((undefined(name='how') if l_0_how is missing else l_0_how))
-    yield '\nif [[ -f "$STAMP" ]]; then\n  log "'
+    yield ', without kubeadm\'s own certificate renewal (--certificate-renewal, default true:\n#    cmd/kubeadm/app/cmd/upgrade/node.go addUpgradeNodeFlags, apply.go): isobuild issues them.\nif [[ -f "${STAMPS}/upgraded-${TO}" ]]; then\n  log "'
     yield str((undefined(name='how') if l_0_how is missing else l_0_how))
     yield ' ${TO}: done before"\nelse'
     if ((undefined(name='how') if l_0_how is missing else l_0_how) == 'kubeadm upgrade apply'):
         pass
-        yield '\n  log "kubeadm upgrade plan (for the log)"\n  kubeadm upgrade plan "v${TO}" || true\n  log "kubeadm upgrade apply v${TO}"\n  kubeadm upgrade apply --yes "v${TO}"  # --yes: non-interactive (cmd/kubeadm/app/cmd/upgrade/apply.go)'
+        yield '\n  log "kubeadm upgrade plan (for the log)"\n  kubeadm upgrade plan "v${TO}" </dev/null || true\n  log "kubeadm upgrade apply v${TO}"\n  # --yes: non-interactive (cmd/kubeadm/app/cmd/upgrade/apply.go)\n  kubeadm upgrade apply --yes --certificate-renewal=false "v${TO}" </dev/null'
     else:
         pass
-        yield '\n  log "kubeadm upgrade node"\n  kubeadm upgrade node'
-    yield '\n  install -d -m 0700 "$(dirname "$STAMP")"\n  touch "$STAMP"\nfi\n\n# 3. the kubelet and kubectl, then the kubelet restarts on its new binary.\nbefore=$(version_of kubelet)\nupgrade_binary kubelet\nupgrade_binary kubectl\nif [[ "$before" != "$TO" ]]; then\n  log "restarting kubelet ${TO}"\n  systemctl daemon-reload\n  systemctl restart kubelet\nfi\nlog "done: ${NODE_NAME} runs ${TO}; next, from your workstation: kubectl uncordon ${NODE_NAME}"\n'
+        yield '\n  log "kubeadm upgrade node"\n  kubeadm upgrade node --certificate-renewal=false </dev/null'
+    yield '\n  touch "${STAMPS}/upgraded-${TO}"\nfi\n\n# 3. the kubelet and kubectl; the kubelet restarts on its new binary (a run cut short between the\n#    install and the restart restarts it next time: the stamp is written after the restart).\nupgrade_binary kubelet\nupgrade_binary kubectl\nif [[ ! -f "${STAMPS}/kubelet-restarted-${TO}" ]]; then\n  log "restarting kubelet ${TO}"\n  systemctl daemon-reload\n  systemctl restart kubelet\n  touch "${STAMPS}/kubelet-restarted-${TO}"\nfi\nlog "done: ${NODE_NAME} runs ${TO}; next, from your workstation: kubectl uncordon ${NODE_NAME}"\n}\n\nmain "$@"\n'
 
 blocks = {}
-debug_info = '2=24&3=30&5=32&6=36&10=38&11=40&12=41&16=45&28=49&37=52&46=62&79=65&81=67&83=69'
+debug_info = '2=24&3=30&5=32&6=36&12=38&13=40&14=41&31=45&40=48&48=58&50=60&85=68&88=70&90=72'
