@@ -24,14 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from isobuilder import (
-    __version__,
-    checks,
     configdrive,
     firstboot,
     handedits,
@@ -40,19 +36,17 @@ from isobuilder import (
     network,
     pki,
     render,
-    schema,
     serialize,
     skew,
 )
 from isobuilder.authority import CA_FILES, Authority
-from isobuilder.errors import IsobuildError
 from isobuilder.files import File, changes
 from isobuilder.identities import Kubeconfig, ca_files_for, node_identities, node_kubeconfigs
 from isobuilder.model import Cluster, Format, Media, Node
+from isobuilder.staterecord import STATE, NodeState, cluster_digest, inputs_digest, version_or_none
 
 CLOUD_DIR = "cloud-config"  # the drive's files, as they appear on config.iso
 ISO = "config.iso"
-STATE = ".isobuild.json"  # what isobuild generated last; tells a hand edit from our own output
 APPLY = "apply.sh"  # brings a running node to what its folder holds
 UPGRADE = "upgrade.sh"  # moves a running node to cluster.yaml's Kubernetes version
 RETIRED = frozenset({"renew.sh"})  # what apply.sh replaced: dropped from a rebuilt folder
@@ -86,84 +80,7 @@ class NodeFolder:
         )
 
 
-# -- the state record -----------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class NodeState:
-    """``.isobuild.json``: the user data isobuild generated (a different one on disk is a hand
-    edit), the digest of the inputs it was made from, and its files' sizes (build's fast path)."""
-
-    user_data_sha256: str | None = None
-    inputs: str | None = None
-    files: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    cluster: str | None = None  # the cluster_digest it was made from (every node alike)
-    applied: Mapping[str, str] = dataclasses.field(default_factory=dict)  # apply.sh's, per path on the node
-    generated: Mapping[str, str] = dataclasses.field(default_factory=dict)  # sha256 of the other files it wrote
-    kubernetes: str | None = None  # the version the node runs, as isobuild knows (upgrade.sh moves it)
-
-    @classmethod
-    def parse(cls, text: bytes | None) -> NodeState:
-        """Unreadable counts as unknown (so the user data counts as edited, the node as stale)."""
-        try:
-            data = json.loads(text or b"{}")
-            files = data.get("files") or {}
-            sizes = {str(k): int(v) for k, v in files.items()}
-            applied = {str(k): str(v) for k, v in (data.get("applied") or {}).items()}
-            generated = {str(k): str(v) for k, v in (data.get("generated") or {}).items()}
-            digest, inputs, whole = data.get("user_data_sha256"), data.get("inputs"), data.get("cluster")
-            version = data.get("kubernetes")
-        except (ValueError, AttributeError, TypeError):
-            return cls()
-        strings = [v if isinstance(v, str) else None for v in (digest, inputs, whole, version)]
-        return cls(strings[0], strings[1], sizes, strings[2], applied, generated, _version_or_none(strings[3]))
-
-    def dump(self) -> bytes:
-        maps = {"files": dict(sorted(self.files.items())), "applied": dict(self.applied)}
-        return serialize.json_bytes(dataclasses.asdict(self) | maps | {"generated": dict(self.generated)})
-
-    def holds(self, digest: str, sizes: Mapping[str, int | None]) -> bool:
-        """Made from inputs with this digest, and its files still there (by size)."""
-        return self.inputs == digest and bool(self.files) and all(sizes.get(r) == n for r, n in self.files.items())
-
-
-def inputs_digest(cluster: Cluster, node: Node, authority: Authority) -> str:
-    """Everything a node folder is made from, but the clock: what every node is made from alike
-    (:func:`cluster_digest`), the node's entry, isobuild's version and templates."""
-    return serialize.digest_of(
-        {
-            "isobuild": [__version__, render.templates_digest()],
-            "cluster": cluster_digest(cluster, authority),
-            "node": schema.node_mapping(node),
-        }
-    )
-
-
-def cluster_digest(cluster: Cluster, authority: Authority) -> str:
-    """What every node is made from alike: the cluster settings, the CAs, and what nodes take
-    from each other (:func:`shared_inputs`). Nodes made from different ones do not form one
-    cluster (a second bootstrap controller, a kubeconfig naming an old endpoint): a command that
-    builds some nodes rebuilds the others made from another (``ops.out_of_step``)."""
-    global _LAST_DIGEST
-    if _LAST_DIGEST is not None and _LAST_DIGEST[0] is cluster and _LAST_DIGEST[1] is authority:
-        return _LAST_DIGEST[2]  # every node of a build asks, of the same cluster: once, not once per node
-    digest = serialize.digest_of(
-        {"settings": schema.settings_mapping(cluster), "shared": shared_inputs(cluster), "pki": authority.digest}
-    )
-    _LAST_DIGEST = (cluster, authority, digest)
-    return digest
-
-
-_LAST_DIGEST: tuple[Cluster, Authority, str] | None = None  # the frozen values it was computed from, and it
-
-
-def shared_inputs(cluster: Cluster) -> list[Any]:
-    """What nodes take from each other: the address they join (none while there is no
-    controller), the endpoint's /etc/hosts line, and the controller that runs kubeadm init."""
-    joined = cluster.endpoint_host_port() if cluster.endpoint or cluster.vip or cluster.controllers() else None
-    init = cluster.init_controller()
-    return [list(joined) if joined else None, cluster.hosts_entry_line(), init.name if init else None]
-
-
-# -- the drive layout and the hand-edit rule ---------------------------------------------------
+# -- the drive layout ---------------------------------------------------------------------------
 def drive_of(tree: Mapping[str, File]) -> dict[str, bytes]:
     """The drive's files (paths as on config.iso) of a node folder's tree."""
     prefix = CLOUD_DIR + "/"
@@ -482,16 +399,8 @@ def version_from_drive(user_data: bytes | None) -> str | None:
         script = files.get(path) if files else None
         found = _K8S_LINE.search(script.content) if script else None
         if found:
-            return _version_or_none(found.group(1).decode())
+            return version_or_none(found.group(1).decode())
     return None
-
-
-def _version_or_none(value: str | None) -> str | None:
-    """A Kubernetes version from a state record; anything else (an edited record) counts as unknown."""
-    try:
-        return value if value is not None and checks.parse_kubernetes_version(value) else None
-    except IsobuildError:
-        return None
 
 
 def _content(file: File | None) -> bytes | None:

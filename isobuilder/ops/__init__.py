@@ -21,7 +21,8 @@ from isobuilder.errors import IsobuildError
 from isobuilder.files import File
 from isobuilder.inventory import Inventory, Transaction, read_file, read_tree, refuse_symlink
 from isobuilder.model import Cluster, Node
-from isobuilder.nodefolder import CLOUD_DIR, STATE, NodeState, cluster_digest, inputs_digest, running_version
+from isobuilder.nodefolder import CLOUD_DIR, running_version
+from isobuilder.staterecord import STATE, NodeState, cluster_digest, inputs_digest
 
 
 @contextlib.contextmanager

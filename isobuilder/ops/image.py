@@ -16,8 +16,9 @@ from isobuilder.files import File, contents
 from isobuilder.handedits import refuse_foreign_keys
 from isobuilder.inventory import Inventory, read_file, read_tree, refuse_symlink
 from isobuilder.model import Media
-from isobuilder.nodefolder import CLOUD_DIR, INSTALL, ISO, STATE, NodeState
+from isobuilder.nodefolder import CLOUD_DIR, INSTALL, ISO
 from isobuilder.outside import write_outside
+from isobuilder.staterecord import STATE, NodeState
 
 
 def check_user_data(data: bytes, path: Path) -> None:

@@ -25,10 +25,11 @@ from isobuilder.handedits import is_hand_edited
 from isobuilder.identities import Signer, node_identities
 from isobuilder.inventory import Inventory, read_file, read_tree
 from isobuilder.model import Cluster, Format, Media, Node, is_ip, normal_ip
-from isobuilder.nodefolder import APPLY, CLOUD_DIR, ISO, STATE, NodeState, drive_of
+from isobuilder.nodefolder import APPLY, CLOUD_DIR, ISO, drive_of
 from isobuilder.ops import load_authority, load_cluster, node_is_current
 from isobuilder.ops.build import orphans
 from isobuilder.plan import USERS_DIR
+from isobuilder.staterecord import STATE, NodeState
 
 
 class NodeStatus(enum.StrEnum):

@@ -22,8 +22,9 @@ from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.inventory import read_file, refuse_symlink
 from isobuilder.model import Cluster, Format, Node, unique
-from isobuilder.nodefolder import APPLY, STATE, UPGRADE, NodeState, inputs_digest
+from isobuilder.nodefolder import APPLY, UPGRADE
 from isobuilder.ops import load_authority, load_cluster, running_versions
+from isobuilder.staterecord import STATE, NodeState, inputs_digest
 
 _LOGIN = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}")  # a portable login name (POSIX, useradd's rule)
 SSH_ENV = "ISOBUILD_SSH"  # the ssh command line, e.g. "ssh -F ~/.ssh/lab.config"

@@ -22,9 +22,9 @@ from isobuilder.errors import IsobuildError
 from isobuilder.files import File
 from isobuilder.inventory import refuse_symlink
 from isobuilder.model import Cluster, Node
-from isobuilder.nodefolder import STATE
 from isobuilder.ops import load_authority, load_cluster, read_node, transaction
 from isobuilder.ops.node import Affected, rebuild_others
+from isobuilder.staterecord import STATE
 
 REMOVED_DIR = "removed"
 

@@ -15,14 +15,8 @@ from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
 from isobuilder.handedits import hand_edit_rule
 from isobuilder.model import Cluster, KeyType, Node, Role
-from isobuilder.nodefolder import (
-    CLOUD_DIR,
-    ISO,
-    STATE,
-    NodeFolder,
-    NodeState,
-    build_node,
-)
+from isobuilder.nodefolder import CLOUD_DIR, ISO, NodeFolder, build_node
+from isobuilder.staterecord import STATE, NodeState
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 USER_DATA = f"{CLOUD_DIR}/openstack/latest/user_data"
