@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The slow suite's guest: a Debian 12 root filesystem built offline-capable from Debian's packages
+# (debootstrap: linux-image-amd64, systemd-sysv, udev, cloud-init), as an ext4 image with its
+# kernel and initrd beside it, for QEMU's direct kernel boot. Cached, keyed by this script's
+# contents: a second run prints the folder at once.
+#   scripts/guest-image.sh [CACHE_DIR]     prints the folder holding rootfs.img, vmlinuz, initrd.img
+set -euo pipefail
+
+CACHE=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/isobuild-test}
+MIRROR=${ISOBUILD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# python3-cffi-backend: cloud-init needs it through a virtual package debootstrap does not resolve
+PACKAGES=linux-image-amd64,systemd-sysv,udev,cloud-init,python3-cffi-backend,ca-certificates,curl,gpg,kmod,iproute2,procps
+key=$(sha256sum <"$0" | cut -c1-16)
+out="${CACHE}/guest-${key}"
+if [[ -f "${out}/done" ]]; then
+  echo "$out"
+  exit 0
+fi
+[[ ${EUID} -eq 0 ]] || { echo "guest-image: debootstrap needs root" >&2; exit 1; }
+mkdir -p "$CACHE"
+work=$(mktemp -d "${CACHE}/.build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+root="${work}/root"
+
+echo "guest-image: debootstrap bookworm (${PACKAGES}) from ${MIRROR}" >&2
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+  debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root" "$MIRROR" >"${work}/debootstrap.log" 2>&1 \
+  || { tail -20 "${work}/debootstrap.log" >&2; exit 1; }
+
+# The guest: a root on /dev/vda, the serial console, no network wait, and a poweroff once
+# cloud-init's last stage and a settling pause are over (the tests read the disk afterwards).
+printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' >"${root}/etc/fstab"
+printf 'isobuild-guest\n' >"${root}/etc/hostname"
+chroot "$root" passwd -d root >/dev/null
+rm -f "${root}/etc/machine-id" "${root}/var/lib/dbus/machine-id"
+: >"${root}/etc/machine-id"  # empty: systemd makes a fresh one at first boot
+mkdir -p "${root}/etc/systemd/system/cloud-init.target.wants"
+cat >"${root}/usr/local/sbin/isobuild-test-poweroff" <<'EOF'
+#!/bin/sh
+# Wait isobuild.settle=SECONDS (kernel command line; default 60), then power off.
+settle=60
+for word in $(cat /proc/cmdline); do
+  case "$word" in isobuild.settle=*) settle=${word#isobuild.settle=} ;; esac
+done
+sleep "$settle"
+exec systemctl --no-block poweroff
+EOF
+chmod 0755 "${root}/usr/local/sbin/isobuild-test-poweroff"
+cat >"${root}/etc/systemd/system/isobuild-test-poweroff.service" <<'EOF'
+[Unit]
+Description=Power off once cloud-init is done (isobuild's slow suite)
+After=cloud-final.service
+Wants=cloud-final.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/isobuild-test-poweroff
+
+[Install]
+WantedBy=cloud-init.target
+EOF
+ln -sf ../isobuild-test-poweroff.service "${root}/etc/systemd/system/cloud-init.target.wants/isobuild-test-poweroff.service"
+# No network in the VM: nothing should wait for it.
+chroot "$root" systemctl mask systemd-networkd-wait-online.service >/dev/null 2>&1 || true
+
+cp -L "${root}/vmlinuz" "${work}/vmlinuz"
+cp -L "${root}/initrd.img" "${work}/initrd.img"
+chroot "$root" apt-get clean
+mkfs.ext4 -q -F -L guest-root -d "$root" "${work}/rootfs.img" 2G
+rm -rf "$root"
+touch "${work}/done"
+mv -T "$work" "$out"
+trap - EXIT
+echo "$out"
