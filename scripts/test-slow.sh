@@ -6,20 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(qemu-system-x86 debootstrap e2fsprogs)
-missing=()
-for pkg in "${debs[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "test-slow: installing ${missing[*]}" >&2
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-  else
-    echo "test-slow: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
-  fi
-fi
+./scripts/debs.sh qemu-system-x86 debootstrap e2fsprogs
 if [[ ! -x .venv/bin/pytest ]]; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev]"
