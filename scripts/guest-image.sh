@@ -8,8 +8,9 @@ set -euo pipefail
 
 CACHE=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/isobuild-test}
 MIRROR=${ISOBUILD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-# python3-cffi-backend: cloud-init needs it through a virtual package debootstrap does not resolve
-PACKAGES=linux-image-amd64,systemd-sysv,udev,cloud-init,python3-cffi-backend,ca-certificates,curl,gpg,kmod,iproute2,procps
+# python3-cffi-backend: cloud-init needs it through a virtual package debootstrap does not resolve;
+# ifupdown: as Debian 12's cloud images, cloud-init renders the network for it (eni)
+PACKAGES=linux-image-amd64,systemd-sysv,udev,cloud-init,python3-cffi-backend,ifupdown,ca-certificates,curl,gpg,kmod,iproute2,procps
 key=$(sha256sum <"$0" | cut -c1-16)
 out="${CACHE}/guest-${key}"
 if [[ -f "${out}/done" ]]; then
@@ -43,6 +44,10 @@ for word in $(cat /proc/cmdline); do
   case "$word" in isobuild.settle=*) settle=${word#isobuild.settle=} ;; esac
 done
 sleep "$settle"
+# What the running guest saw, for the tests to read on its disk after it is off.
+ip -j addr show >/var/log/isobuild-test-ip-addr.json 2>&1 || true
+ip -j route show >/var/log/isobuild-test-ip-route.json 2>&1 || true
+cp /etc/resolv.conf /var/log/isobuild-test-resolv.conf 2>/dev/null || true
 exec systemctl --no-block poweroff
 EOF
 chmod 0755 "${root}/usr/local/sbin/isobuild-test-poweroff"

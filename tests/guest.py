@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -76,9 +77,12 @@ class Booted:
         ]
 
 
-def boot(image: Path, work: Path, *, cdrom: Path | None = None, usb: Path | None = None) -> Booted:
-    """A fresh copy of the guest, booted once with the medium attached (a CD-ROM, or a USB stick),
-    no network; returns when the guest has powered itself off."""
+def boot(
+    image: Path, work: Path, *, cdrom: Path | None = None, usb: Path | None = None, nics: Sequence[str] = ()
+) -> Booted:
+    """A fresh copy of the guest, booted once with the medium attached (a CD-ROM, or a USB stick);
+    ``nics``: the MACs of virtio NICs, each on a QEMU hub of its own with nothing else on it (no
+    traffic leaves the VM); returns when the guest has powered itself off."""
     qemu = require_tool("qemu-system-x86_64")
     work.mkdir(parents=True, exist_ok=True)
     disk = work / "disk.img"
@@ -91,6 +95,8 @@ def boot(image: Path, work: Path, *, cdrom: Path | None = None, usb: Path | None
         "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"), "-append", append,
         "-drive", f"file={disk},if=virtio,format=raw",
     ]  # fmt: skip
+    for i, mac in enumerate(nics):
+        command += ["-netdev", f"hubport,id=nic{i},hubid={i}", "-device", f"virtio-net-pci,netdev=nic{i},mac={mac}"]
     if cdrom is not None:
         command += ["-drive", f"file={cdrom},media=cdrom,readonly=on"]
     if usb is not None:
