@@ -120,6 +120,7 @@ class _Build:
     kept_edits: list[str] = dataclasses.field(default_factory=list)
     digests: dict[str, str] = dataclasses.field(default_factory=dict)  # of what isobuild generated
     running: str = ""  # the Kubernetes version the node runs
+    state: NodeState = dataclasses.field(default_factory=NodeState)  # the folder's record, read once
 
     @property
     def media(self) -> Media:
@@ -141,7 +142,8 @@ def build_node(
     """The node folder's files. ``renewal``: re-issue every leaf certificate (``certs renew``).
     ``running``: the Kubernetes version the node runs (default: :func:`running_version`)."""
     b = _Build(cluster, node, authority, existing, now, iso_epoch, force, renewal)
-    b.running = running or running_version(existing, b.media, cluster.kubernetes_version)
+    b.state = NodeState.parse(_content(existing.get(STATE)))
+    b.running = running or running_version(b.state, user_data_of(existing, b.media), cluster.kubernetes_version)
     add_ca_material(b)
     issue_identities(b)
     write_kubeconfigs(b)
@@ -235,6 +237,8 @@ def write_apply_script(b: _Build) -> None:
 
 
 def write_upgrade_script(b: _Build) -> None:
+    """upgrade.sh, while the node runs another version than cluster.yaml's (the commands check
+    before building that every node can reach it: ``ops.check_versions``)."""
     if b.running != b.cluster.kubernetes_version:
         how = skew.how(b.cluster, b.node)
         b.tree[UPGRADE] = File(render.upgrade_script(b.cluster, b.node, b.running, how), 0o700)
@@ -245,7 +249,7 @@ def _to_apply(b: _Build, state: NodeState) -> tuple[str, ...]:
     state records listed them: every path (apply.sh is new to it). A new node: nothing."""
     if not b.existing:
         return ()
-    before = NodeState.parse(_content(b.existing.get(STATE))).applied
+    before = b.state.applied
     return tuple(sorted(p for p, d in state.applied.items() if before.get(p) != d and read_when_running(p)))
 
 
@@ -281,7 +285,7 @@ def lay_out_drive(b: _Build) -> None:
 
 
 def apply_hand_edit_rule(b: _Build) -> None:
-    state = NodeState.parse(_content(b.existing.get(STATE)))
+    state = b.state
     on_disk = user_data_of(b.existing, b.media)
     where = f"{b.node.folder}/{CLOUD_DIR}/{b.media.user_data_path}"
     user_data = handedits.hand_edit_rule(state.user_data_sha256, on_disk, b.generated, force=b.force, where=where)
@@ -295,8 +299,7 @@ def apply_hand_edit_rule(b: _Build) -> None:
 
 
 def keep_script_edits(b: _Build) -> None:
-    state = NodeState.parse(_content(b.existing.get(STATE)))
-    _keep_or_refuse_all(b, state, {rel: b.tree[rel].content for rel in (APPLY, UPGRADE) if rel in b.tree})
+    _keep_or_refuse_all(b, b.state, {rel: b.tree[rel].content for rel in (APPLY, UPGRADE) if rel in b.tree})
 
 
 def _keep_or_refuse_all(b: _Build, state: NodeState, guarded: Mapping[str, bytes]) -> None:
@@ -380,12 +383,11 @@ def _applied_digests(b: _Build) -> dict[str, str]:
     return digests
 
 
-def running_version(folder: Mapping[str, File], media: Media, cluster_version: str) -> str:
+def running_version(state: NodeState, user_data: bytes | None, cluster_version: str) -> str:
     """The Kubernetes version a node runs, as isobuild knows: its state record's; for a folder made
-    before records kept it, the version its install script pins (what it was built with); for a
-    new folder, the cluster's."""
-    state = NodeState.parse(_content(folder.get(STATE)))
-    return state.kubernetes or version_from_drive(user_data_of(folder, media)) or cluster_version
+    before records kept it, the version its install script pins (what it was built with, read
+    from ``user_data``); for a new folder, the cluster's."""
+    return state.kubernetes or version_from_drive(user_data) or cluster_version
 
 
 _K8S_LINE = re.compile(rb"^K8S_VERSION=([0-9]+\.[0-9]+\.[0-9]+)\b", re.MULTILINE)

@@ -46,28 +46,28 @@ def check_upgrade(cluster: Cluster, target: str, running: Mapping[str, str]) -> 
 
 
 def check_versions(cluster: Cluster, target: str, running: Mapping[str, str]) -> None:
-    """Raise unless every node can reach ``target`` from what it runs: no node newer (a kubelet is
-    never newer than the apiserver), no controller more than one minor behind, no kubelet more
-    than three. ``build`` checks a hand edit of kubernetes_version with it too."""
-    to = parse_kubernetes_version(target)
-    problems = []
-    for node in cluster.nodes:
-        if node.name not in running:
-            continue
-        version = running[node.name]
-        have = parse_kubernetes_version(version)
-        if have > to:
-            problems.append(f"{node.name} runs {version}, newer than {target} (isobuild does not downgrade)")
-        elif node.role.is_controller and (to[0], to[1]) > (have[0], have[1] + UPGRADE_SKEW):
-            problems.append(f"controller {node.name} runs {version}: more than one minor behind {target}")
-        elif (to[0], to[1]) > (have[0], have[1] + KUBELET_SKEW):
-            problems.append(f"{node.name} runs {version}: more than {KUBELET_SKEW} minors behind {target}")
+    """Raise unless every node can reach ``target`` from what it runs (:func:`problem`)."""
+    problems = [p for n in cluster.nodes if n.name in running and (p := problem(n, running[n.name], target))]
     if problems:
         raise IsobuildError(
             f"Kubernetes {target} is out of reach of the running nodes: {'; '.join(problems)}",
             hint="upgrade one minor at a time, controllers first (isobuild upgrade --to, then isobuild push "
             "NODE --upgrade); kubeadm refuses a larger skew (phases/upgrade/policy.go)",
         )
+
+
+def problem(node: Node, version: str, target: str) -> str | None:
+    """Why ``node``, running ``version``, cannot move to ``target``: newer already (a kubelet is
+    never newer than the apiserver), a controller more than one minor behind, a kubelet more than
+    three. None: it can."""
+    to, have = parse_kubernetes_version(target), parse_kubernetes_version(version)
+    if have > to:
+        return f"{node.name} runs {version}, newer than {target} (isobuild does not downgrade)"
+    if node.role.is_controller and (to[0], to[1]) > (have[0], have[1] + UPGRADE_SKEW):
+        return f"controller {node.name} runs {version}: more than one minor behind {target}"
+    if (to[0], to[1]) > (have[0], have[1] + KUBELET_SKEW):
+        return f"{node.name} runs {version}: more than {KUBELET_SKEW} minors behind {target}"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from isobuilder import clusterfile
+from isobuilder import clusterfile, skew
 from isobuilder.authority import Authority
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
@@ -113,14 +113,23 @@ def running_versions(inv: Inventory, cluster: Cluster) -> dict[str, str]:
     records kept the version."""
     versions = {}
     for node in cluster.nodes:
-        state_file = inv.node_dir(node.folder) / STATE
-        if not state_file.is_file():
+        folder = inv.node_dir(node.folder)
+        text = read_file(folder / STATE) if (folder / STATE).is_file() else None
+        if text is None:
             continue
-        media = cluster.media_of(node)
-        folder = {STATE: File(read_file(state_file) or b"")}
-        if NodeState.parse(folder[STATE].content).kubernetes is None:
-            user_data = read_file(inv.node_dir(node.folder) / CLOUD_DIR / media.user_data_path)
-            if user_data is not None:
-                folder[f"{CLOUD_DIR}/{media.user_data_path}"] = File(user_data)
-        versions[node.name] = running_version(folder, media, cluster.kubernetes_version)
+        state = NodeState.parse(text)
+        user_data = None if state.kubernetes else read_file(folder / CLOUD_DIR / cluster.media_of(node).user_data_path)
+        versions[node.name] = running_version(state, user_data, cluster.kubernetes_version)
     return versions
+
+
+def check_versions(inv: Inventory, cluster: Cluster, authority: Authority) -> None:
+    """Every built node can reach cluster.yaml's Kubernetes version (``skew.check_versions``),
+    before anything is built: a hand edit of kubernetes_version is held to ``upgrade``'s policy.
+    One record tells when all were built from this cluster.yaml at its version (every command
+    keeps them in step): the scan of every record is left to when one was not."""
+    first = next((s for n in cluster.nodes if (s := _state(inv, n)) is not None), None)
+    current = first is not None and first.cluster == cluster_digest(cluster, authority)
+    if current and first is not None and first.kubernetes == cluster.kubernetes_version:
+        return
+    skew.check_versions(cluster, cluster.kubernetes_version, running_versions(inv, cluster))

@@ -25,14 +25,14 @@ from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.inventory import Inventory, Transaction, stage_tree
 from isobuilder.model import Cluster, Node
-from isobuilder.nodefolder import build_node
+from isobuilder.nodefolder import UPGRADE, build_node
 from isobuilder.ops import (
+    check_versions,
     load_authority,
     load_cluster,
     node_is_current,
     out_of_step,
     read_node,
-    running_versions,
     transaction,
 )
 
@@ -51,6 +51,7 @@ class Outcome:
     error: str = ""
     kept_edits: tuple[str, ...] = ()  # hand-edited files kept as they are
     to_apply: tuple[str, ...] = ()  # paths on the (running) node its apply.sh now changes
+    upgrades: bool = False  # its folder now holds an upgrade.sh
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +62,7 @@ class BuildResult:
     seconds: float
     jobs: int
     caught_up: list[str] = dataclasses.field(default_factory=list)  # unnamed nodes rebuilt: ops.out_of_step
-    upgrades: list[skew.Step] = dataclasses.field(default_factory=list)  # nodes behind cluster.yaml's version
+    upgrades: list[skew.Step] = dataclasses.field(default_factory=list)  # nodes rebuilt with an upgrade.sh
 
     def count(self, status: Status) -> int:
         return sum(o.status is status for o in self.outcomes)
@@ -135,7 +136,14 @@ def _build_one(name: str) -> Outcome:
     except OSError as exc:
         return Outcome(name, Status.FAILED, error=f"cannot write {node.folder}: {exc.strerror or exc}")
     status = Status.BUILT if built.changed else Status.UNCHANGED
-    return Outcome(name, status, len(built.changed), kept_edits=built.kept_edits, to_apply=built.to_apply)
+    return Outcome(
+        name,
+        status,
+        len(built.changed),
+        kept_edits=built.kept_edits,
+        to_apply=built.to_apply,
+        upgrades=UPGRADE in built.tree,
+    )
 
 
 def default_jobs() -> int:
@@ -201,10 +209,8 @@ def build(
     with transaction(ctx, bulk=True) as tx:
         cluster = load_cluster(ctx.inventory)
         selected = select(ctx.inventory, cluster, names)
-        # kubernetes_version edited by hand: as far as `isobuild upgrade --to` would go, no further
-        running = running_versions(ctx.inventory, cluster)
-        skew.check_versions(cluster, cluster.kubernetes_version, running)
         authority = load_authority(ctx)
+        check_versions(ctx.inventory, cluster, authority)  # all or nothing: build commits what it built
         extra = out_of_step(ctx.inventory, cluster, authority, {n.name for n in selected}) if names else []
         stray = orphans(ctx.inventory, cluster)
         wanted = {n.name for n in (*selected, *extra)}
@@ -214,8 +220,9 @@ def build(
             for folder in stray:
                 tx.delete(folder)
     seconds = time.perf_counter() - t0
-    behind = [n for n in cluster.nodes if running.get(n.name, cluster.kubernetes_version) != cluster.kubernetes_version]
-    steps = skew.order(cluster, behind)
+    # kubernetes_version edited by hand: the nodes rebuilt with an upgrade.sh, in the order to run them
+    moving = {o.name for o in outcomes if o.upgrades}
+    steps = skew.order(cluster, [n for n in cluster.nodes if n.name in moving])
     return BuildResult(outcomes, stray, prune and bool(stray), seconds, jobs, [n.name for n in extra], steps)
 
 

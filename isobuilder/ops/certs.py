@@ -18,7 +18,7 @@ from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.inventory import Inventory, Transaction, read_file
 from isobuilder.model import Cluster
-from isobuilder.ops import cluster_text, load_authority, load_cluster, out_of_step, transaction
+from isobuilder.ops import check_versions, cluster_text, load_authority, load_cluster, out_of_step, transaction
 from isobuilder.ops.build import Outcome, Status, select, stage_nodes
 from isobuilder.ops.kubeconfigs import ADMIN, KubeconfigResult, issue, stage
 from isobuilder.plan import USERS_DIR, UserRequest
@@ -137,6 +137,7 @@ def renew(ctx: Context, names: list[str], *, every: bool, rotate: bool) -> Renew
     with transaction(ctx, bulk=True) as tx:
         cluster = load_cluster(inv)
         authority = load_authority(ctx)
+        check_versions(inv, cluster, authority)  # a hand edit of kubernetes_version
         selected = select(inv, cluster, names)
         users = [_user_request(inv, path) for path in user_kubeconfigs(inv)] if every else []
         authority.unlock()

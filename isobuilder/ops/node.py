@@ -18,7 +18,7 @@ from isobuilder.files import File, contents
 from isobuilder.inventory import Inventory, Transaction
 from isobuilder.model import Cluster, Format, Media, Node, bracket, merged_ssh_keys
 from isobuilder.nodefolder import NodeFolder, build_node, credentials_in
-from isobuilder.ops import load_authority, load_cluster, out_of_step, read_node, transaction
+from isobuilder.ops import check_versions, load_authority, load_cluster, out_of_step, read_node, transaction
 from isobuilder.plan import ClusterRequest, NodeRequest, plan_node
 
 NO_SSH_KEY = "no SSH key: nobody can log in to this node (add --ssh-key FILE, or ssh_keys in cluster.yaml)"
@@ -147,6 +147,7 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
                     "--encrypt-ca goes with a new cluster", hint="the CA of this cluster exists already"
                 )
             authority_ = load_authority(ctx)
+            check_versions(inv, before, authority_)  # a hand edit of kubernetes_version
         cluster = options.apply_later(before)
         planned = plan_node(cluster, request)
         node, source = planned.node, planned.source

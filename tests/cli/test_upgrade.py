@@ -195,3 +195,17 @@ def test_build_after_a_version_edit_gives_one_piece_of_advice_per_node(run: Run,
     assert result.code == 0, result.err
     assert "needs its apply.sh" not in result.err  # push --upgrade runs it after upgrade.sh
     assert "isobuild push c1 --upgrade, then isobuild push c2 --upgrade" in result.err
+
+
+def test_every_command_that_builds_a_node_holds_it_to_the_policy(run: Run, lab: Path) -> None:
+    """node, certs renew and build NAME refuse a hand-edited version the nodes cannot reach, before any write."""
+    cluster_yaml = lab / "cluster.yaml"
+    cluster_yaml.write_text(
+        cluster_yaml.read_text().replace("kubernetes_version: 1.36.2", "kubernetes_version: 1.38.0")
+    )
+    before = snapshot(lab)
+    for args in (("node", "w1", "--label", "zone=a"), ("certs", "renew", "w1"), ("build", "w1")):
+        result = run(*args)
+        assert result.code == 1, args
+        assert "Kubernetes 1.38.0 is out of reach of the running nodes" in result.err, args
+    assert snapshot(lab) == before

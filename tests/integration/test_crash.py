@@ -142,6 +142,18 @@ def test_build_with_a_prune_is_old_or_new_at_every_kill(base: Callable[..., Path
     assert kills >= 6 and recoveries_killed >= kills - 1
 
 
+def test_an_upgrade_done_record_is_old_or_new_at_every_kill(base: Callable[..., Path], tmp_path: Path) -> None:
+    """`upgrade --done` rewrites a folder in a transaction of its own (`upgrade --to` stages folders
+    and cluster.yaml as build and node do, attacked above)."""
+    inv = base(
+        ("node", "c1", "10.0.0.1", "--k8s-version", "1.36.2"),
+        ("node", "w1", "10.0.0.2", "--master", "c1"),
+        ("upgrade", "--to", "1.37.0"),
+    )
+    kills, recoveries_killed = _attack(inv, tmp_path, ("upgrade", "--done", "c1"))  # c1's folder loses upgrade.sh
+    assert kills >= 3 and recoveries_killed >= kills - 1
+
+
 def _siblings(target: Path) -> list[str]:
     return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}."))
 
