@@ -1,3 +1,3 @@
-from isobuilder.cli import main
+from isobuilder.cli import run
 
-raise SystemExit(main())
+run()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 from cryptography import x509
 
-from isobuilder import context, pki, serialize
+from isobuilder import context, keys, pki, serialize
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File
 from isobuilder.identities import Signer
@@ -26,20 +26,26 @@ PUBLIC_CA_FILES = tuple(n for n in CA_FILES if not n.endswith(".key"))
 RESTORE_HINT = "restore ssl/ from your backup; isobuild never re-creates a CA by itself"
 
 
-def create(key_type: KeyType, ca_days: int, now: dt.datetime, passphrase: bytes | None = None) -> dict[str, File]:
+def create(
+    key_type: KeyType,
+    ca_days: int,
+    now: dt.datetime,
+    passphrase: bytes | None = None,
+    new_key: keys.KeySource = keys.generate_key,
+) -> dict[str, File]:
     """A new ``ssl/``: the three CAs and the service-account key pair, the private keys
-    encrypted with ``passphrase`` when one is given."""
+    encrypted with ``passphrase`` when one is given; the keys from ``new_key``."""
 
-    def key_file(key: pki.PrivateKey) -> File:
+    def key_file(key: keys.PrivateKey) -> File:
         return File(pki.encrypt_key_pem(key, passphrase) if passphrase else pki.key_to_pem(key), 0o600)
 
     tree: dict[str, File] = {}
     for signer in Signer:
-        key = pki.generate_key(key_type)
+        key = new_key(key_type)
         ca = pki.issue_ca(signer.common_name, key, now, ca_days)
         tree[f"{signer.value}.crt"] = File(ca.cert_pem, 0o644)
         tree[f"{signer.value}.key"] = key_file(key)
-    sa = pki.generate_key(key_type)
+    sa = new_key(key_type)
     tree["sa.key"] = key_file(sa)
     tree["sa.pub"] = File(pki.public_key_to_pem(sa), 0o644)
     return tree

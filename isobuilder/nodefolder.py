@@ -42,6 +42,7 @@ from isobuilder import (
 from isobuilder.authority import CA_FILES, Authority
 from isobuilder.files import File, changes
 from isobuilder.identities import Kubeconfig, ca_files_for, node_identities, node_kubeconfigs
+from isobuilder.keys import KeySource, generate_key
 from isobuilder.model import Cluster, Format, Media, Node
 from isobuilder.staterecord import STATE, NodeState, cluster_digest, inputs_digest, version_or_none
 
@@ -109,6 +110,7 @@ class _Build:
     iso_epoch: float
     force: bool
     renewal: pki.Renewal | None
+    new_key: KeySource
     tree: dict[str, File] = dataclasses.field(default_factory=dict)  # the folder, relative paths
     host: manifests.HostFiles = dataclasses.field(default_factory=dict)  # files on the node
     ca_paths: set[str] = dataclasses.field(default_factory=set)  # on the node: not apply.sh's to change
@@ -138,10 +140,12 @@ def build_node(
     force: bool = False,
     renewal: pki.Renewal | None = None,
     running: str | None = None,
+    new_key: KeySource = generate_key,
 ) -> NodeFolder:
     """The node folder's files. ``renewal``: re-issue every leaf certificate (``certs renew``).
-    ``running``: the Kubernetes version the node runs (default: :func:`running_version`)."""
-    b = _Build(cluster, node, authority, existing, now, iso_epoch, force, renewal)
+    ``running``: the Kubernetes version the node runs (default: :func:`running_version`).
+    ``new_key``: where new keys come from (:class:`keys.KeysAhead`: made ahead, in a thread)."""
+    b = _Build(cluster, node, authority, existing, now, iso_epoch, force, renewal, new_key)
     b.state = NodeState.parse(_content(existing.get(STATE)))
     b.running = running or running_version(b.state, user_data_of(existing, b.media), cluster.kubernetes_version)
     add_ca_material(b)
@@ -177,6 +181,7 @@ def issue_identities(b: _Build) -> None:
             b.now,
             b.cluster.cert_days,
             b.renewal,
+            b.new_key,
         )
         b.pairs[ident.name] = pair
         b.tree[f"ssl/{ident.name}.crt"] = File(pair.cert_pem, 0o644)

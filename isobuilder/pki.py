@@ -19,20 +19,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from isobuilder.errors import IsobuildError
+from isobuilder.keys import KeySource, PrivateKey, generate_key
 from isobuilder.model import KeyType, is_ip
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 # Tolerate a few minutes of clock skew between the workstation and fresh nodes.
 BACKDATE = dt.timedelta(minutes=5)
-
-
-def generate_key(key_type: KeyType) -> PrivateKey:
-    if key_type.is_rsa:
-        return rsa.generate_private_key(public_exponent=65537, key_size=key_type.rsa_bits)
-    curve = ec.SECP384R1() if key_type is KeyType.ECDSA_P384 else ec.SECP256R1()
-    return ec.generate_private_key(curve)
 
 
 def key_type_of(key: PrivateKey | PublicKey) -> KeyType:
@@ -339,12 +332,13 @@ def ensure_leaf(
     now: dt.datetime,
     days: int,
     renewal: Renewal | None = None,
+    new_key: KeySource = generate_key,
 ) -> KeyPair:
     """The keypair for ``spec``: the existing one when reusable (and no renewal asked), else a
     re-issue that keeps the key (unless the cluster's key type changed or the renewal rotates),
-    else a fresh key."""
+    else a fresh key from ``new_key``."""
     if existing is not None and renewal is None and reusable(existing, spec, ca, now):
         return existing
     keep = existing is not None and not (renewal and renewal.rotate) and key_type_of(existing.key) is key_type
-    key = existing.key if keep and existing is not None else generate_key(key_type)
+    key = existing.key if keep and existing is not None else new_key(key_type)
     return issue_leaf(spec, key, ca, now, days)

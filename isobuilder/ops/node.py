@@ -16,6 +16,7 @@ from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
 from isobuilder.inventory import Inventory, Transaction
+from isobuilder.keys import KeySource, generate_key
 from isobuilder.model import Cluster, Format, Media, Node, bracket, merged_ssh_keys
 from isobuilder.nodefolder import NodeFolder, build_node, credentials_in
 from isobuilder.ops import check_versions, load_authority, load_cluster, out_of_step, read_node, transaction
@@ -40,12 +41,14 @@ def _refuse_orphan_pki(inv: Inventory) -> None:
         )
 
 
-def _create(ctx: Context, tx: Transaction, request: ClusterRequest, *, encrypt_ca: bool) -> tuple[Cluster, Authority]:
+def _create(
+    ctx: Context, tx: Transaction, request: ClusterRequest, *, encrypt_ca: bool, new_key: KeySource = generate_key
+) -> tuple[Cluster, Authority]:
     """A new cluster and its CAs, staged in ``tx``."""
     _refuse_orphan_pki(ctx.inventory)
     cluster = request.new_cluster(ctx.new_id())
     passphrase = ctx.passphrase(confirm=True) if encrypt_ca else None
-    ssl = authority.create(cluster.key_type, cluster.ca_days, ctx.now, passphrase)
+    ssl = authority.create(cluster.key_type, cluster.ca_days, ctx.now, passphrase, new_key=new_key)
     tx.put_tree("ssl", ssl)
     return cluster, Authority.of(contents(ssl), str(ctx.inventory.ssl), lambda: passphrase or b"")
 
@@ -128,12 +131,20 @@ class NodeResult:
         }
 
 
-def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, encrypt_ca: bool = False) -> NodeResult:
+def add_node(
+    ctx: Context,
+    request: NodeRequest,
+    options: ClusterRequest,
+    *,
+    encrypt_ca: bool = False,
+    new_key: KeySource = generate_key,
+) -> NodeResult:
+    """``new_key``: where new keys come from (the CLI makes them ahead: :mod:`isobuilder.keys`)."""
     inv = ctx.inventory
     with transaction(ctx) as tx:
         created = not inv.has_cluster()
         if created:
-            before, authority_ = _create(ctx, tx, options, encrypt_ca=encrypt_ca)
+            before, authority_ = _create(ctx, tx, options, encrypt_ca=encrypt_ca, new_key=new_key)
         else:
             before = load_cluster(inv, cross_checks=False)  # checked below, with the node in it
             conflicts = options.conflicts(before)
@@ -153,7 +164,14 @@ def add_node(ctx: Context, request: NodeRequest, options: ClusterRequest, *, enc
         node, source = planned.node, planned.source
         updated = checks.check_cluster(cluster.with_node(node), source, f"node {node.name!r}")
         built = build_node(
-            updated, node, authority_, read_node(inv, node), now=ctx.now, iso_epoch=ctx.iso_epoch, force=request.force
+            updated,
+            node,
+            authority_,
+            read_node(inv, node),
+            now=ctx.now,
+            iso_epoch=ctx.iso_epoch,
+            force=request.force,
+            new_key=new_key,
         )
         others, skipped = rebuild_others(ctx, updated, authority_, {node.name})
         if built.changed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File, contents
@@ -222,3 +225,27 @@ def test_a_planted_or_truncated_journal_touches_nothing(tmp_path: Path, journal:
         pass
     assert victim.read_text() == "precious" and (root / "cluster.yaml").read_bytes() == b"{}\n"
     assert (tx_dir / "journal.json").exists()  # left for the operator to look at
+
+
+def test_the_command_exits_without_teardown_and_loses_no_output_or_exit_code(tmp_path: Path) -> None:
+    """`isobuild` ends with os._exit (cli.run): stdout to a pipe arrives whole, exit codes pass
+    through, and an RSA cluster's nodes get their keys made ahead in a thread (keys.KeysAhead)."""
+    inv = tmp_path / "inv"
+    assert finish(isobuild(inv, "init", "--key-type", "rsa-2048"))[0] == 0
+    for args in (("node", "c1", "10.0.0.1"), ("node", "w1", "10.0.0.2", "--master", "c1")):
+        code, err = finish(isobuild(inv, *args))
+        assert code == 0, err
+    proc = isobuild(inv, "list", "--json")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert {row["name"] for row in json.loads(out)["nodes"]} == {"c1", "w1"}
+    code, err = finish(isobuild(inv, "node", "bad_name", "10.0.0.3"))
+    assert code == 1 and err.startswith("Error: "), err
+    for name in ("c1", "w1"):
+        key = serialization.load_pem_private_key((inv / f"node-{name}/ssl/kubelet.key").read_bytes(), None)
+        assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+    reader = subprocess.run(  # the reader leaves early: no traceback, no hang
+        f"{sys.executable} -m isobuilder --inventory {inv} list --json | head -c 1",
+        shell=True, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert reader.stdout == b"{" and b"Traceback" not in reader.stderr

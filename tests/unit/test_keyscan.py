@@ -11,13 +11,13 @@ import urllib.parse
 
 import pytest
 
-from isobuilder import keyscan, pki
+from isobuilder import keys, keyscan, pki
 from isobuilder.model import KeyType
 
 
 @functools.cache
 def _key() -> tuple[bytes, bytes]:
-    key = pki.generate_key(KeyType.ECDSA_P256)
+    key = keys.generate_key(KeyType.ECDSA_P256)
     return pki.key_to_pem(key), pki.public_id(key)
 
 

@@ -11,7 +11,7 @@ from cryptography import x509
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from isobuilder import pki
+from isobuilder import keys, pki
 from isobuilder.identities import kubelet_spec
 from isobuilder.model import KeyType, Node, Role, is_ip
 
@@ -35,9 +35,9 @@ ips = st.ip_addresses().filter(
 
 
 @functools.cache
-def _ca() -> tuple[pki.KeyPair, pki.PrivateKey]:
-    key = pki.generate_key(KeyType.ECDSA_P256)
-    return pki.issue_ca("kubernetes", key, NOW, 3650), pki.generate_key(KeyType.ECDSA_P256)
+def _ca() -> tuple[pki.KeyPair, keys.PrivateKey]:
+    key = keys.generate_key(KeyType.ECDSA_P256)
+    return pki.issue_ca("kubernetes", key, NOW, 3650), keys.generate_key(KeyType.ECDSA_P256)
 
 
 @settings(max_examples=1500, deadline=None)
