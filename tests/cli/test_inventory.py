@@ -236,8 +236,8 @@ def test_the_command_exits_without_teardown_and_loses_no_output_or_exit_code(tmp
         code, err = finish(isobuild(inv, *args))
         assert code == 0, err
     proc = isobuild(inv, "list", "--json")
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    out, raw_err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, raw_err
     assert {row["name"] for row in json.loads(out)["nodes"]} == {"c1", "w1"}
     code, err = finish(isobuild(inv, "node", "bad_name", "10.0.0.3"))
     assert code == 1 and err.startswith("Error: "), err
