@@ -352,6 +352,79 @@ def image(
     say(f"Wrote {target}")
 
 
+@app.command()
+def usb(
+    node: Annotated[str | None, typer.Argument(help="The node whose medium to write.", show_default=False)] = None,
+    device: Annotated[
+        Path | None,
+        typer.Argument(help="A USB stick's device (/dev/sdb), or an image file to write.", show_default=False),
+    ] = None,
+    list_devices: Annotated[bool, typer.Option("--list", help="List removable devices (name, size, model).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Write to a device that is not removable.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write NODE's medium (its config.iso) to a USB stick or an image file, and read it back.
+
+    A device is refused while it, or a partition of it, is mounted or in use, when it holds the
+    running system, when it is smaller than the image, and unless removable or on USB (--force).
+    The write is synced, read back and compared by SHA-256. Boot the node with the stick in:
+    cloud-init finds the drive by its label (config-2 or cidata). See the README on kernels that
+    find the stick late.
+
+    \b
+    Example:
+      isobuild usb --list
+      isobuild usb worker1 /dev/sdb
+      isobuild usb worker1 worker1.img
+    """
+    from isobuilder import blockdev
+
+    if list_devices:
+        if node is not None or device is not None:
+            raise IsobuildError("--list goes alone", hint="isobuild usb --list, then isobuild usb NODE DEVICE")
+        found = blockdev.candidates()
+        if as_json:
+            emit_json([{"path": str(d.path), "size": d.size, "model": d.model, "transport": d.transport,
+                        "mounted": list(d.mounted)} for d in found])  # fmt: skip
+            return
+        if not found:
+            say("No removable device found (plug a USB stick in; isobuild usb NODE FILE writes an image file).")
+        for d in found:
+            busy = f"  (mounted: {', '.join(d.mounted)})" if d.mounted else ""
+            print(f"{d.path!s:<14} {blockdev.human(d.size):>9}  {d.transport or '-':<4} {d.model or '-'}{busy}")
+        return
+    if node is None or device is None:
+        raise IsobuildError("usb takes a NODE and a DEVICE", hint="e.g. isobuild usb worker1 /dev/sdb (or --list)")
+    from isobuilder.ops import usb as ops
+
+    ctx = _context()
+    medium = ops.medium(ctx, node)
+    written = ops.write(ctx, medium, device, force=force, progress=_progress(f"writing {device}"))
+    if as_json:
+        emit_json({"node": node, "target": str(device), "device": written.device is not None,
+                   "bytes": len(medium.image), "sha256": written.sha256})  # fmt: skip
+    what = written.device.describe() if written.device else str(device)
+    say(f"Wrote {node}'s {medium.media.label} drive ({blockdev.human(len(medium.image))}) to {what}; "
+        f"read back, SHA-256 matches ({written.sha256[:16]}...)")  # fmt: skip
+    if written.device:
+        say(f"  next:    plug it into {node} and boot; cloud-init finds the drive labelled {medium.media.label}")
+    else:
+        say(f"  next:    write it to a stick (isobuild usb {node} /dev/sdX), or attach {device} to a VM as a USB disk")
+
+
+def _progress(what: str) -> Any:
+    """Progress on stderr: a line redrawn on a terminal, else nothing until the end."""
+    if settings.quiet or not sys.stderr.isatty():
+        return lambda done, total: None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        line = f"\r  {what}: {done * 100 // max(total, 1):3d}% of {total >> 10} KiB"
+        print(line, end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
 @app.command("kubeconfig")
 def kubeconfig_cmd(
     server: Annotated[str | None, typer.Option("--server", help="API server URL (default: endpoint).")] = None,

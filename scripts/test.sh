@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(cloud-init xorriso genisoimage etcd-server etcd-client shellcheck openssl util-linux ignition systemd iproute2
-      dnsmasq-base isc-dhcp-server isc-dhcp-client strace containerd openssh-server openssh-client)
+      dnsmasq-base isc-dhcp-server isc-dhcp-client strace containerd openssh-server openssh-client
+      fdisk mount)
 command -v kubectl >/dev/null || debs+=(kubernetes-client)
 ./scripts/debs.sh "${debs[@]}"
 

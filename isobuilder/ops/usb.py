@@ -1,0 +1,101 @@
+"""``isobuild usb``: a node's medium (its config.iso) written to a USB stick or an image file.
+
+The medium is read under the inventory's lock, and only when the folder is built from
+cluster.yaml as it is now and its config.iso holds exactly its cloud-config/ (after a hand edit:
+``isobuild image`` first). The write itself runs outside the lock: a stick takes seconds to
+minutes. A device is checked by :func:`isobuilder.blockdev.refusal` first, then opened
+exclusively, written, synced and read back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+from isobuilder import blockdev, configdrive
+from isobuilder.context import Context
+from isobuilder.errors import IsobuildError
+from isobuilder.files import contents
+from isobuilder.inventory import read_file, read_tree, refuse_symlink
+from isobuilder.model import Media, Node
+from isobuilder.nodefolder import CLOUD_DIR, ISO
+from isobuilder.ops import load_authority, load_cluster
+from isobuilder.outside import write_outside
+from isobuilder.staterecord import STATE, NodeState, inputs_digest
+
+
+@dataclasses.dataclass(frozen=True)
+class Medium:
+    node: Node
+    media: Media
+    image: bytes = dataclasses.field(repr=False)
+    source: Path  # the node folder's config.iso
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+    medium: Medium
+    target: Path
+    device: blockdev.Device | None  # None: an image file
+    sha256: str
+
+
+def medium(ctx: Context, name: str) -> Medium:
+    """The node's config.iso, read under the lock, when it is what the node should boot from."""
+    inv = ctx.inventory
+    with inv.locked():
+        cluster = load_cluster(inv)
+        node = cluster.node(name)
+        if node is None:
+            known = ", ".join(n.name for n in cluster.nodes) or "none"
+            raise IsobuildError(f"no node {name!r} in cluster.yaml", hint=f"known nodes: {known}")
+        folder = inv.node_dir(node.folder)
+        for path in (folder, folder / ISO, folder / CLOUD_DIR):
+            refuse_symlink(path, "a node folder, its config.iso and cloud-config/")
+        state = NodeState.parse(read_file(folder / STATE))
+        iso = read_file(folder / ISO)
+        if iso is None or state.inputs != inputs_digest(cluster, node, load_authority(ctx)):
+            raise IsobuildError(
+                f"{node.folder}/ is not built from cluster.yaml as it is now",
+                hint=f"run isobuild build {node.name} first",
+            )
+        if configdrive.drive_files(iso) != contents(read_tree(folder / CLOUD_DIR)):
+            raise IsobuildError(
+                f"{node.folder}/{ISO} does not hold what {node.folder}/{CLOUD_DIR}/ does (a hand edit?)",
+                hint=f"run isobuild image {folder} first",
+            )
+        return Medium(node, cluster.media_of(node), iso, folder / ISO)
+
+
+def write(
+    ctx: Context, source: Medium, target: Path, *, force: bool = False, progress: blockdev.Progress = lambda d, t: None
+) -> Written:
+    """``source`` onto ``target``: a block device (checked, written, read back), or an image
+    file (replaced atomically, 0600: the medium carries the node's private keys)."""
+    if blockdev.is_block_device(target):
+        device = blockdev.inspect(target.resolve())
+        refused = blockdev.refusal(device, len(source.image), force=force)
+        if refused is not None:
+            raise refused
+        digest = blockdev.write(device.path, source.image, size=device.size, progress=progress)
+        return Written(source, target, device, digest)
+    _refuse_odd_target(ctx, target)
+    write_outside(target, source.image, 0o600)
+    progress(len(source.image), len(source.image))
+    digest = blockdev.read_back(target, len(source.image), expected=hashlib.sha256(source.image).hexdigest())
+    return Written(source, target, None, digest)
+
+
+def _refuse_odd_target(ctx: Context, target: Path) -> None:
+    if target.absolute().parts[:2] == ("/", "dev"):
+        raise IsobuildError(f"{target} is not a block device", hint="see isobuild usb --list for the sticks plugged in")
+    if target.is_symlink():
+        raise IsobuildError(f"{target} is a symbolic link", hint="give the device or the image file itself")
+    if target.exists() and not target.is_file():
+        raise IsobuildError(f"{target} is neither a block device nor a file", hint="give a device, e.g. /dev/sdb")
+    inventory = ctx.inventory.root.resolve()
+    if target.resolve().is_relative_to(inventory):
+        raise IsobuildError(
+            f"{target} is inside the inventory", hint="write the image elsewhere, e.g. isobuild usb w1 /tmp/w1.img"
+        )

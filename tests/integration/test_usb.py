@@ -1,0 +1,188 @@
+"""``isobuild usb`` against real block devices: loop devices made here (root), image files, and
+the kernel's own view of them (blkid -p, sfdisk, mount). The VM boot from a stick is in
+test_vm_boot.py."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Run, require_tool
+
+pytestmark = pytest.mark.integration
+ISO_SIZE_MAX = 1 << 20
+
+
+def _root_only() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("loop devices need root")
+
+
+@contextlib.contextmanager
+def loop_device(backing: Path, size: int, *, partscan: bool = False) -> Iterator[Path]:
+    _root_only()
+    with backing.open("wb") as f:
+        f.truncate(size)
+    args = [require_tool("losetup"), "--find", "--show", *(["--partscan"] if partscan else []), str(backing)]
+    device = Path(subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip())
+    try:
+        yield device
+    finally:
+        subprocess.run([require_tool("losetup"), "-d", str(device)], check=False)
+
+
+def probe(path: Path) -> dict[str, str]:
+    """What libblkid finds on ``path``, read from the device itself (-p: no cache)."""
+    out = subprocess.run([require_tool("blkid"), "-p", "-o", "export", str(path)], capture_output=True, text=True)
+    return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+
+
+@pytest.fixture
+def built(run: Run, inv: Path) -> Path:
+    assert run("node", "c1", "10.0.0.1").code == 0
+    assert run("node", "w1", "10.0.0.2", "--master", "c1").code == 0
+    assert run("node", "w2", "10.0.0.3", "--master", "c1", "--media", "nocloud").code == 0
+    return inv
+
+
+def test_an_image_file_holds_the_node_config_iso_byte_for_byte(run: Run, built: Path, tmp_path: Path) -> None:
+    for node, label in (("w1", "config-2"), ("w2", "cidata")):
+        target = tmp_path / f"{node}.img"
+        result = run("usb", node, str(target))
+        assert result.code == 0, result.err
+        assert target.read_bytes() == (built / f"node-{node}" / "config.iso").read_bytes()
+        assert target.stat().st_mode & 0o777 == 0o600  # it carries the node's private key
+        assert probe(target)["LABEL"] == label and probe(target)["TYPE"] == "iso9660"
+        assert f"Wrote {node}'s {label} drive" in result.err and "SHA-256 matches" in result.err
+    again = run("usb", "w1", str(tmp_path / "w1.img"), "--json")
+    assert json.loads(again.out)["device"] is False
+
+
+def test_a_loop_device_is_written_synced_and_read_back_and_no_old_table_is_left(
+    run: Run, built: Path, tmp_path: Path
+) -> None:
+    with loop_device(tmp_path / "stick", 64 << 20, partscan=True) as device:
+        # The stick as bought: a GPT with a FAT partition, whose backup table sits at the end.
+        subprocess.run(
+            [require_tool("sfdisk"), "-q", "--label", "gpt", str(device)], input="1M,,U\n", text=True, check=True
+        )
+        assert probe(device)["PTTYPE"] == "gpt"
+        refused = run("usb", "w1", str(device))
+        assert refused.code == 1
+        assert refused.err.splitlines()[0] == f"Error: {device} (67.1 MB) is not a removable device"
+        result = run("usb", "w1", str(device), "--force")
+        assert result.code == 0, result.err
+        iso = (built / "node-w1" / "config.iso").read_bytes()
+        with device.open("rb") as f:
+            assert f.read(len(iso)) == iso
+            f.seek(-(1 << 20), os.SEEK_END)
+            assert f.read() == bytes(1 << 20)  # the backup GPT is gone with the last MiB
+        subprocess.run([require_tool("blockdev"), "--rereadpt", str(device)], check=False)
+        assert probe(device)["LABEL"] == "config-2" and "PTTYPE" not in probe(device)
+        table = subprocess.run([require_tool("sfdisk"), "-d", str(device)], capture_output=True, text=True)
+        assert table.returncode != 0, table.stdout  # no partition table any more
+        link = tmp_path / "by-id"
+        link.symlink_to(device)  # as /dev/disk/by-id/usb-...: followed
+        assert run("usb", "w2", str(link), "--force").code == 0
+        assert probe(device)["LABEL"] == "cidata"
+
+
+def test_a_mounted_device_is_refused_even_with_force(run: Run, built: Path, tmp_path: Path) -> None:
+    with loop_device(tmp_path / "stick", 64 << 20) as device:
+        subprocess.run([require_tool("mkfs.ext4"), "-q", "-F", str(device)], check=True, capture_output=True)
+        mnt = tmp_path / "mnt"
+        mnt.mkdir()
+        subprocess.run([require_tool("mount"), str(device), str(mnt)], check=True)
+        try:
+            before = device.read_bytes()[:4096]
+            for args in (("usb", "w1", str(device), "--force"), ("usb", "w1", str(device))):
+                result = run(*args)
+                assert result.code == 1
+                assert result.err.splitlines() == [
+                    f"Error: {device} (67.1 MB) is in use: mounted at {mnt}",
+                    f"Hint: unmount it first (umount {mnt})",
+                ]
+            assert device.read_bytes()[:4096] == before
+        finally:
+            subprocess.run([require_tool("umount"), str(mnt)], check=False)
+
+
+def test_a_partition_is_refused_and_a_disk_with_a_mounted_partition_too(run: Run, built: Path, tmp_path: Path) -> None:
+    with loop_device(tmp_path / "stick", 64 << 20, partscan=True) as device:
+        subprocess.run([require_tool("sfdisk"), "-q", str(device)], input="1M,,c\n", text=True, check=True)
+        part = Path(f"{device}p1")
+        if not part.exists():  # e.g. a kernel built without partition tables (this sandbox's)
+            pytest.skip(f"the kernel made no {part} for the partition table written")
+        subprocess.run([require_tool("mkfs.ext4"), "-q", "-F", str(part)], check=True, capture_output=True)
+        assert run("usb", "w1", str(part), "--force").err.splitlines() == [
+            f"Error: {part} is a partition of {device.name}",
+            f"Hint: give the whole device (/dev/{device.name}): the config drive is the stick's whole content",
+        ]
+        mnt = tmp_path / "mnt"
+        mnt.mkdir()
+        subprocess.run([require_tool("mount"), str(part), str(mnt)], check=True)
+        try:
+            result = run("usb", "w1", str(device), "--force")
+            assert result.err.splitlines()[0] == f"Error: {device} (67.1 MB) is in use: mounted at {mnt}"
+        finally:
+            subprocess.run([require_tool("umount"), str(mnt)], check=False)
+
+
+def test_the_running_system_and_a_short_device_are_refused(run: Run, built: Path, tmp_path: Path) -> None:
+    _root_only()
+    root = os.stat("/").st_dev
+    sysdir = Path(f"/sys/dev/block/{os.major(root)}:{os.minor(root)}").resolve()
+    if sysdir.is_dir():  # a root on a block device (not an overlay)
+        disk = sysdir.parent if (sysdir / "partition").is_file() else sysdir
+        result = run("usb", "w1", f"/dev/{disk.name}", "--force")
+        assert result.code == 1 and "holds the running system" in result.err.splitlines()[0], result.err
+    with loop_device(tmp_path / "tiny", 64 << 10) as device:
+        result = run("usb", "w1", str(device), "--force")
+        assert result.code == 1
+        assert result.err.splitlines()[0].startswith(f"Error: {device} (65.5 kB) is smaller than the image (")
+
+
+def test_targets_that_are_no_device_or_image_and_stale_folders_are_refused(
+    run: Run, built: Path, tmp_path: Path
+) -> None:
+    cases = {
+        "/dev/isobuild-no-such-stick": "is not a block device",
+        str(tmp_path): "is neither a block device nor a file",
+        str(built / "w1.img"): "is inside the inventory",
+        "/dev/null": "is not a block device",
+    }
+    (tmp_path / "target").write_bytes(b"x")
+    (tmp_path / "link.img").symlink_to(tmp_path / "target")
+    cases[str(tmp_path / "link.img")] = "is a symbolic link"
+    for target, message in cases.items():
+        result = run("usb", "w1", target)
+        assert result.code == 1 and message in result.err.splitlines()[0], (target, result.err)
+    assert not Path("/dev/isobuild-no-such-stick").exists() and (tmp_path / "target").read_bytes() == b"x"
+    assert run("usb", "w9", str(tmp_path / "x.img")).err.splitlines()[0] == "Error: no node 'w9' in cluster.yaml"
+    user_data = built / "node-w1/cloud-config/openstack/latest/user_data"
+    user_data.write_bytes(user_data.read_bytes() + b"# edited\n")
+    edited = run("usb", "w1", str(tmp_path / "x.img"))
+    assert edited.err.splitlines() == [
+        "Error: node-w1/config.iso does not hold what node-w1/cloud-config/ does (a hand edit?)",
+        f"Hint: run isobuild image {built / 'node-w1'} first",
+    ]
+    cluster = built / "cluster.yaml"
+    cluster.write_text(cluster.read_text().replace("cert_days: 365", "cert_days: 300"))
+    stale = run("usb", "w2", str(tmp_path / "x.img"))
+    assert stale.err.splitlines()[0] == "Error: node-w2/ is not built from cluster.yaml as it is now"
+    assert not (tmp_path / "x.img").exists()
+
+
+def test_list_offers_no_loop_device_or_system_disk(run: Run, tmp_path: Path) -> None:
+    with loop_device(tmp_path / "stick", 8 << 20) as device:
+        result = run("usb", "--list", "--json")
+        assert result.code == 0, result.err
+        assert str(device) not in {d["path"] for d in json.loads(result.out)}
+    assert run("usb", "--list", "w1").err.splitlines()[0] == "Error: --list goes alone"
+    assert run("usb", "w1").err.splitlines()[0] == "Error: usb takes a NODE and a DEVICE"
