@@ -186,3 +186,20 @@ def test_list_offers_no_loop_device_or_system_disk(run: Run, tmp_path: Path) -> 
         assert str(device) not in {d["path"] for d in json.loads(result.out)}
     assert run("usb", "--list", "w1").err.splitlines()[0] == "Error: --list goes alone"
     assert run("usb", "w1").err.splitlines()[0] == "Error: usb takes a NODE and a DEVICE"
+
+
+def test_the_readme_usb_block(run: Run, inv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("## USB sticks", 1)[1].split("```\n", 2)[1]
+    lines = [line.split("#")[0].split() for line in block.splitlines() if line.strip()]
+    assert [line[:2] for line in lines] == [["isobuild", "usb"]] * 3
+    assert run("node", "controller", "10.10.10.1").code == 0
+    assert run("node", "worker1", "10.10.10.2", "--master", "10.10.10.1").code == 0
+    monkeypatch.chdir(tmp_path)
+    with loop_device(tmp_path / "stick", 16 << 20) as device:  # /dev/sdb here: a loop device, not removable
+        for words in lines:
+            args = [str(device) if w == "/dev/sdb" else w for w in words[2:]]
+            result = run("usb", *args, *(["--force"] if str(device) in args else []))
+            assert result.code == 0, (words, result.err)
+        assert (tmp_path / "worker1.img").read_bytes() == (inv / "node-worker1/config.iso").read_bytes()
+        assert probe(device)["LABEL"] == "config-2"
