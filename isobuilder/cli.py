@@ -361,6 +361,9 @@ def usb(
     ] = None,
     list_devices: Annotated[bool, typer.Option("--list", help="List removable devices (name, size, model).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Write to a device that is not removable.")] = False,
+    fat: Annotated[
+        bool, typer.Option("--fat", help="An editable FAT drive of the same files instead of the ISO (GNU mtools).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write NODE's medium (its config.iso) to a USB stick or an image file, and read it back.
@@ -368,14 +371,15 @@ def usb(
     A device is refused while it, or a partition of it, is mounted or in use, when it holds the
     running system, when it is smaller than the image, and unless removable or on USB (--force).
     The write is synced, read back and compared by SHA-256. Boot the node with the stick in:
-    cloud-init finds the drive by its label (config-2 or cidata). See the README on kernels that
-    find the stick late.
+    cloud-init finds the drive by its label (config-2 or cidata). With --fat the stick opens on
+    any laptop, to fix e.g. an address in the field. See the README on sticks found late.
 
     \b
     Example:
       isobuild usb --list
       isobuild usb worker1 /dev/sdb
       isobuild usb worker1 worker1.img
+      isobuild usb worker1 /dev/sdb --fat
     """
     from isobuilder import blockdev
 
@@ -398,13 +402,13 @@ def usb(
     from isobuilder.ops import usb as ops
 
     ctx = _context()
-    medium = ops.medium(ctx, node)
+    medium = ops.medium(ctx, node, fat=fat)
     written = ops.write(ctx, medium, device, force=force, progress=_progress(f"writing {device}"))
     if as_json:
-        emit_json({"node": node, "target": str(device), "device": written.device is not None,
+        emit_json({"node": node, "target": str(device), "device": written.device is not None, "fat": fat,
                    "bytes": len(medium.image), "sha256": written.sha256})  # fmt: skip
     what = written.device.describe() if written.device else str(device)
-    say(f"Wrote {node}'s {medium.media.label} drive ({blockdev.human(len(medium.image))}) to {what}; "
+    say(f"Wrote {node}'s {medium.kind} ({blockdev.human(len(medium.image))}) to {what}; "
         f"read back, SHA-256 matches ({written.sha256[:16]}...)")  # fmt: skip
     if written.device:
         say(f"  next:    plug it into {node} and boot; cloud-init finds the drive labelled {medium.media.label}")

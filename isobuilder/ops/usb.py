@@ -13,12 +13,12 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
-from isobuilder import blockdev, configdrive
+from isobuilder import blockdev, configdrive, fatdrive
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import contents
 from isobuilder.inventory import read_file, read_tree, refuse_symlink
-from isobuilder.model import Media, Node
+from isobuilder.model import Format, Media, Node
 from isobuilder.nodefolder import CLOUD_DIR, ISO
 from isobuilder.ops import load_authority, load_cluster
 from isobuilder.outside import write_outside
@@ -31,6 +31,11 @@ class Medium:
     media: Media
     image: bytes = dataclasses.field(repr=False)
     source: Path  # the node folder's config.iso
+    fat: bool = False  # an editable FAT drive of the same files, instead of the ISO
+
+    @property
+    def kind(self) -> str:
+        return f"{self.media.label} {'FAT' if self.fat else 'ISO 9660'} drive"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +46,9 @@ class Written:
     sha256: str
 
 
-def medium(ctx: Context, name: str) -> Medium:
-    """The node's config.iso, read under the lock, when it is what the node should boot from."""
+def medium(ctx: Context, name: str, *, fat: bool = False) -> Medium:
+    """The node's config.iso, read under the lock, when it is what the node should boot from;
+    ``fat``: its files on an editable FAT image instead (:mod:`isobuilder.fatdrive`)."""
     inv = ctx.inventory
     with inv.locked():
         cluster = load_cluster(inv)
@@ -60,12 +66,23 @@ def medium(ctx: Context, name: str) -> Medium:
                 f"{node.folder}/ is not built from cluster.yaml as it is now",
                 hint=f"run isobuild build {node.name} first",
             )
-        if configdrive.drive_files(iso) != contents(read_tree(folder / CLOUD_DIR)):
+        files = contents(read_tree(folder / CLOUD_DIR))
+        if configdrive.drive_files(iso) != files:
             raise IsobuildError(
                 f"{node.folder}/{ISO} does not hold what {node.folder}/{CLOUD_DIR}/ does (a hand edit?)",
                 hint=f"run isobuild image {folder} first",
             )
-        return Medium(node, cluster.media_of(node), iso, folder / ISO)
+        media = cluster.media_of(node)
+        if fat and cluster.format_of(node) is Format.IGNITION:
+            # coreos/ignition internal/providers/openstack: configDevice = "/dev/disk/by-label/config-2"
+            raise IsobuildError(
+                f"--fat is for cloud-init nodes: Ignition opens the label {media.label} in lower case, "
+                "and FAT stores labels upper-cased",
+                hint=f"write {node.name}'s ISO instead (without --fat)",
+            )
+    if fat:
+        return Medium(node, media, fatdrive.build_fat(files, media.label, ctx.iso_epoch), folder / ISO, fat=True)
+    return Medium(node, media, iso, folder / ISO)
 
 
 def write(

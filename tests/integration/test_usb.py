@@ -59,7 +59,7 @@ def test_an_image_file_holds_the_node_config_iso_byte_for_byte(run: Run, built: 
         assert target.read_bytes() == (built / f"node-{node}" / "config.iso").read_bytes()
         assert target.stat().st_mode & 0o777 == 0o600  # it carries the node's private key
         assert probe(target)["LABEL"] == label and probe(target)["TYPE"] == "iso9660"
-        assert f"Wrote {node}'s {label} drive" in result.err and "SHA-256 matches" in result.err
+        assert f"Wrote {node}'s {label} ISO 9660 drive" in result.err and "SHA-256 matches" in result.err
     again = run("usb", "w1", str(tmp_path / "w1.img"), "--json")
     assert json.loads(again.out)["device"] is False
 
@@ -203,3 +203,81 @@ def test_the_readme_usb_block(run: Run, inv: Path, tmp_path: Path, monkeypatch: 
             assert result.code == 0, (words, result.err)
         assert (tmp_path / "worker1.img").read_bytes() == (inv / "node-worker1/config.iso").read_bytes()
         assert probe(device)["LABEL"] == "config-2"
+
+
+# -- the editable FAT drive (--fat) ---------------------------------------------------------------
+def mtools_out(image: Path, out: Path) -> dict[str, bytes]:
+    """Every file on a FAT image, read by GNU mtools (as another machine would)."""
+    out.mkdir()
+    subprocess.run(
+        [require_tool("mcopy"), "-i", str(image), "-s", "-n", "::/*", str(out)],
+        check=True, capture_output=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
+    )  # fmt: skip
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def test_a_fat_drive_holds_the_drive_files_is_clean_and_reproducible(run: Run, built: Path, tmp_path: Path) -> None:
+    drive = {
+        p.relative_to(built / "node-w1/cloud-config").as_posix(): p.read_bytes()
+        for p in (built / "node-w1/cloud-config").rglob("*")
+        if p.is_file()
+    }
+    first, second = tmp_path / "a.img", tmp_path / "b.img"
+    for target in (first, second):
+        result = run("usb", "w1", str(target), "--fat")
+        assert result.code == 0, result.err
+        assert "Wrote w1's config-2 FAT drive (8.4 MB)" in result.err
+    assert first.read_bytes() == second.read_bytes()  # SOURCE_DATE_EPOCH: the same bytes
+    found = probe(first)
+    assert (found["TYPE"], found["LABEL"], found["LABEL_FATBOOT"]) == ("vfat", "CONFIG-2", "CONFIG-2"), found
+    fsck = subprocess.run([require_tool("fsck.vfat"), "-n", str(first)], capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert mtools_out(first, tmp_path / "out") == drive
+    assert run("usb", "w2", str(tmp_path / "c.img"), "--fat").code == 0
+    nocloud = probe(tmp_path / "c.img")
+    assert (nocloud["LABEL"], nocloud["UUID"] != found["UUID"]) == ("CIDATA", True)  # a serial per drive
+
+
+def test_a_fat_drive_edited_elsewhere_is_what_cloud_init_reads(run: Run, built: Path, tmp_path: Path) -> None:
+    image = tmp_path / "w1.img"
+    assert run("usb", "w1", str(image), "--fat").code == 0
+    # A technician's fix on another machine: the node's hostname in its meta data.
+    meta = json.loads(mtools_out(image, tmp_path / "before")["openstack/latest/meta_data.json"])
+    meta["hostname"] = "w1-fixed"
+    edited = tmp_path / "meta_data.json"
+    edited.write_text(json.dumps(meta))
+    subprocess.run(
+        [require_tool("mcopy"), "-i", str(image), "-o", str(edited), "::/openstack/latest/meta_data.json"],
+        check=True, capture_output=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
+    )  # fmt: skip
+    out = tmp_path / "after"
+    mtools_out(image, out)
+    reader = (
+        "import json, sys\nfrom cloudinit.sources.helpers.openstack import ConfigDriveReader\n"
+        "print(json.dumps(ConfigDriveReader(sys.argv[1]).read_v2()['metadata']))"
+    )
+    read = subprocess.run(["/usr/bin/python3", "-c", reader, str(out)], capture_output=True, text=True, check=True)
+    assert json.loads(read.stdout)["hostname"] == "w1-fixed"
+
+
+def test_without_mtools_the_fat_drive_is_refused_with_what_to_install(
+    run: Run, built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    result = run("usb", "w1", str(tmp_path / "x.img"), "--fat")
+    assert result.err.splitlines() == [
+        "Error: mformat not found: an editable FAT stick is made with GNU mtools",
+        "Hint: install GNU mtools (apt-get install mtools), or write the ISO instead (without --fat)",
+    ]
+    assert not (tmp_path / "x.img").exists()
+
+
+def test_an_ignition_node_gets_no_fat_drive(run: Run, built: Path, tmp_path: Path) -> None:
+    assert run("node", "f1", "10.0.0.9", "--master", "c1", "--format", "ignition").code == 0
+    result = run("usb", "f1", str(tmp_path / "f1.img"), "--fat")
+    assert result.err.splitlines() == [
+        "Error: --fat is for cloud-init nodes: Ignition opens the label config-2 in lower case, and FAT stores "
+        "labels upper-cased",
+        "Hint: write f1's ISO instead (without --fat)",
+    ]
+    assert run("usb", "f1", str(tmp_path / "f1.img")).code == 0
