@@ -192,7 +192,7 @@ def test_the_readme_usb_block(run: Run, inv: Path, tmp_path: Path, monkeypatch: 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     block = readme.split("## USB sticks", 1)[1].split("```\n", 2)[1]
     lines = [line.split("#")[0].split() for line in block.splitlines() if line.strip()]
-    assert [line[:2] for line in lines] == [["isobuild", "usb"]] * 3
+    assert [line[:2] for line in lines] == [["isobuild", "usb"]] * 4
     assert run("node", "controller", "10.10.10.1").code == 0
     assert run("node", "worker1", "10.10.10.2", "--master", "10.10.10.1").code == 0
     monkeypatch.chdir(tmp_path)
@@ -202,7 +202,7 @@ def test_the_readme_usb_block(run: Run, inv: Path, tmp_path: Path, monkeypatch: 
             result = run("usb", *args, *(["--force"] if str(device) in args else []))
             assert result.code == 0, (words, result.err)
         assert (tmp_path / "worker1.img").read_bytes() == (inv / "node-worker1/config.iso").read_bytes()
-        assert probe(device)["LABEL"] == "config-2"
+        assert probe(device)["LABEL"] == "CONFIG-2"  # the last line wrote the FAT drive
 
 
 # -- the editable FAT drive (--fat) ---------------------------------------------------------------
