@@ -10,7 +10,7 @@ CACHE=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/isobuild-test}
 MIRROR=${ISOBUILD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # python3-cffi-backend: cloud-init needs it through a virtual package debootstrap does not resolve;
 # ifupdown: as Debian 12's cloud images, cloud-init renders the network for it (eni)
-PACKAGES=linux-image-amd64,systemd-sysv,udev,cloud-init,python3-cffi-backend,ifupdown,ca-certificates,curl,gpg,kmod,iproute2,procps
+PACKAGES=linux-image-amd64,systemd-sysv,udev,cloud-init,python3-cffi-backend,ifupdown,ca-certificates,curl,gpg,kmod,iproute2,procps,util-linux
 key=$(sha256sum <"$0" | cut -c1-16)
 out="${CACHE}/guest-${key}"
 if [[ -f "${out}/done" ]]; then
@@ -35,7 +35,6 @@ printf 'isobuild-guest\n' >"${root}/etc/hostname"
 chroot "$root" passwd -d root >/dev/null
 rm -f "${root}/etc/machine-id" "${root}/var/lib/dbus/machine-id"
 : >"${root}/etc/machine-id"  # empty: systemd makes a fresh one at first boot
-mkdir -p "${root}/etc/systemd/system/cloud-init.target.wants"
 cat >"${root}/usr/local/sbin/isobuild-test-poweroff" <<'EOF'
 #!/bin/sh
 # Wait isobuild.settle=SECONDS (kernel command line; default 60), then power off.
@@ -48,6 +47,11 @@ sleep "$settle"
 ip -j addr show >/var/log/isobuild-test-ip-addr.json 2>&1 || true
 ip -j route show >/var/log/isobuild-test-ip-route.json 2>&1 || true
 cp /etc/resolv.conf /var/log/isobuild-test-resolv.conf 2>/dev/null || true
+# How cloud-init's generator decided (ds-identify), kept from /run: the USB cases read it.
+mkdir -p /var/log/isobuild-test-run
+cp /run/cloud-init/ds-identify.log /run/cloud-init/cloud-init-generator.log /var/log/isobuild-test-run/ 2>/dev/null || true
+ls /run/cloud-init >/var/log/isobuild-test-run/listing 2>&1 || true
+lsblk -J -o NAME,TRAN,RM,LABEL,FSTYPE >/var/log/isobuild-test-lsblk.json 2>&1 || true
 exec systemctl --no-block poweroff
 EOF
 chmod 0755 "${root}/usr/local/sbin/isobuild-test-poweroff"
@@ -64,7 +68,24 @@ ExecStart=/usr/local/sbin/isobuild-test-poweroff
 [Install]
 WantedBy=cloud-init.target
 EOF
+# When cloud-init's generator disabled it for this boot (ds-identify found no datasource), the
+# unit above is never wanted (and cloud-final runs after multi-user.target: no ordering there).
+cat >"${root}/etc/systemd/system/isobuild-test-poweroff-disabled.service" <<'EOF'
+[Unit]
+Description=Power off when cloud-init disabled itself (isobuild's slow suite)
+ConditionPathExists=/run/cloud-init/disabled
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/isobuild-test-poweroff
+
+[Install]
+WantedBy=multi-user.target
+EOF
+mkdir -p "${root}/etc/systemd/system/cloud-init.target.wants" "${root}/etc/systemd/system/multi-user.target.wants"
 ln -sf ../isobuild-test-poweroff.service "${root}/etc/systemd/system/cloud-init.target.wants/isobuild-test-poweroff.service"
+ln -sf ../isobuild-test-poweroff-disabled.service \
+  "${root}/etc/systemd/system/multi-user.target.wants/isobuild-test-poweroff-disabled.service"
 # No network in the VM: nothing should wait for it.
 chroot "$root" systemctl mask systemd-networkd-wait-online.service >/dev/null 2>&1 || true
 
