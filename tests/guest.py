@@ -166,6 +166,7 @@ def tools_disk(work: Path, inventory: Path) -> Path:
     import sysconfig
 
     root = work / "tools"
+    (root / "site").mkdir(parents=True)
     packages = Path(sysconfig.get_paths()["purelib"])
     for name in RUNTIME:
         for found in (*packages.glob(name), *packages.glob(f"{name}.*.so")):
