@@ -14,7 +14,7 @@ from typing import Any
 
 from isobuilder import serialize
 from isobuilder.files import File
-from isobuilder.model import API_PORT, Cluster, Format, Node, Role, bracket, is_ipv6, sorted_labels
+from isobuilder.model import API_PORT, Cluster, Cni, Format, Ingress, Node, Role, bracket, is_ipv6, sorted_labels
 
 ADDONS_DIR = "/etc/kubernetes/isobuild"
 FLATCAR_VOLUME_PLUGIN_DIR = "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/"  # /usr is read-only there
@@ -37,11 +37,24 @@ def _args(flags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in flags.items()]
 
 
+# Edge routers carry this taint, as controllers carry node-role.kubernetes.io/control-plane: only
+# what tolerates it (the ingress, flannel's and kube-proxy's DaemonSets) runs on the node that
+# faces the internet. The kubelet registers with it: pkg/kubelet/kubelet_node_status.go,
+# initialNode (registerWithTaints, at the first registration only: never reconciled after), and
+# NodeRestriction lets a kubelet set taints when it creates its Node, never change them later
+# (plugin/pkg/admission/noderestriction/admission.go, admitNode: "is not allowed to modify
+# taints"). As a flag, as kubeadm passes a joining node's taints (phases/kubelet/flags.go): a
+# `kubeadm upgrade node` rewrites config.yaml, not kubeadm-flags.env.
+EDGE_TAINT = {"key": "node-role.kubernetes.io/edge", "effect": "NoSchedule"}
+
+
 def kubelet_flags(node: Node) -> dict[str, str]:
     flags = {"node-ip": node.ip, "hostname-override": node.name}
     labels = sorted_labels(node.all_labels())
     if labels:
         flags["node-labels"] = ",".join(f"{k}={v}" for k, v in labels.items())
+    if node.role is Role.EDGE:
+        flags["register-with-taints"] = f"{EDGE_TAINT['key']}:{EDGE_TAINT['effect']}"
     return flags
 
 
@@ -334,6 +347,7 @@ def ingress_daemonset(cluster: Cluster) -> bytes:
                     "hostNetwork": True,
                     "dnsPolicy": "ClusterFirstWithHostNet",
                     "nodeSelector": {"kubernetes.io/os": "linux", **Role.EDGE.builtin_labels()},
+                    "tolerations": [{**EDGE_TAINT, "operator": "Exists"}],
                     "serviceAccountName": "ingress-nginx",
                     "terminationGracePeriodSeconds": 300,
                     "containers": [container],
@@ -373,12 +387,12 @@ def controller_configs(cluster: Cluster, node: Node) -> HostFiles:
     files = {f"{ADDONS_DIR}/kubeadm-join.yaml": File(kubeadm_join_configuration(cluster, node), 0o600)}
     if cluster.is_bootstrap(node):
         files[f"{ADDONS_DIR}/kubeadm.yaml"] = File(kubeadm_configuration(cluster, node), 0o600)
-    files |= {
-        f"{ADDONS_DIR}/rbac.yaml": File(rbac_manifest()),
-        f"{ADDONS_DIR}/flannel/kustomization.yaml": File(flannel_kustomization(cluster)),
-        f"{ADDONS_DIR}/ingress-nginx/kustomization.yaml": File(ingress_kustomization(cluster)),
-        f"{ADDONS_DIR}/ingress-nginx/daemonset.yaml": File(ingress_daemonset(cluster)),
-    }
+    files[f"{ADDONS_DIR}/rbac.yaml"] = File(rbac_manifest())
+    if cluster.cni is Cni.FLANNEL:
+        files[f"{ADDONS_DIR}/flannel/kustomization.yaml"] = File(flannel_kustomization(cluster))
+    if cluster.ingress is Ingress.INGRESS_NGINX:
+        files[f"{ADDONS_DIR}/ingress-nginx/kustomization.yaml"] = File(ingress_kustomization(cluster))
+        files[f"{ADDONS_DIR}/ingress-nginx/daemonset.yaml"] = File(ingress_daemonset(cluster))
     if cluster.vip:
         files[f"{ADDONS_DIR}/kube-vip.yaml"] = File(kube_vip_manifest(cluster, "admin.conf"), 0o600)
         if cluster.is_bootstrap(node):

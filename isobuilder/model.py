@@ -43,6 +43,20 @@ class Role(enum.StrEnum):
         return {"role": "edge-router"} if self is Role.EDGE else {}
 
 
+class Cni(enum.StrEnum):
+    """The pod network isobuild installs."""
+
+    FLANNEL = "flannel"
+    NONE = "none"  # the operator brings their own (Cilium, Calico, ...): nodes stay NotReady until it runs
+
+
+class Ingress(enum.StrEnum):
+    """The ingress controller isobuild runs on edge routers."""
+
+    INGRESS_NGINX = "ingress-nginx"
+    NONE = "none"  # the operator brings their own, or none
+
+
 class Format(enum.StrEnum):
     """What the node's first-boot config is written for."""
 
@@ -147,7 +161,9 @@ class Cluster:
     # every certificate and kubeconfig pre-issued (and the cluster signs no CSRs).
     external_ca: bool
     ssh_keys: tuple[str, ...]
+    cni: Cni
     flannel_version: str
+    ingress: Ingress
     ingress_nginx_version: str
     containerd_version: str
     format: Format

@@ -112,6 +112,9 @@ def _script_values(cluster: Cluster, node: Node) -> dict[str, Any]:
         "ipv6_pods": is_ipv6(cluster.pod_cidr.partition("/")[0]),  # flannel routes them: IPv6 forwarding on
         "cri_socket_annotation": "" if cluster.node_local_cri_socket() else manifests.CRI_SOCKET_ANNOTATION,
         "cri_socket": manifests.CRI_SOCKET,
+        "cni": cluster.cni.value,
+        "pod_cidr": cluster.pod_cidr,
+        "ingress": cluster.ingress.value,
     }
 
 

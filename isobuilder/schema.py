@@ -16,7 +16,7 @@ from typing import Any
 
 from isobuilder import checks
 from isobuilder.errors import IsobuildError
-from isobuilder.model import Cluster, Format, KeyType, Media, Node, Role, shown, unique
+from isobuilder.model import Cluster, Cni, Format, Ingress, KeyType, Media, Node, Role, shown, unique
 
 FIX_HINT = "fix cluster.yaml by hand (see the comments in it), or restore it from a backup"
 _KINDS = {int: "a whole number", str: "a string", list: "a list", dict: "a mapping", bool: "true or false"}
@@ -195,8 +195,15 @@ SETTINGS: tuple[Field, ...] = (
     Field("ssh_keys", list, _text_list(checks.check_ssh_key), (), flag="--ssh-key", dump=_list_dump,
           comment="SSH public keys installed on every node.",
           help="SSH public key file; repeatable (the first node's go to the cluster)."),
+    Field("cni", str, _enum(Cni), Cni.FLANNEL, flag="--cni", dump=_value, choices=Cni,
+          comment="Pod network: flannel, or none (bring your own, e.g. Cilium or Calico: until it runs, "
+                  "nodes stay NotReady and CoreDNS Pending).",
+          help="flannel, or none (bring your own CNI)."),
     Field("flannel_version", str, _addon("flannel_version"), "v0.28.9",
           comment="Pinned flannel release (CNI)."),
+    Field("ingress", str, _enum(Ingress), Ingress.INGRESS_NGINX, flag="--ingress", dump=_value, choices=Ingress,
+          comment="Ingress controller on edge routers: ingress-nginx, or none.",
+          help="ingress-nginx on edge routers, or none."),
     Field("ingress_nginx_version", str, _addon("ingress_nginx_version"), "v1.15.1",
           comment="Pinned ingress-nginx controller release for edge routers."),
     Field("containerd_version", str, lambda v: checks.check_package_version(v, "containerd_version"), "2.",

@@ -9,6 +9,9 @@ def root(context, missing=missing):
     if 0: yield None
     l_0_is_controller = resolve('is_controller')
     l_0_vip = resolve('vip')
+    l_0_cni = resolve('cni')
+    l_0_ingress = resolve('ingress')
+    l_0_pod_cidr = resolve('pod_cidr')
     l_0_cri_socket_annotation = resolve('cri_socket_annotation')
     l_0_cri_socket = resolve('cri_socket')
     try:
@@ -32,7 +35,22 @@ def root(context, missing=missing):
         if (undefined(name='vip') if l_0_vip is missing else l_0_vip):
             pass
             yield '\ninstall_manifest() {  # source in ADDONS_DIR, static pod file name: kubelet (re)starts it when it changes\n  local source="${ADDONS_DIR}/$1" target="/etc/kubernetes/manifests/$2"\n  if ! cmp -s "$source" "$target"; then\n    log "static pod $2 from $1"\n    install -D -m 0600 "$source" "$target"\n  fi\n}\n'
-        yield '\napply_addons() {\n  log "applying RBAC bindings, CNI (flannel) and the edge ingress controller"\n  kubectl apply -f "${ADDONS_DIR}/rbac.yaml"\n  kubectl apply -k "${ADDONS_DIR}/flannel"\n  kubectl apply -k "${ADDONS_DIR}/ingress-nginx"\n}\n'
+        yield '\napply_addons() {\n  log "applying RBAC bindings'
+        yield str((', CNI (flannel)' if ((undefined(name='cni') if l_0_cni is missing else l_0_cni) == 'flannel') else cond_expr_undefined("the inline if-expression on line 90 in '_kubernetes.sh.j2' evaluated to false and no else section was defined.")))
+        yield str((str_join((', the edge ingress controller (', (undefined(name='ingress') if l_0_ingress is missing else l_0_ingress), ')', )) if ((undefined(name='ingress') if l_0_ingress is missing else l_0_ingress) != 'none') else cond_expr_undefined("the inline if-expression on line 90 in '_kubernetes.sh.j2' evaluated to false and no else section was defined.")))
+        yield '"\n  kubectl apply -f "${ADDONS_DIR}/rbac.yaml"'
+        if ((undefined(name='cni') if l_0_cni is missing else l_0_cni) == 'flannel'):
+            pass
+            yield '\n  kubectl apply -k "${ADDONS_DIR}/flannel"'
+        else:
+            pass
+            yield '\n  log "cni: none in cluster.yaml: install your CNI now (with pod CIDR '
+            yield str((undefined(name='pod_cidr') if l_0_pod_cidr is missing else l_0_pod_cidr))
+            yield '); until it runs, nodes stay NotReady and CoreDNS Pending"'
+        if ((undefined(name='ingress') if l_0_ingress is missing else l_0_ingress) == 'ingress-nginx'):
+            pass
+            yield '\n  kubectl apply -k "${ADDONS_DIR}/ingress-nginx"'
+        yield '\n}\n'
     else:
         pass
         yield '\nstart_kubelet() {\n  # As kubeadm does on nodes it sets up: with systemd-resolved, pods must not inherit the\n  # 127.0.0.53 stub resolver (CoreDNS would forward to itself and loop).\n  if systemctl is-active --quiet systemd-resolved; then\n    printf \'%s\\n\' \'KUBELET_EXTRA_ARGS=--resolv-conf=/run/systemd/resolve/resolv.conf\' >/etc/default/kubelet\n  fi\n  local inputs=(/etc/kubernetes/kubelet.conf /etc/kubernetes/pki/ca.crt /var/lib/kubelet/config.yaml\n    /var/lib/kubelet/kubeadm-flags.env /var/lib/kubelet/pki/kubelet.crt /var/lib/kubelet/pki/kubelet.key)\n  require_files "${inputs[@]}"\n  [[ -f /etc/default/kubelet ]] && inputs+=(/etc/default/kubelet)\n  # The kubelet joins with its pre-issued identity (system:node:NAME): no bootstrap token involved.\n  # It is restarted when it is down or any of its inputs changed since the last run.\n  local stamp=/var/lib/isobuild/kubelet-inputs.sha256 sums\n  sums=$(sha256sum "${inputs[@]}")\n  systemctl enable kubelet >/dev/null 2>&1\n  if systemctl is-active --quiet kubelet && [[ "$(cat "$stamp" 2>/dev/null)" == "$sums" ]]; then\n    log "kubelet running with current configuration"\n  else\n    log "(re)starting kubelet"\n    systemctl restart kubelet\n    install -d -m 0700 /var/lib/isobuild\n    printf \'%s\\n\' "$sums" >"$stamp"\n  fi'
@@ -45,4 +63,4 @@ def root(context, missing=missing):
     yield '\n'
 
 blocks = {}
-debug_info = '2=21&27=24&42=28&80=32&119=39&124=42'
+debug_info = '2=24&27=27&42=31&80=35&90=39&92=42&95=48&97=50&125=57&130=60'

@@ -216,7 +216,7 @@ join_control_plane() {
 }
 
 apply_addons() {
-  log "applying RBAC bindings, CNI (flannel) and the edge ingress controller"
+  log "applying RBAC bindings, CNI (flannel), the edge ingress controller (ingress-nginx)"
   kubectl apply -f "${ADDONS_DIR}/rbac.yaml"
   kubectl apply -k "${ADDONS_DIR}/flannel"
   kubectl apply -k "${ADDONS_DIR}/ingress-nginx"
