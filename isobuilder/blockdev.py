@@ -16,6 +16,7 @@ import dataclasses
 import errno
 import hashlib
 import os
+import shlex
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -83,6 +84,20 @@ def _mounts() -> dict[tuple[int, int], list[str]]:
     return found
 
 
+def _loop_backings() -> list[tuple[str, tuple[int, int]]]:
+    """Loop devices whose backing file is a block device, with its number: the kernel lists a
+    loop device on top of a disk in neither holders nor an exclusive claim."""
+    found = []
+    with contextlib.suppress(OSError):
+        for loop in sorted(SYS_BLOCK.glob("loop*")):
+            backing = _read(loop / "loop" / "backing_file")
+            with contextlib.suppress(OSError):
+                st = os.stat(backing) if backing else None
+                if st is not None and stat.S_ISBLK(st.st_mode):
+                    found.append((loop.name, (os.major(st.st_rdev), os.minor(st.st_rdev))))
+    return found
+
+
 def _root_number() -> tuple[int, int] | None:
     for line in _read(Path("/proc/self/mountinfo")).splitlines():
         fields = line.split()
@@ -105,12 +120,14 @@ def _of_sysdir(sysdir: Path, path: Path) -> Device:
     mounted: list[str] = []
     holders: list[str] = []
     system = False
+    loops = _loop_backings()
     for part in _parts(sysdir):
         number = _dev_number(_read(part / "dev"))
         mounted += mounts.get(number, []) if number else []
         system = system or (number is not None and number == root)
         with contextlib.suppress(OSError):
             holders += sorted(h.name for h in (part / "holders").iterdir())
+        holders += [loop for loop, backing in loops if number is not None and backing == number]
     device_link = _resolved(sysdir / "device")
     transport = "usb" if "/usb" in device_link else "mmc" if "/mmc" in device_link else ""
     model = " ".join(w for w in (_read(sysdir / "device/vendor"), _read(sysdir / "device/model")) if w)
@@ -199,7 +216,7 @@ def refusal(device: Device, size: int, *, force: bool) -> IsobuildError | None:
         return IsobuildError(f"{where} holds the running system", hint="give the stick's device: isobuild usb --list")
     if device.mounted:
         mounts = [m for m in device.mounted if m != "[swap]"]
-        steps = [f"umount {' '.join(mounts)}"] * bool(mounts) + ["swapoff its swap"] * (
+        steps = [f"umount {shlex.join(mounts)}"] * bool(mounts) + ["swapoff its swap"] * (
             len(mounts) < len(device.mounted)
         )
         return IsobuildError(
@@ -207,7 +224,7 @@ def refusal(device: Device, size: int, *, force: bool) -> IsobuildError | None:
         )
     if device.holders:
         return IsobuildError(
-            f"{where} is in use by {', '.join(device.holders)} (device-mapper, LVM or RAID)",
+            f"{where} is in use by {', '.join(device.holders)} (device-mapper, LVM, RAID or a loop device)",
             hint="stop what uses it first (dmsetup ls, lsblk)",
         )
     if device.size < size:

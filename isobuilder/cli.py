@@ -384,7 +384,7 @@ def usb(
     from isobuilder import blockdev
 
     if list_devices:
-        if node is not None or device is not None:
+        if node is not None or device is not None or force or fat:
             raise IsobuildError("--list goes alone", hint="isobuild usb --list, then isobuild usb NODE DEVICE")
         found = blockdev.candidates()
         if as_json:

@@ -135,6 +135,15 @@ def read_iso(data: bytes) -> tuple[str, dict[str, bytes]]:
     return label, files
 
 
+def declared_size(data: bytes) -> int:
+    """The size an ISO 9660 image says it has: its primary volume descriptor's volume space size
+    (both-endian, little first, at byte 80) times its logical block size (at 128), ECMA-119 8.4."""
+    pvd = data[16 * 2048 : 17 * 2048]
+    if len(pvd) < 2048 or pvd[1:6] != b"CD001":
+        return -1
+    return int.from_bytes(pvd[80:84], "little") * int.from_bytes(pvd[128:130], "little")
+
+
 def drive_files(data: bytes | None) -> dict[str, bytes] | None:
     """The files on a config drive image; None when there is none or it is not one we can read
     (then: rebuild it)."""

@@ -9,6 +9,7 @@ paths inside the inventory first.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import time
@@ -78,7 +79,7 @@ def write_outside(path: Path, content: bytes, mode: int = 0o600) -> None:
     if path.is_dir():
         raise IsobuildError(f"{path} is a folder", hint="give a file path")
     _clean_outside(path)
-    tmp = path.with_name(f".{path.name}.isobuild-{os.urandom(4).hex()}")
+    tmp = path.with_name(f".{path.name}.isobuild-{_token()}")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_new_file(tmp, content, mode)
@@ -86,7 +87,7 @@ def write_outside(path: Path, content: bytes, mode: int = 0o600) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise _fail("write", path, exc) from None
+        raise _outside_fail("write", path, exc) from None
 
 
 def replace_tree_outside(path: Path, tree: Tree, *, dir_mode: int = 0o700) -> bool:
@@ -96,7 +97,7 @@ def replace_tree_outside(path: Path, tree: Tree, *, dir_mode: int = 0o700) -> bo
     _clean_outside(path)
     if read_tree(path) == dict(tree):
         return False
-    token = os.urandom(4).hex()
+    token = _token()
     staged, old = path.with_name(f".{path.name}.isobuild-{token}"), path.with_name(f".{path.name}.old-{token}")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -111,27 +112,56 @@ def replace_tree_outside(path: Path, tree: Tree, *, dir_mode: int = 0o700) -> bo
         shutil.rmtree(staged, ignore_errors=True)
         if old.exists() and not path.exists():
             old.rename(path)
-        raise _fail("write", path, exc) from None
+        raise _outside_fail("write", path, exc) from None
     with contextlib.suppress(OSError):
         _remove_path(old)
     _fsync_dir(path.parent)
     return True
 
 
+def _token() -> str:
+    """A staged name's tail: the writer's pid (so that a running writer's copy is left alone),
+    and some randomness."""
+    return f"{os.getpid()}-{os.urandom(4).hex()}"
+
+
+def _writer_gone(stale: Path) -> bool:
+    pid = stale.name.rsplit("-", 2)[-2] if stale.name.count("-") >= 2 else ""
+    if not pid.isdigit():
+        return True  # not a name of ours with a pid (an older isobuild's): nobody writes it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return int(pid) == os.getpid()  # this process's own, from an earlier call: not in flight
+
+
 def _clean_outside(path: Path) -> None:
     """What a killed earlier write to ``path`` left beside it: its staged copy (which may hold
     secrets) goes; a folder moved aside but not replaced (killed between the two renames) comes
-    back. Only names isobuild makes: ``.NAME.isobuild-*`` and ``.NAME.old-*``."""
+    back. Only names isobuild makes (``.NAME.isobuild-PID-*`` and ``.NAME.old-PID-*``; the name
+    matched literally, never as a pattern), and only a writer's that is gone."""
+    name = glob.escape(path.name)
     try:
-        olds = sorted(path.parent.glob(f".{path.name}.old-*"))
-        for stale in path.parent.glob(f".{path.name}.isobuild-*"):
-            _remove_path(stale)
+        olds = sorted(p for p in path.parent.glob(f".{name}.old-*") if _writer_gone(p))
+        for stale in path.parent.glob(f".{name}.isobuild-*"):
+            if _writer_gone(stale):
+                _remove_path(stale)
         if olds and not os.path.lexists(path):
             olds.pop().rename(path)
         for old in olds:
             _remove_path(old)
     except OSError as exc:
-        raise _fail("clean up beside", path, exc) from None
+        raise _outside_fail("clean up beside", path, exc) from None
+
+
+def _outside_fail(action: str, path: Path, exc: OSError) -> IsobuildError:
+    return IsobuildError(
+        f"cannot {action} {path}: {exc.strerror or exc}",
+        hint=f"check that {path.parent} exists, is writable by you, and the disk is not full",
+    )
 
 
 def _remove_path(path: Path) -> None:

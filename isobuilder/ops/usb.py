@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
 
 from isobuilder import blockdev, configdrive, fatdrive
@@ -18,7 +19,7 @@ from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import contents
 from isobuilder.inventory import read_file, read_tree, refuse_symlink
-from isobuilder.model import Format, Media, Node
+from isobuilder.model import Format, Media, Node, shown
 from isobuilder.nodefolder import CLOUD_DIR, ISO
 from isobuilder.ops import load_authority, load_cluster
 from isobuilder.outside import write_outside
@@ -67,12 +68,13 @@ def medium(ctx: Context, name: str, *, fat: bool = False) -> Medium:
                 hint=f"run isobuild build {node.name} first",
             )
         files = contents(read_tree(folder / CLOUD_DIR))
-        if configdrive.drive_files(iso) != files:
+        media = cluster.media_of(node)
+        if configdrive.drive_files(iso) != files or not _labelled(iso, media.label):
             raise IsobuildError(
-                f"{node.folder}/{ISO} does not hold what {node.folder}/{CLOUD_DIR}/ does (a hand edit?)",
+                f"{node.folder}/{ISO} does not hold what {node.folder}/{CLOUD_DIR}/ does, labelled "
+                f"{media.label} (a hand edit?)",
                 hint=f"run isobuild image {folder} first",
             )
-        media = cluster.media_of(node)
         if fat and cluster.format_of(node) is Format.IGNITION:
             # coreos/ignition internal/providers/openstack: configDevice = "/dev/disk/by-label/config-2"
             raise IsobuildError(
@@ -83,6 +85,15 @@ def medium(ctx: Context, name: str, *, fat: bool = False) -> Medium:
     if fat:
         return Medium(node, media, fatdrive.build_fat(files, media.label, ctx.iso_epoch), folder / ISO, fat=True)
     return Medium(node, media, iso, folder / ISO)
+
+
+def _labelled(iso: bytes, label: str) -> bool:
+    """The ISO carries ``label`` and nothing after its last block."""
+    try:
+        found, _ = configdrive.read_iso(iso)
+    except Exception:  # pycdlib's own errors, and whatever a damaged image makes it raise
+        return False
+    return found == label and configdrive.declared_size(iso) == len(iso)
 
 
 def write(
@@ -105,14 +116,38 @@ def write(
 
 
 def _refuse_odd_target(ctx: Context, target: Path) -> None:
-    if target.absolute().parts[:2] == ("/", "dev"):
-        raise IsobuildError(f"{target} is not a block device", hint="see isobuild usb --list for the sticks plugged in")
-    if target.is_symlink():
-        raise IsobuildError(f"{target} is a symbolic link", hint="give the device or the image file itself")
-    if target.exists() and not target.is_file():
-        raise IsobuildError(f"{target} is neither a block device nor a file", hint="give a device, e.g. /dev/sdb")
-    inventory = ctx.inventory.root.resolve()
-    if target.resolve().is_relative_to(inventory):
-        raise IsobuildError(
-            f"{target} is inside the inventory", hint="write the image elsewhere, e.g. isobuild usb w1 /tmp/w1.img"
-        )
+    """An image file may go to a new or existing regular file in an existing folder outside the
+    inventory, named as it is (no symlink), and never under /dev."""
+    where = shown(str(target))
+    try:
+        resolved = target.resolve()
+        if resolved.parts[:2] == ("/", "dev"):
+            raise IsobuildError(
+                f"{where} is not a block device", hint="see isobuild usb --list for the sticks plugged in"
+            )
+        if target.is_symlink():
+            raise IsobuildError(f"{where} is a symbolic link", hint="give the device or the image file itself")
+        if target.exists() and not target.is_file():
+            raise IsobuildError(f"{where} is neither a block device nor a file", hint="give a device, e.g. /dev/sdb")
+        if not resolved.parent.is_dir():
+            raise IsobuildError(
+                f"{shown(str(target.parent))} is not a folder", hint="create it first, or write elsewhere"
+            )
+        inventory = ctx.inventory.root
+        inside = resolved.is_relative_to(inventory.resolve()) or (
+            inventory.exists()
+            and any(_same(folder, inventory) for folder in (resolved.parent, *resolved.parent.parents))
+        )  # a bind mount of the inventory is the inventory too
+    except OSError as exc:
+        raise IsobuildError(f"cannot use {where}: {exc.strerror or exc}", hint="give another image file path") from None
+    except RuntimeError:  # pathlib's "Symlink loop"
+        raise IsobuildError(f"{where}: a symbolic link loop", hint="give another image file path") from None
+    if inside:
+        raise IsobuildError(f"{where} is inside the inventory", hint="write the image elsewhere, e.g. /tmp/w1.img")
+
+
+def _same(folder: Path, other: Path) -> bool:
+    try:
+        return os.path.samefile(folder, other)
+    except OSError:
+        return False

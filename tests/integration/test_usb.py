@@ -169,7 +169,7 @@ def test_targets_that_are_no_device_or_image_and_stale_folders_are_refused(
     user_data.write_bytes(user_data.read_bytes() + b"# edited\n")
     edited = run("usb", "w1", str(tmp_path / "x.img"))
     assert edited.err.splitlines() == [
-        "Error: node-w1/config.iso does not hold what node-w1/cloud-config/ does (a hand edit?)",
+        "Error: node-w1/config.iso does not hold what node-w1/cloud-config/ does, labelled config-2 (a hand edit?)",
         f"Hint: run isobuild image {built / 'node-w1'} first",
     ]
     cluster = built / "cluster.yaml"
@@ -281,3 +281,104 @@ def test_an_ignition_node_gets_no_fat_drive(run: Run, built: Path, tmp_path: Pat
         "Hint: write f1's ISO instead (without --fat)",
     ]
     assert run("usb", "f1", str(tmp_path / "f1.img")).code == 0
+
+
+# -- found by a hostile pass -----------------------------------------------------------------------
+def test_a_target_name_with_glob_characters_touches_nothing_beside_it(run: Run, built: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "g"
+    folder.mkdir()
+    keep = {".important.old-backup": b"a", ".bashrc.isobuild-notmine": b"b", ".ab.isobuild-x": b"c"}
+    for name, content in keep.items():
+        (folder / name).write_bytes(content)
+    (folder / ".projdir.old-2024").mkdir()
+    for name in ("*", "a?", "[ab]"):
+        result = run("usb", "w1", str(folder / name))
+        assert result.code == 0, result.err
+    assert {n: (folder / n).read_bytes() for n in keep} == keep
+    assert (folder / ".projdir.old-2024").is_dir()
+
+
+def test_a_staged_copy_of_a_writer_still_running_is_left_alone(run: Run, built: Path, tmp_path: Path) -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        live = tmp_path / f".w1.img.isobuild-{sleeper.pid}-0000abcd"
+        dead = tmp_path / ".w1.img.isobuild-999999999-0000abcd"
+        live.write_bytes(b"in flight")
+        dead.write_bytes(b"killed")
+        assert run("usb", "w1", str(tmp_path / "w1.img")).code == 0
+        assert live.read_bytes() == b"in flight" and not dead.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_odd_image_paths_get_one_error_and_nothing_is_made(run: Run, built: Path, tmp_path: Path) -> None:
+    (tmp_path / "devlink").symlink_to("/dev")
+    loop = tmp_path / "loopa"
+    loop.symlink_to(tmp_path / "loopb")
+    (tmp_path / "loopb").symlink_to(loop)
+    bind = tmp_path / "invbind"
+    cases = {
+        "//dev/isobuild-usb-test": "is not a block device",
+        str(tmp_path / "devlink" / "isobuild-usb-test"): "is not a block device",
+        str(tmp_path / ("x" * 300)): "cannot use",
+        str(loop / "x.img"): "symbolic link loop",
+        str(tmp_path / "no" / "such" / "w1.img"): "is not a folder",
+        str(tmp_path / "a\nHint: b" / "w1.img"): "is not a folder",
+    }
+    for target, message in cases.items():
+        result = run("usb", "w1", target)
+        assert result.code == 1 and message in result.err.splitlines()[0], (target, result.err)
+        assert len(result.err.splitlines()) == 2, result.err
+    assert not Path("/dev/isobuild-usb-test").exists() and not (tmp_path / "no").exists()
+    if os.geteuid() == 0:
+        bind.mkdir()
+        subprocess.run([require_tool("mount"), "--bind", str(built), str(bind)], check=True)
+        try:
+            result = run("usb", "w1", str(bind / "cluster.yaml"))
+            assert result.err.splitlines()[0].endswith("is inside the inventory"), result.err
+        finally:
+            subprocess.run([require_tool("umount"), str(bind)], check=False)
+    assert run("usb", "--list", "--fat").err.splitlines()[0] == "Error: --list goes alone"
+
+
+def test_a_device_under_a_loop_device_is_in_use(run: Run, built: Path, tmp_path: Path) -> None:
+    with loop_device(tmp_path / "disk", 32 << 20) as device:
+        upper = subprocess.run([require_tool("losetup"), "--find", "--show", str(device)],
+                               check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+        try:
+            result = run("usb", "w1", str(device), "--force")
+            assert result.code == 1
+            assert result.err.splitlines()[0].endswith(
+                f"is in use by {Path(upper).name} (device-mapper, LVM, RAID or a loop device)"
+            ), result.err
+        finally:
+            subprocess.run([require_tool("losetup"), "-d", upper], check=False)
+
+
+def test_an_iso_relabelled_or_grown_is_refused(run: Run, built: Path, tmp_path: Path) -> None:
+    iso = built / "node-w1" / "config.iso"
+    original = iso.read_bytes()
+    iso.write_bytes(original + bytes(4096))
+    grown = run("usb", "w1", str(tmp_path / "x.img"))
+    assert "does not hold what node-w1/cloud-config/ does, labelled config-2" in grown.err.splitlines()[0]
+    pvd = 16 * 2048
+    iso.write_bytes(original[: pvd + 40] + b"NOTCONFIG".ljust(32) + original[pvd + 72 :])
+    assert run("usb", "w1", str(tmp_path / "x.img")).code == 1
+    iso.write_bytes(original)
+    assert run("usb", "w1", str(tmp_path / "x.img")).code == 0
+
+
+def test_files_fat_cannot_hold_are_refused_not_lost(run: Run, built: Path, tmp_path: Path) -> None:
+    drive = built / "node-w1" / "cloud-config"
+    (drive / "Extra").write_bytes(b"upper")
+    (drive / "extra").write_bytes(b"lower")
+    assert run("image", str(built / "node-w1")).code == 0
+    result = run("usb", "w1", str(tmp_path / "case.img"), "--fat")
+    assert result.err.splitlines()[0] == "Error: 'extra' and 'Extra' differ only in case: FAT keeps one"
+    (drive / "extra").unlink()
+    (drive / "a:b").write_bytes(b"x")
+    assert run("image", str(built / "node-w1")).code == 0
+    result = run("usb", "w1", str(tmp_path / "colon.img"), "--fat")
+    assert result.err.splitlines()[0] == "Error: 'a:b': FAT cannot hold the name 'a:b'"
+    assert not (tmp_path / "case.img").exists() and not (tmp_path / "colon.img").exists()

@@ -41,7 +41,7 @@ def test_the_first_reason_is_the_gravest() -> None:
         "/dev/sdb (10 bytes, SanDisk Ultra) is in use: mounted at /"
     )
     assert _why(dataclasses.replace(STICK, holders=("md0", "dm-1"))) == (
-        "/dev/sdb (16.0 GB, SanDisk Ultra) is in use by md0, dm-1 (device-mapper, LVM or RAID)"
+        "/dev/sdb (16.0 GB, SanDisk Ultra) is in use by md0, dm-1 (device-mapper, LVM, RAID or a loop device)"
     )
     assert _why(dataclasses.replace(STICK, size=4096), 8192) == (
         "/dev/sdb (4.1 kB, SanDisk Ultra) is smaller than the image (8.2 kB)"
