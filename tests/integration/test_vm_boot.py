@@ -20,6 +20,7 @@ from tests.helpers import CONFIG_2_USER_DATA, NOCLOUD_USER_DATA
 
 pytestmark = pytest.mark.slow
 STATIC_MAC, OTHER_MAC = "52:54:00:12:34:56", "52:54:00:65:43:21"
+NOCLOUD_MAC, NOCLOUD_OTHER = "52:54:00:12:34:57", "52:54:00:65:43:22"
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +34,17 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple
     for args in (
         ("node", "ctrl", "10.20.0.1"),
         ("node", "w-config2", "10.20.0.2", "--master", "ctrl"),
-        ("node", "w-nocloud", "10.20.0.3", "--master", "ctrl", "--media", "nocloud"),
+        ("node", "w-nocloud", "10.20.0.3/24", "--master", "ctrl", "--media", "nocloud", "--mac", NOCLOUD_MAC,
+         "--gateway", "10.20.0.254", "--dns", "10.20.0.53", "--mtu", "1400"),
         ("node", "w-static", "10.20.0.4/24", "--master", "ctrl", "--mac", STATIC_MAC, "--gateway", "10.20.0.254",
          "--dns", "10.20.0.53", "--mtu", "1400"),
     ):  # fmt: skip
         assert main(["-q", "--inventory", str(inv), *args]) == 0
     image = guest_image()
     names = ("w-config2", "w-nocloud", "w-static", "ctrl")
-    nics = {"w-static": (OTHER_MAC, STATIC_MAC)}  # the node's NIC second: found by its MAC, not its place
+    # The node's NIC second: found by its MAC, not its place; from network_data.json (config-2)
+    # and from network-config (NoCloud).
+    nics = {"w-static": (OTHER_MAC, STATIC_MAC), "w-nocloud": (NOCLOUD_OTHER, NOCLOUD_MAC)}
 
     def one(name: str) -> Booted:
         return boot(image, tmp / name, cdrom=inv / f"node-{name}" / "config.iso", nics=nics.get(name, ()))
@@ -81,21 +85,55 @@ def test_a_worker_provisions_itself_from_its_iso(
 
 
 def test_a_worker_s_disk_holds_no_ca_key(booted: dict[str, tuple[Path, Booted]]) -> None:
-    _, vm = booted["w-config2"]
+    folder, vm = booted["w-config2"]
     assert vm.listing("/etc/kubernetes/pki") == ["ca.crt"]
     assert vm.stat("/var/lib/kubelet/pki/kubelet.key") == (0o600, 0, 0)
+    # Anywhere on its disk, deleted files and free blocks included: no line of any CA key, and
+    # its own key is found the same way (the scan works).
+    ssl = folder.parent / "ssl"
+    ca_keys = [ssl / n for n in ("ca.key", "front-proxy-ca.key", "sa.key", "etcd/ca.key")]
+    needles = {p.name: p.read_bytes().splitlines()[1] for p in ca_keys}
+    own = (folder / "ssl" / "kubelet.key").read_bytes().splitlines()[1]
+    found = _scan(vm.disk, [own, *needles.values()])
+    assert found[own] and not any(found[n] for n in needles.values()), found
 
 
-def test_the_static_address_goes_to_the_nic_with_the_node_s_mac_and_no_other(
-    booted: dict[str, tuple[Path, Booted]],
+def _scan(disk: Path, needles: list[bytes], chunk: int = 64 << 20) -> dict[bytes, bool]:
+    found = dict.fromkeys(needles, False)
+    overlap = max(len(n) for n in needles)
+    tail = b""
+    with disk.open("rb") as f:
+        while block := f.read(chunk):
+            window = tail + block
+            for needle in needles:
+                found[needle] = found[needle] or needle in window
+            tail = window[-overlap:]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "mac", "other", "ip"),
+    [("w-static", STATIC_MAC, OTHER_MAC, "10.20.0.4"), ("w-nocloud", NOCLOUD_MAC, NOCLOUD_OTHER, "10.20.0.3")],
+)
+def test_a_static_address_goes_to_the_nic_with_the_node_s_mac_and_nothing_to_the_other(
+    booted: dict[str, tuple[Path, Booted]], name: str, mac: str, other: str, ip: str
 ) -> None:
-    _, vm = booted["w-static"]
+    _, vm = booted[name]
     links = {link["address"]: link for link in json.loads(vm.read("/var/log/isobuild-test-ip-addr.json") or b"[]")}
-    assert STATIC_MAC in links and OTHER_MAC in links, vm.console[-3000:]
-    ours = links[STATIC_MAC]
-    assert [(a["local"], a["prefixlen"]) for a in ours["addr_info"] if a["family"] == "inet"] == [("10.20.0.4", 24)]
+    assert mac in links and other in links, vm.console[-3000:]
+    ours = links[mac]
+    assert [(a["local"], a["prefixlen"]) for a in ours["addr_info"] if a["family"] == "inet"] == [(ip, 24)]
     assert ours["mtu"] == 1400
-    assert not [a for a in links[OTHER_MAC]["addr_info"] if a["family"] == "inet"]  # the other NIC: nothing
+    assert not [a for a in links[other]["addr_info"] if a["family"] == "inet"]  # the other NIC: nothing
+    rendered = (vm.read("/etc/network/interfaces.d/50-cloud-init") or b"").decode()
+    assert "10.20.0.53" in rendered and "10.20.0.254" in rendered, rendered  # DNS and gateway, for ifupdown
+
+
+def test_the_config_2_route_as_cloud_init_renders_it(booted: dict[str, tuple[Path, Booted]]) -> None:
+    _, vm = booted["w-static"]
+    ours = {link["address"]: link for link in json.loads(vm.read("/var/log/isobuild-test-ip-addr.json") or b"[]")}[
+        STATIC_MAC
+    ]
     # The gateway reaches the node as cloud-init 22.4's eni renderer writes an OpenStack default
     # route: `post-up route add default gw ... || true`, net-tools' route, which a minimal image
     # lacks; seen here, the README tells users (install net-tools in such images).
