@@ -144,14 +144,36 @@ def declared_size(data: bytes) -> int:
     return int.from_bytes(pvd[80:84], "little") * int.from_bytes(pvd[128:130], "little")
 
 
-def drive_files(data: bytes | None) -> dict[str, bytes] | None:
-    """The files on a config drive image; None when there is none or it is not one we can read
-    (then: rebuild it)."""
+def image_problem(data: bytes, label: str) -> str | None:
+    """What is wrong with a config drive image beside its files: its volume label (cloud-init
+    and Ignition find the drive by it), or bytes after the last block its volume declares."""
+    read = read_drive(data)
+    return "unreadable" if read is None else label_problem(data, read[0], label)
+
+
+def label_problem(data: bytes, found: str, label: str) -> str | None:
+    """:func:`image_problem` for an image already read (``found``: its label)."""
+    if found != label:
+        return f"labelled {found!r}, not {label}"
+    size = declared_size(data)
+    return None if size == len(data) else f"{len(data)} bytes, where its volume declares {size}"
+
+
+def read_drive(data: bytes | None) -> tuple[str, dict[str, bytes]] | None:
+    """The label and files of a config drive image; None when there is none or it is not one we
+    can read."""
     from pycdlib.pycdlibexception import PyCdlibException
 
     if not data:
         return None
     try:
-        return read_iso(data)[1]
+        return read_iso(data)
     except (PyCdlibException, UnicodeDecodeError, ValueError, OSError):
         return None
+
+
+def drive_files(data: bytes | None) -> dict[str, bytes] | None:
+    """The files on a config drive image; None when there is none or it is not one we can read
+    (then: rebuild it)."""
+    read = read_drive(data)
+    return read[1] if read else None

@@ -175,12 +175,15 @@ def _verify_node(
         if (path.endswith(".key") or name in ("user_data", "user-data", ISO)) and file.mode & 0o777 != 0o600:
             yield f"{rel}/{path}: mode {file.mode & 0o777:04o}, want 0600"
     drive = drive_of(tree)
-    on_iso = configdrive.drive_files(files.get(ISO))
-    if on_iso is None:
+    read = configdrive.read_drive(files.get(ISO))
+    on_iso = read[1] if read else None
+    if on_iso is None or read is None:
         yield f"{rel}/{ISO}: missing or unreadable"
     elif on_iso != drive:
         differ = sorted(k for k in set(on_iso) | set(drive) if on_iso.get(k) != drive.get(k))
         yield f"{rel}/{ISO}: differs from {CLOUD_DIR}/ ({', '.join(differ)}; run isobuild image {folder})"
+    elif problem := configdrive.label_problem(files[ISO], read[0], cluster.media_of(node).label):
+        yield f"{rel}/{ISO}: {problem} (run isobuild image {folder})"
     why = "external-CA mode" if node.role.is_controller else f"a {node.role} must not"
     own = _own_keys(cluster, node, files, forbidden)
     # Keys as cloud-init and Ignition would decode them: b64, gz+b64, !!binary, data URLs, gzip.

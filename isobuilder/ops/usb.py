@@ -69,7 +69,7 @@ def medium(ctx: Context, name: str, *, fat: bool = False) -> Medium:
             )
         files = contents(read_tree(folder / CLOUD_DIR))
         media = cluster.media_of(node)
-        if configdrive.drive_files(iso) != files or not _labelled(iso, media.label):
+        if configdrive.drive_files(iso) != files or configdrive.image_problem(iso, media.label):
             raise IsobuildError(
                 f"{node.folder}/{ISO} does not hold what {node.folder}/{CLOUD_DIR}/ does, labelled "
                 f"{media.label} (a hand edit?)",
@@ -85,15 +85,6 @@ def medium(ctx: Context, name: str, *, fat: bool = False) -> Medium:
     if fat:
         return Medium(node, media, fatdrive.build_fat(files, media.label, ctx.iso_epoch), folder / ISO, fat=True)
     return Medium(node, media, iso, folder / ISO)
-
-
-def _labelled(iso: bytes, label: str) -> bool:
-    """The ISO carries ``label`` and nothing after its last block."""
-    try:
-        found, _ = configdrive.read_iso(iso)
-    except Exception:  # pycdlib's own errors, and whatever a damaged image makes it raise
-        return False
-    return found == label and configdrive.declared_size(iso) == len(iso)
 
 
 def write(

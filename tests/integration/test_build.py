@@ -216,6 +216,18 @@ def plant_stale_iso(inv: Path) -> str:
     return "node-w1/config.iso: differs from cloud-config/ (openstack/latest/user_data"
 
 
+def plant_relabelled_iso(inv: Path) -> str:
+    _pack_by_hand(inv / "node-w1", "NOTCONFIG")  # the same files, another label: cloud-init finds no drive
+    return "node-w1/config.iso: labelled 'NOTCONFIG', not config-2"
+
+
+def plant_grown_iso(inv: Path) -> str:
+    iso = inv / "node-w1/config.iso"
+    size = iso.stat().st_size
+    iso.write_bytes(iso.read_bytes() + bytes(4096))
+    return f"node-w1/config.iso: {size + 4096} bytes, where its volume declares {size}"
+
+
 def plant_ca_key_in_worker_folder(inv: Path) -> str:
     shutil.copy(inv / "ssl/ca.key", inv / "node-w1/ssl/ca.key")
     return "node-w1/ssl/ca.key: the ca key in a node folder (a worker must not)"
@@ -266,7 +278,7 @@ def plant_foreign_cert(inv: Path) -> str:
     "plant",
     [plant_swapped_key, plant_world_readable_key, plant_stale_iso, plant_ca_key_in_worker_folder,
      plant_ca_key_on_worker_iso, plant_foreign_cert, plant_unbuilt_node, plant_other_nodes_key_in_folder,
-     plant_encoded_ca_key_on_worker_iso],
+     plant_encoded_ca_key_on_worker_iso, plant_relabelled_iso, plant_grown_iso],
 )  # fmt: skip
 def test_verify_catches_each_planted_fault(run: Run, built: Path, plant: Callable[[Path], str]) -> None:
     expected = plant(built)
