@@ -382,3 +382,18 @@ def test_files_fat_cannot_hold_are_refused_not_lost(run: Run, built: Path, tmp_p
     result = run("usb", "w1", str(tmp_path / "colon.img"), "--fat")
     assert result.err.splitlines()[0] == "Error: 'a:b': FAT cannot hold the name 'a:b'"
     assert not (tmp_path / "case.img").exists() and not (tmp_path / "colon.img").exists()
+
+
+def test_a_read_only_device_fails_with_one_error_and_is_left_as_it_was(run: Run, built: Path, tmp_path: Path) -> None:
+    _root_only()
+    backing = tmp_path / "ro"
+    backing.write_bytes(bytes(8 << 20))
+    device = subprocess.run([require_tool("losetup"), "--find", "--show", "--read-only", str(backing)],
+                            check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    try:
+        result = run("usb", "w1", device, "--force")
+        assert result.code == 1 and len(result.err.splitlines()) == 2, result.err
+        assert result.err.startswith(("Error: cannot open", "Error: writing")), result.err
+    finally:
+        subprocess.run([require_tool("losetup"), "-d", device], check=False)
+    assert backing.read_bytes() == bytes(8 << 20)
