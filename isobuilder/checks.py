@@ -21,10 +21,12 @@ from isobuilder.model import (
     DNS_SUBDOMAIN,
     Cluster,
     Node,
+    Role,
     bad_value,
     bracket,
     is_ip,
     is_ipv6,
+    is_public,
     normal_ip,
     split_host_port,
     unique,
@@ -469,12 +471,42 @@ def _node_problems(cluster: Cluster, source: Source) -> Iterator[IsobuildError]:
                     f"IP {node.ip} of node {node.name!r} is inside the {what} CIDR {net}",
                     hint=f"node IPs must lie outside service_cidr and pod_cidr; change the IP or {what}_cidr",
                 )
+        yield from _public_ip_problems(node, cluster, source, ips)
         if node.master is not None and cluster.controller(node.master) is None:
             yield IsobuildError(
                 f"{source.name(node, 'master')}: {node.master} is not a controller of this cluster",
                 hint="known controllers: "
                 + (", ".join(f"{n.name} ({n.ip})" for n in control_plane) or "none; add one without --master"),
             )
+
+
+def _public_ip_problems(node: Node, cluster: Cluster, source: Source, ips: dict[str, str]) -> Iterator[IsobuildError]:
+    """An edge router's public address beside its private one: the kubelet, flannel and its
+    certificates use ``ip``, the internet reaches ``public_ip`` (the ingress, and nothing else:
+    the firewall). ``ips``: the addresses seen so far, and whose; this one is added."""
+    if node.public_ip is None:
+        return
+    where = source.name(node, "public_ip")
+    if node.public_ip in ips or node.public_ip == cluster.vip:
+        owner = "the VIP" if node.public_ip == cluster.vip else f"node {ips[node.public_ip]!r}"
+        yield IsobuildError(f"{where}: {node.public_ip} is already used by {owner}", hint="give the node its own")
+    ips.setdefault(node.public_ip, node.name)
+    if node.role is not Role.EDGE:
+        yield IsobuildError(
+            f"{where}: only an edge router has a public address",
+            hint=f"make the node an edge router ({source.fix(node, 'role', 'edge')}), or leave public_ip out",
+        )
+    elif not is_public(node.public_ip):
+        yield IsobuildError(
+            f"{where}: {node.public_ip} is a private address",
+            hint="public_ip is the address the internet reaches; the private one is the node's ip",
+        )
+    elif is_public(node.ip):
+        yield IsobuildError(
+            f"{where}: the node's ip {node.ip} is public too",
+            hint="with public_ip, ip is the node's private address (cluster traffic); "
+            "an edge router on a public address alone needs no public_ip",
+        )
 
 
 def cluster_warnings(cluster: Cluster) -> list[str]:

@@ -267,7 +267,8 @@ def node(
 ) -> None:
     """Add or update a node and build its folder: certs, user_data, config.iso, install.sh, apply.sh.
 
-    No --master makes a controller; --master makes a worker; --role edge an edge router.
+    No --master makes a controller; --master makes a worker; --role edge an edge router
+    (tainted, firewalled; --public-ip: its internet address beside a private IP).
     The first node creates the cluster (the cluster options apply then). Options not
     given keep the node's current values, its IP included. --label k=v adds or changes a
     label and --label k- removes it; --san NAME adds an extra SAN and --san NAME- removes it.
@@ -282,6 +283,7 @@ def node(
       isobuild node controller 10.10.10.1
       isobuild node worker1 10.10.10.2 --master 10.10.10.1 --label zone=rack1
       isobuild node example.com 123.234.234.123 --master 10.10.10.1 --role edge
+      isobuild node edge1 10.10.10.5 --public-ip 203.0.113.5 --master 10.10.10.1 --role edge
       isobuild node worker3 10.10.10.4/24 --master 10.10.10.1 --mac 52:54:00:00:00:04 \\
           --gateway 10.10.10.254 --dns 1.1.1.1 --format ignition --media nocloud
       isobuild node ctrl1 10.10.10.11 --endpoint api.example.test --vip 10.10.10.10

@@ -2,7 +2,7 @@
 
 kubeadm's Init/Cluster/Join configurations (one bootstrap controller inits; the others join by
 admin.conf discovery, no token), the KubeletConfiguration and kubeadm-flags.env of a joining node, the
-kube-vip static pod, RBAC bindings and the flannel and ingress-nginx kustomizations: each is
+kube-vip static pod, RBAC bindings and the flannel, Contour and ingress-nginx kustomizations: each is
 built as a mapping and serialised by ``serialize``, never pasted into text.
 """
 
@@ -236,18 +236,45 @@ def rbac_manifest() -> bytes:
 def flannel_net_conf(cluster: Cluster) -> dict[str, Any]:
     """flannel's net-conf.json for the pod network (flannel-io/flannel pkg/subnet/config.go,
     ``ParseConfig``: EnableIPv4 defaults to true and then needs ``Network``; an IPv6 network is
-    ``IPv6Network`` with ``EnableIPv6``, and IPv6 alone turns IPv4 off)."""
+    ``IPv6Network`` with ``EnableIPv6``, and IPv6 alone turns IPv4 off). The backend is one for
+    the whole cluster (a node skips peers of another type): VXLAN, or WireGuard once a node's
+    address is on the internet (:meth:`Cluster.pod_network_encrypted`)."""
     if is_ipv6(cluster.pod_cidr.partition("/")[0]):
         family: dict[str, Any] = {"EnableIPv4": False, "EnableIPv6": True, "IPv6Network": cluster.pod_cidr}
     else:
         family = {"Network": cluster.pod_cidr}
-    return {**family, "EnableNFTables": False, "Backend": {"Type": "vxlan"}}
+    return {**family, "EnableNFTables": False, "Backend": flannel_backend(cluster)}
+
+
+# flannel-io/flannel pkg/backend/wireguard/wireguard.go, RegisterNetwork: the options and their
+# defaults (ListenPort 51820, ListenPortV6 51821, keepalive off); PersistentKeepaliveInterval is a
+# number of seconds (the value is multiplied by time.Second). A node behind NAT keeps its mapping
+# open with it, so that the edge router on the internet reaches it back.
+WIREGUARD_KEEPALIVE_S = 25
+
+
+def flannel_backend(cluster: Cluster) -> dict[str, Any]:
+    if cluster.pod_network_encrypted:
+        return {"Type": "wireguard", "PersistentKeepaliveInterval": WIREGUARD_KEEPALIVE_S}
+    return {"Type": "vxlan"}
 
 
 def flannel_kustomization(cluster: Cluster) -> bytes:
-    """flannel's release manifest, pinned, with our pod CIDR patched in as data."""
+    """flannel's release manifest, pinned, with our pod network patched in as data, and flanneld
+    told to use the node's own address (the kubelet's --node-ip): without ``--iface`` it takes
+    the interface of the default route (pkg/ipmatch/match.go, ``LookupExtIface``), which on an
+    edge router with a private and a public address is the public one. ``status.hostIP`` is the
+    node's InternalIP, which --node-ip sets (docs/KUBEADM.md)."""
     net_conf = json.dumps(flannel_net_conf(cluster), indent=2)
     url = f"https://github.com/flannel-io/flannel/releases/download/{cluster.flannel_version}/kube-flannel.yml"
+    node_ip = [
+        {
+            "op": "add",
+            "path": "/spec/template/spec/containers/0/env/-",
+            "value": {"name": "NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+        },
+        {"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--iface=$(NODE_IP)"},
+    ]
     return serialize.yaml_documents(
         {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -259,7 +286,54 @@ def flannel_kustomization(cluster: Cluster) -> bytes:
                     "patch": serialize.yaml_documents(
                         [{"op": "replace", "path": "/data/net-conf.json", "value": net_conf + "\n"}]
                     ).decode(),
-                }
+                },
+                {
+                    "target": {"kind": "DaemonSet", "name": "kube-flannel-ds"},
+                    "patch": serialize.yaml_documents(node_ip).decode(),
+                },
+            ],
+        }
+    )
+
+
+def _on_edge_routers() -> dict[str, Any]:
+    """A pod spec's placement on edge routers: their label, and a toleration of their taint."""
+    return {
+        "nodeSelector": {"kubernetes.io/os": "linux", **Role.EDGE.builtin_labels()},
+        "tolerations": [{**EDGE_TAINT, "operator": "Exists"}],
+    }
+
+
+def contour_kustomization(cluster: Cluster) -> bytes:
+    """Contour's all-in-one manifest at its release tag (projectcontour/contour,
+    examples/render/contour.yaml): its Envoy DaemonSet already serves hostPorts 80 and 443
+    (examples/contour/03-envoy.yaml); here it runs on the edge routers only. Its Service
+    ``envoy`` is a LoadBalancer, which bare metal never provisions: a ClusterIP here
+    (externalTrafficPolicy goes: the API refuses it on a ClusterIP)."""
+    url = (
+        f"https://raw.githubusercontent.com/projectcontour/contour/{cluster.contour_version}"
+        "/examples/render/contour.yaml"
+    )
+    envoy = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "envoy", "namespace": "projectcontour"},
+        "spec": {"template": {"spec": _on_edge_routers()}},
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "envoy", "namespace": "projectcontour"},
+        "spec": {"type": "ClusterIP", "externalTrafficPolicy": None},
+    }
+    return serialize.yaml_documents(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [url],
+            "patches": [
+                {"patch": serialize.yaml_documents(envoy).decode()},
+                {"patch": serialize.yaml_documents(service).decode()},
             ],
         }
     )
@@ -346,8 +420,7 @@ def ingress_daemonset(cluster: Cluster) -> bytes:
                 "spec": {
                     "hostNetwork": True,
                     "dnsPolicy": "ClusterFirstWithHostNet",
-                    "nodeSelector": {"kubernetes.io/os": "linux", **Role.EDGE.builtin_labels()},
-                    "tolerations": [{**EDGE_TAINT, "operator": "Exists"}],
+                    **_on_edge_routers(),
                     "serviceAccountName": "ingress-nginx",
                     "terminationGracePeriodSeconds": 300,
                     "containers": [container],
@@ -390,6 +463,8 @@ def controller_configs(cluster: Cluster, node: Node) -> HostFiles:
     files[f"{ADDONS_DIR}/rbac.yaml"] = File(rbac_manifest())
     if cluster.cni is Cni.FLANNEL:
         files[f"{ADDONS_DIR}/flannel/kustomization.yaml"] = File(flannel_kustomization(cluster))
+    if cluster.ingress is Ingress.CONTOUR:
+        files[f"{ADDONS_DIR}/contour/kustomization.yaml"] = File(contour_kustomization(cluster))
     if cluster.ingress is Ingress.INGRESS_NGINX:
         files[f"{ADDONS_DIR}/ingress-nginx/kustomization.yaml"] = File(ingress_kustomization(cluster))
         files[f"{ADDONS_DIR}/ingress-nginx/daemonset.yaml"] = File(ingress_daemonset(cluster))

@@ -53,7 +53,8 @@ class Cni(enum.StrEnum):
 class Ingress(enum.StrEnum):
     """The ingress controller isobuild runs on edge routers."""
 
-    INGRESS_NGINX = "ingress-nginx"
+    CONTOUR = "contour"  # Envoy as a DaemonSet with hostPorts 80/443 (projectcontour, CNCF)
+    INGRESS_NGINX = "ingress-nginx"  # retired upstream in March 2026: no more security fixes
     NONE = "none"  # the operator brings their own, or none
 
 
@@ -127,6 +128,9 @@ class Node:
     gateway: str | None = None
     dns: tuple[str, ...] = ()
     mtu: int | None = None
+    # An edge router's address on the internet, beside its private ``ip`` (which the kubelet,
+    # flannel and its certificates use): it carries the ingress only.
+    public_ip: str | None = None
 
     @property
     def folder(self) -> str:
@@ -164,6 +168,7 @@ class Cluster:
     cni: Cni
     flannel_version: str
     ingress: Ingress
+    contour_version: str
     ingress_nginx_version: str
     containerd_version: str
     format: Format
@@ -184,6 +189,12 @@ class Cluster:
         # cluster value, not once per node. cached_property writes the instance's __dict__,
         # which a frozen dataclass allows, and no field: equality and replace() ignore it.
         return tuple(n for n in self.nodes if n.role.is_controller)
+
+    @functools.cached_property
+    def pod_network_encrypted(self) -> bool:
+        """Whether pod traffic crosses the internet: a node's address is public (an edge router
+        with no private address beside it). flannel then runs its WireGuard backend."""
+        return any(is_public(n.ip) for n in self.nodes)
 
     def controller(self, ref: str) -> Node | None:
         """The controller a ``master:`` names: by name, or by IP (cluster.yaml's older form)."""
@@ -351,6 +362,31 @@ def shown(value: object) -> str:
 
 def is_ipv6(value: str) -> bool:
     return isinstance(_address(value), ipaddress.IPv6Address)
+
+
+# Where an address is not on the internet: RFC 1918, shared (CGNAT, RFC 6598), link-local,
+# loopback, IPv6 unique-local and link-local. Everything else counts as public, documentation
+# ranges too (192.0.2.0/24, 2001:db8::/32): they stand for public addresses in examples.
+_PRIVATE_NETS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "127.0.0.0/8",
+        "fc00::/7",
+        "fe80::/10",
+        "::1/128",
+    )
+)
+
+
+def is_public(value: str) -> bool:
+    """Whether an address is on the internet (as an edge router's may be)."""
+    ip = ipaddress.ip_address(value)
+    return not any(ip.version == net.version and ip in net for net in _PRIVATE_NETS)
 
 
 def normal_ip(value: str) -> str:

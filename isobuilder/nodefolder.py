@@ -29,6 +29,7 @@ from collections.abc import Mapping
 
 from isobuilder import (
     configdrive,
+    firewall,
     firstboot,
     handedits,
     kubeconfig,
@@ -43,7 +44,7 @@ from isobuilder.authority import CA_FILES, Authority
 from isobuilder.files import File, changes
 from isobuilder.identities import Kubeconfig, ca_files_for, node_identities, node_kubeconfigs
 from isobuilder.keys import KeySource, generate_key
-from isobuilder.model import Cluster, Format, Media, Node
+from isobuilder.model import Cluster, Format, Media, Node, Role
 from isobuilder.staterecord import STATE, NodeState, cluster_digest, inputs_digest, version_or_none
 
 CLOUD_DIR = "cloud-config"  # the drive's files, as they appear on config.iso
@@ -218,6 +219,8 @@ def render_host_configs(b: _Build) -> None:
         b.host |= manifests.controller_configs(cluster, node)
     else:
         b.host |= manifests.worker_configs(cluster, node)
+    if node.role is Role.EDGE:
+        b.host |= firewall.host_files(cluster, node)
     if cluster.format_of(node) is Format.IGNITION:
         b.host[render.SETUP_PATH] = File(render.flatcar_setup_script(cluster, node), 0o700)
         b.install = render.flatcar_install_script(cluster, node, b.media.user_data_path)
@@ -371,7 +374,7 @@ def record_state(b: _Build) -> NodeState:
         user_data_sha256=serialize.sha256(b.generated),
         inputs=inputs_digest(b.cluster, b.node, b.authority),
         files={rel: len(f.content) for rel, f in sorted(b.tree.items())},
-        cluster=cluster_digest(b.cluster, b.authority),
+        cluster=cluster_digest(b.cluster, b.authority, b.node),
         applied=_applied_digests(b),
         generated=b.digests,
         kubernetes=b.running,

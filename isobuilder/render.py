@@ -15,10 +15,10 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from isobuilder import __version__, ignition, manifests, network, serialize
+from isobuilder import __version__, firewall, ignition, manifests, network, serialize
 from isobuilder.files import File
 from isobuilder.manifests import ADDONS_DIR, HostFiles
-from isobuilder.model import Cluster, Format, Node, is_ipv6, merged_ssh_keys
+from isobuilder.model import Cluster, Format, Node, Role, is_ipv6, merged_ssh_keys
 
 INSTALL_PATH = "/opt/isobuild/install.sh"
 SETUP_PATH = "/opt/isobuild/setup.sh"  # Ignition nodes: the setup isobuild-install.service runs
@@ -115,6 +115,8 @@ def _script_values(cluster: Cluster, node: Node) -> dict[str, Any]:
         "cni": cluster.cni.value,
         "pod_cidr": cluster.pod_cidr,
         "ingress": cluster.ingress.value,
+        "wireguard": cluster.pod_network_encrypted,  # flannel's WireGuard backend: the kernel module
+        "firewall_unit": firewall.UNIT if node.role is Role.EDGE else "",
     }
 
 
@@ -171,6 +173,8 @@ def apply_script(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
         endpoint_host=host,
         containerd=cluster.format_of(node) is Format.CLOUD_CONFIG,  # Flatcar's comes with the OS
         vip_b64=base64.b64encode(vip.content).decode("ascii") if vip else "",
+        firewall_unit=firewall.UNIT if node.role is Role.EDGE else "",
+        firewall_paths=[firewall.RULESET_PATH, firewall.UNIT_PATH],
     ).encode()
 
 
@@ -213,6 +217,8 @@ def ignition_config(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
         ),
         ignition.Unit(INSTALL_UNIT, install_unit(SETUP_PATH), enabled=True),
     ]
+    if firewall.UNIT_PATH in host:  # an edge router: Ignition enables it; its file is among the others
+        units.append(ignition.Unit(firewall.UNIT, enabled=True))
     spec = ignition.Butane(hostname=node.name, ssh_keys=merged_ssh_keys(cluster, node), files=host, units=units)
     return ignition.dumps(ignition.translate(spec))
 

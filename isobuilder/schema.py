@@ -201,9 +201,11 @@ SETTINGS: tuple[Field, ...] = (
           help="flannel, or none (bring your own CNI)."),
     Field("flannel_version", str, _addon("flannel_version"), "v0.28.9",
           comment="Pinned flannel release (CNI)."),
-    Field("ingress", str, _enum(Ingress), Ingress.INGRESS_NGINX, flag="--ingress", dump=_value, choices=Ingress,
-          comment="Ingress controller on edge routers: ingress-nginx, or none.",
-          help="ingress-nginx on edge routers, or none."),
+    Field("ingress", str, _enum(Ingress), Ingress.CONTOUR, flag="--ingress", dump=_value, choices=Ingress,
+          comment="Ingress controller on edge routers: contour, ingress-nginx (retired upstream), or none.",
+          help="contour on edge routers, ingress-nginx (retired upstream), or none."),
+    Field("contour_version", str, _addon("contour_version"), "v1.33.7",
+          comment="Pinned Contour release (projectcontour/contour) for edge routers."),
     Field("ingress_nginx_version", str, _addon("ingress_nginx_version"), "v1.15.1",
           comment="Pinned ingress-nginx controller release for edge routers."),
     Field("containerd_version", str, lambda v: checks.check_package_version(v, "containerd_version"), "2.",
@@ -249,6 +251,8 @@ NODE_FIELDS: tuple[Field, ...] = (
     Field("dns", list, _text_list(lambda v: checks.check_ip(v, "DNS server")), (), flag="--dns", dump=_list_dump,
           help="DNS server (static); repeatable."),
     Field("mtu", int, checks.check_mtu, flag="--mtu", help="MTU of the NIC (static)."),
+    Field("public_ip", str, _optional_text(_ip("public IP")), flag="--public-ip",
+          help="An edge router's public address, beside its private IP: ingress only."),
 )  # fmt: skip
 
 SETTING = {f.key: f for f in SETTINGS}

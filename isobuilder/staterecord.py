@@ -9,10 +9,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from isobuilder import __version__, checks, render, schema, serialize
+from isobuilder import __version__, checks, firewall, render, schema, serialize
 from isobuilder.authority import Authority
 from isobuilder.errors import IsobuildError
-from isobuilder.model import Cluster, Node
+from isobuilder.model import Cluster, Node, Role
 
 STATE = ".isobuild.json"  # what isobuild generated last; tells a hand edit from our own output
 
@@ -61,36 +61,51 @@ def inputs_digest(cluster: Cluster, node: Node, authority: Authority) -> str:
     return serialize.digest_of(
         {
             "isobuild": [__version__, render.templates_digest()],
-            "cluster": cluster_digest(cluster, authority),
+            "cluster": cluster_digest(cluster, authority, node),
             "node": schema.node_mapping(node),
         }
     )
 
 
-def cluster_digest(cluster: Cluster, authority: Authority) -> str:
+def cluster_digest(cluster: Cluster, authority: Authority, node: Node | None = None) -> str:
     """What every node is made from alike: the cluster settings, the CAs, and what nodes take
     from each other (:func:`shared_inputs`). Nodes made from different ones do not form one
     cluster (a second bootstrap controller, a kubeconfig naming an old endpoint): a command that
-    builds some nodes rebuilds the others made from another (``ops.out_of_step``)."""
-    global _LAST_DIGEST
+    builds some nodes rebuilds the others made from another (``ops.out_of_step``). An edge
+    router's (``node``) covers the cluster's addresses too, which its firewall admits: a new
+    node rebuilds the edge routers, not every node."""
+    global _LAST_DIGEST, _LAST_EDGE_DIGEST
     if _LAST_DIGEST is not None and _LAST_DIGEST[0] is cluster and _LAST_DIGEST[1] is authority:
-        return _LAST_DIGEST[2]  # every node of a build asks, of the same cluster: once, not once per node
-    digest = serialize.digest_of(
-        {"settings": schema.settings_mapping(cluster), "shared": shared_inputs(cluster), "pki": authority.digest}
-    )
-    _LAST_DIGEST = (cluster, authority, digest)
-    return digest
+        digest = _LAST_DIGEST[2]  # every node of a build asks, of the same cluster: once, not once per node
+    else:
+        digest = serialize.digest_of(
+            {"settings": schema.settings_mapping(cluster), "shared": shared_inputs(cluster), "pki": authority.digest}
+        )
+        _LAST_DIGEST = (cluster, authority, digest)
+    if node is None or node.role is not Role.EDGE:
+        return digest
+    if _LAST_EDGE_DIGEST is None or _LAST_EDGE_DIGEST[0] != digest or _LAST_EDGE_DIGEST[1] is not cluster:
+        v4, v6 = firewall.peers(cluster)
+        _LAST_EDGE_DIGEST = (digest, cluster, serialize.digest_of([digest, [str(n) for n in (*v4, *v6)]]))
+    return _LAST_EDGE_DIGEST[2]
 
 
 _LAST_DIGEST: tuple[Cluster, Authority, str] | None = None  # the frozen values it was computed from, and it
+_LAST_EDGE_DIGEST: tuple[str, Cluster, str] | None = None  # the same for edge routers
 
 
 def shared_inputs(cluster: Cluster) -> list[Any]:
     """What nodes take from each other: the address they join (none while there is no
-    controller), the endpoint's /etc/hosts line, and the controller that runs kubeadm init."""
+    controller), the endpoint's /etc/hosts line, the controller that runs kubeadm init, and
+    whether the pod network runs encrypted (a node on the internet: flannel's backend)."""
     joined = cluster.endpoint_host_port() if cluster.endpoint or cluster.vip or cluster.controllers() else None
     init = cluster.init_controller()
-    return [list(joined) if joined else None, cluster.hosts_entry_line(), init.name if init else None]
+    return [
+        list(joined) if joined else None,
+        cluster.hosts_entry_line(),
+        init.name if init else None,
+        cluster.pod_network_encrypted,
+    ]
 
 
 def version_or_none(value: str | None) -> str | None:

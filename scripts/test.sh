@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 debs=(cloud-init xorriso genisoimage etcd-server etcd-client shellcheck openssl util-linux ignition systemd iproute2
       dnsmasq-base isc-dhcp-server isc-dhcp-client strace containerd openssh-server openssh-client
-      fdisk mount mtools dosfstools)
+      fdisk mount mtools dosfstools nftables)
 command -v kubectl >/dev/null || debs+=(kubernetes-client)
 ./scripts/debs.sh "${debs[@]}"
 

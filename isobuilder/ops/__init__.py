@@ -20,7 +20,7 @@ from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File
 from isobuilder.inventory import Inventory, Transaction, read_file, read_tree, refuse_symlink
-from isobuilder.model import Cluster, Node
+from isobuilder.model import Cluster, Node, Role
 from isobuilder.nodefolder import CLOUD_DIR, running_version
 from isobuilder.staterecord import STATE, NodeState, cluster_digest, inputs_digest
 
@@ -99,12 +99,16 @@ def out_of_step(inv: Inventory, cluster: Cluster, authority: Authority, building
     transaction, so that no two controllers both run kubeadm init and no kubeconfig names an old
     endpoint. Every command keeps the built nodes in step, so one record tells whether any are
     not; a record from before isobuild kept one (None) is left to ``isobuild build``."""
-    digest = cluster_digest(cluster, authority)
     others = [n for n in cluster.nodes if n.name not in building]
-    first = next((s for n in others if (s := _state(inv, n)) is not None), None)
-    if first is None or first.cluster in (digest, None):
-        return []
-    return [n for n in others if (s := _state(inv, n)) is not None and s.cluster not in (digest, None)]
+
+    def stale(node: Node) -> bool:
+        state = _state(inv, node)
+        return state is not None and state.cluster not in (cluster_digest(cluster, authority, node), None)
+
+    rest = [n for n in others if n.role is not Role.EDGE]  # an edge router's covers every address: each asked
+    first = next((s for n in rest if (s := _state(inv, n)) is not None), None)
+    in_step = first is None or first.cluster in (cluster_digest(cluster, authority), None)
+    return [n for n in others if (n.role is Role.EDGE or not in_step) and stale(n)]
 
 
 def running_versions(inv: Inventory, cluster: Cluster) -> dict[str, str]:
@@ -128,8 +132,9 @@ def check_versions(inv: Inventory, cluster: Cluster, authority: Authority) -> No
     before anything is built: a hand edit of kubernetes_version is held to ``upgrade``'s policy.
     One record tells when all were built from this cluster.yaml at its version (every command
     keeps them in step): the scan of every record is left to when one was not."""
-    first = next((s for n in cluster.nodes if (s := _state(inv, n)) is not None), None)
-    current = first is not None and first.cluster == cluster_digest(cluster, authority)
-    if current and first is not None and first.kubernetes == cluster.kubernetes_version:
-        return
+    first = next(((n, s) for n in cluster.nodes if (s := _state(inv, n)) is not None), None)
+    if first is not None:
+        node, state = first
+        if state.cluster == cluster_digest(cluster, authority, node) and state.kubernetes == cluster.kubernetes_version:
+            return
     skew.check_versions(cluster, cluster.kubernetes_version, running_versions(inv, cluster))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -48,20 +49,47 @@ def _tolerates(toleration: dict[str, str], taint: dict[str, str]) -> bool:
     return key_ok and effect_ok and value_ok
 
 
-def test_by_default_flannel_and_ingress_nginx_are_applied(run: Run, inv: Path) -> None:
+def _contour_envoy_patch(kustomization: bytes) -> dict[str, Any]:
+    patches = [yaml.safe_load(p["patch"]) for p in yaml.safe_load(kustomization)["patches"]]
+    return next(p for p in patches if p["kind"] == "DaemonSet" and p["metadata"]["name"] == "envoy")
+
+
+def test_by_default_flannel_and_contour_are_applied(run: Run, inv: Path) -> None:
     _cluster(run)
-    assert {f"{ADDONS}/flannel/kustomization.yaml", f"{ADDONS}/ingress-nginx/daemonset.yaml"} <= _addon_paths(inv)
+    paths = _addon_paths(inv)
+    assert {f"{ADDONS}/flannel/kustomization.yaml", f"{ADDONS}/contour/kustomization.yaml"} <= paths
+    assert not [p for p in paths if "/ingress-nginx/" in p]
     install = (inv / "node-c1" / "install.sh").read_text()
     assert 'kubectl apply -k "${ADDONS_DIR}/flannel"' in install
-    assert 'kubectl apply -k "${ADDONS_DIR}/ingress-nginx"' in install
+    assert 'kubectl apply -k "${ADDONS_DIR}/contour"' in install
     text = (inv / "cluster.yaml").read_text()
-    assert "\ncni: flannel\n" in text and "\ningress: ingress-nginx\n" in text
+    assert {"cni: flannel", "ingress: contour", "contour_version: v1.33.7"} <= set(text.splitlines())
+    kustomization = yaml.safe_load(_written(inv, "c1")[f"{ADDONS}/contour/kustomization.yaml"])
+    assert kustomization["resources"] == [
+        "https://raw.githubusercontent.com/projectcontour/contour/v1.33.7/examples/render/contour.yaml"
+    ]
+
+
+def test_ingress_nginx_is_still_a_choice_pinned_by_its_tag(run: Run, inv: Path) -> None:
+    _cluster(run, "--ingress", "ingress-nginx")
+    paths = _addon_paths(inv)
+    assert {f"{ADDONS}/ingress-nginx/kustomization.yaml", f"{ADDONS}/ingress-nginx/daemonset.yaml"} <= paths
+    assert not [p for p in paths if "/contour/" in p]
+    assert 'kubectl apply -k "${ADDONS_DIR}/ingress-nginx"' in (inv / "node-c1" / "install.sh").read_text()
+    kustomization = yaml.safe_load(_written(inv, "c1")[f"{ADDONS}/ingress-nginx/kustomization.yaml"])
+    assert kustomization["resources"][0].startswith(
+        "https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-v1.15.1/"
+    )
+    daemonset = yaml.safe_load(_written(inv, "c1")[f"{ADDONS}/ingress-nginx/daemonset.yaml"])
+    pod = daemonset["spec"]["template"]["spec"]
+    assert pod["nodeSelector"]["role"] == "edge-router"
+    assert any(_tolerates(t, TAINT) for t in pod["tolerations"])
 
 
 def test_cni_none_and_ingress_none_leave_them_out_and_say_what_to_do(run: Run, inv: Path) -> None:
     _cluster(run, "--cni", "none", "--ingress", "none")
     paths = _addon_paths(inv)
-    assert not [p for p in paths if "/flannel/" in p or "/ingress-nginx/" in p], paths
+    assert not [p for p in paths if "/flannel/" in p or "/contour/" in p or "/ingress-nginx/" in p], paths
     assert f"{ADDONS}/rbac.yaml" in paths
     install = (inv / "node-c1" / "install.sh").read_text()
     assert "kubectl apply -k" not in install
@@ -83,10 +111,12 @@ def test_an_unknown_choice_is_refused_where_it_is_written(run: Run, inv: Path) -
     _cluster(run)
     cluster = inv / "cluster.yaml"
     before = cluster.read_bytes()
-    cluster.write_text(cluster.read_text().replace("\ningress: ingress-nginx\n", "\ningress: traefik\n"))
+    cluster.write_text(cluster.read_text().replace("\ningress: contour\n", "\ningress: traefik\n"))
     result = run("build")
     assert result.code == 1
-    assert result.err.splitlines()[0] == "Error: cluster.yaml: ingress: 'traefik' is not one of ingress-nginx, none"
+    assert result.err.splitlines()[0] == (
+        "Error: cluster.yaml: ingress: 'traefik' is not one of contour, ingress-nginx, none"
+    )
     cluster.write_bytes(before)
 
 
@@ -99,7 +129,7 @@ def test_an_edge_router_registers_tainted_and_only_the_ingress_tolerates_it(run:
     assert "--register-with-taints=node-role.kubernetes.io/edge:NoSchedule" in flags("edge1")
     assert "--node-labels=role=edge-router" in flags("edge1")
     assert "register-with-taints" not in flags("w1")
-    daemonset = yaml.safe_load(_written(inv, "c1")[f"{ADDONS}/ingress-nginx/daemonset.yaml"])
+    daemonset = _contour_envoy_patch(_written(inv, "c1")[f"{ADDONS}/contour/kustomization.yaml"])
     pod = daemonset["spec"]["template"]["spec"]
     assert pod["nodeSelector"]["role"] == "edge-router"
     assert any(_tolerates(t, TAINT) for t in pod["tolerations"])

@@ -145,13 +145,13 @@ def test_edge_router_registers_its_label_and_the_controller_deploys_ingress(shar
     assert edge["hostname"] == "example" and edge["fqdn"] == "example.com"
     controller = yaml.safe_load((shared_example / "node-controller" / USER_DATA).read_text())
     cfiles = {f["path"]: f["content"] for f in controller["write_files"]}
-    daemonset = yaml.safe_load(cfiles["/etc/kubernetes/isobuild/ingress-nginx/daemonset.yaml"])
-    spec = daemonset["spec"]["template"]["spec"]
-    assert daemonset["kind"] == "DaemonSet"
-    assert spec["hostNetwork"] is True
-    assert spec["nodeSelector"]["role"] == "edge-router"
-    ports = {p["containerPort"]: p.get("hostPort") for p in spec["containers"][0]["ports"]}
-    assert ports[80] == 80 and ports[443] == 443
+    kustomization = yaml.safe_load(cfiles["/etc/kubernetes/isobuild/contour/kustomization.yaml"])
+    envoy = next(
+        p for p in map(yaml.safe_load, (p["patch"] for p in kustomization["patches"])) if p["kind"] == "DaemonSet"
+    )
+    assert envoy["metadata"] == {"name": "envoy", "namespace": "projectcontour"}
+    assert envoy["spec"]["template"]["spec"]["nodeSelector"]["role"] == "edge-router"
+    assert "/etc/isobuild/firewall.nft" in files and "/etc/isobuild/firewall.nft" not in cfiles
 
 
 HOSTILE_COMMENTS = st.text(

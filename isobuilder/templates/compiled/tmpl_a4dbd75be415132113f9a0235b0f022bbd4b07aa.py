@@ -47,9 +47,11 @@ def root(context, missing=missing):
             yield '\n  log "cni: none in cluster.yaml: install your CNI now (with pod CIDR '
             yield str((undefined(name='pod_cidr') if l_0_pod_cidr is missing else l_0_pod_cidr))
             yield '); until it runs, nodes stay NotReady and CoreDNS Pending"'
-        if ((undefined(name='ingress') if l_0_ingress is missing else l_0_ingress) == 'ingress-nginx'):
+        if ((undefined(name='ingress') if l_0_ingress is missing else l_0_ingress) != 'none'):
             pass
-            yield '\n  kubectl apply -k "${ADDONS_DIR}/ingress-nginx"'
+            yield '\n  kubectl apply -k "${ADDONS_DIR}/'
+            yield str((undefined(name='ingress') if l_0_ingress is missing else l_0_ingress))
+            yield '"'
         yield '\n}\n'
     else:
         pass
@@ -63,4 +65,4 @@ def root(context, missing=missing):
     yield '\n'
 
 blocks = {}
-debug_info = '2=24&27=27&42=31&80=35&90=39&92=42&95=48&97=50&125=57&130=60'
+debug_info = '2=24&27=27&42=31&80=35&90=39&92=42&95=48&97=50&98=53&125=59&130=62'

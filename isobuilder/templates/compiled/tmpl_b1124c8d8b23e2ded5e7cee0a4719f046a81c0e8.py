@@ -19,6 +19,7 @@ def root(context, missing=missing):
     l_0_bootstrap = resolve('bootstrap')
     l_0_init_controller = resolve('init_controller')
     l_0_done = resolve('done')
+    l_0_firewall_unit = resolve('firewall_unit')
     try:
         t_1 = environment.filters['shquote']
     except KeyError:
@@ -68,7 +69,13 @@ def root(context, missing=missing):
         for event in gen:
             yield event
     finally: gen.close()
-    yield '\ninstall_packages() {\n  export DEBIAN_FRONTEND=noninteractive\n  APT_CHANGED=0\n  if ! command -v curl >/dev/null || ! command -v gpg >/dev/null; then\n    apt_update\n    "${APT[@]}" install -y ca-certificates curl gpg\n  fi\n  # shellcheck disable=SC1091  # os-release is there on every Debian and Ubuntu\n  . /etc/os-release\n  # Kubernetes >= 1.36 needs containerd 2.x, newer than Debian 12 and Ubuntu 24.04 ship: Docker\'s repository has it.\n  add_apt_repository docker "https://download.docker.com/linux/${ID}/gpg" \\\n    "deb [signed-by=/etc/apt/keyrings/docker.gpg] https://download.docker.com/linux/${ID} ${VERSION_CODENAME} stable"\n  add_apt_repository kubernetes "https://pkgs.k8s.io/core:/stable:/${K8S_MINOR}/deb/Release.key" \\\n    "deb [signed-by=/etc/apt/keyrings/kubernetes.gpg] https://pkgs.k8s.io/core:/stable:/${K8S_MINOR}/deb/ /"\n  local want=(kubelet="${K8S_VERSION}-*" kubeadm="${K8S_VERSION}-*" kubectl="${K8S_VERSION}-*")\n  want+=(containerd.io="${CONTAINERD_VERSION}*")\n  if [[ "$(dpkg-query -W -f=\'${Version}\' kubelet 2>/dev/null)" == "${K8S_VERSION}-"* ]] && [[ $APT_CHANGED == 0 ]] \\\n    && [[ "$(dpkg-query -W -f=\'${Version}\' containerd.io 2>/dev/null)" == "${CONTAINERD_VERSION}"* ]]; then\n    log "packages already at ${K8S_VERSION}"\n    return\n  fi\n  log "installing containerd and Kubernetes ${K8S_VERSION} packages"\n  apt_update\n  apt-mark unhold kubelet kubeadm kubectl >/dev/null 2>&1 || true\n  "${APT[@]}" install -y --allow-change-held-packages "${want[@]}"\n  apt-mark hold kubelet kubeadm kubectl containerd.io >/dev/null\n}\n\n'
+    yield '\n'
+    if (undefined(name='firewall_unit') if l_0_firewall_unit is missing else l_0_firewall_unit):
+        pass
+        yield 'start_firewall() {  # first: the edge router faces the internet (nftables has Priority: important)\n  if ! command -v nft >/dev/null; then\n    apt_update\n    "${APT[@]}" install -y nftables\n  fi\n  systemctl daemon-reload\n  systemctl enable --now '
+        yield str((undefined(name='firewall_unit') if l_0_firewall_unit is missing else l_0_firewall_unit))
+        yield '\n}\n\n'
+    yield 'install_packages() {\n  export DEBIAN_FRONTEND=noninteractive\n  APT_CHANGED=0\n  if ! command -v curl >/dev/null || ! command -v gpg >/dev/null; then\n    apt_update\n    "${APT[@]}" install -y ca-certificates curl gpg\n  fi\n  # shellcheck disable=SC1091  # os-release is there on every Debian and Ubuntu\n  . /etc/os-release\n  # Kubernetes >= 1.36 needs containerd 2.x, newer than Debian 12 and Ubuntu 24.04 ship: Docker\'s repository has it.\n  add_apt_repository docker "https://download.docker.com/linux/${ID}/gpg" \\\n    "deb [signed-by=/etc/apt/keyrings/docker.gpg] https://download.docker.com/linux/${ID} ${VERSION_CODENAME} stable"\n  add_apt_repository kubernetes "https://pkgs.k8s.io/core:/stable:/${K8S_MINOR}/deb/Release.key" \\\n    "deb [signed-by=/etc/apt/keyrings/kubernetes.gpg] https://pkgs.k8s.io/core:/stable:/${K8S_MINOR}/deb/ /"\n  local want=(kubelet="${K8S_VERSION}-*" kubeadm="${K8S_VERSION}-*" kubectl="${K8S_VERSION}-*")\n  want+=(containerd.io="${CONTAINERD_VERSION}*")\n  if [[ "$(dpkg-query -W -f=\'${Version}\' kubelet 2>/dev/null)" == "${K8S_VERSION}-"* ]] && [[ $APT_CHANGED == 0 ]] \\\n    && [[ "$(dpkg-query -W -f=\'${Version}\' containerd.io 2>/dev/null)" == "${CONTAINERD_VERSION}"* ]]; then\n    log "packages already at ${K8S_VERSION}"\n    return\n  fi\n  log "installing containerd and Kubernetes ${K8S_VERSION} packages"\n  apt_update\n  apt-mark unhold kubelet kubeadm kubectl >/dev/null 2>&1 || true\n  "${APT[@]}" install -y --allow-change-held-packages "${want[@]}"\n  apt-mark hold kubelet kubeadm kubectl containerd.io >/dev/null\n}\n\n'
     template = environment.get_template('_containerd.sh.j2', 'install.sh.j2')
     gen = template.root_render_func(template.new_context(context.get_all(), True, {}))
     try:
@@ -82,6 +89,9 @@ def root(context, missing=missing):
         for event in gen:
             yield event
     finally: gen.close()
+    if (undefined(name='firewall_unit') if l_0_firewall_unit is missing else l_0_firewall_unit):
+        pass
+        yield 'start_firewall\n'
     yield 'disable_swap\nkernel_prerequisites\ninstall_packages\nconfigure_containerd\n'
     if (undefined(name='is_controller') if l_0_is_controller is missing else l_0_is_controller):
         pass
@@ -92,4 +102,4 @@ def root(context, missing=missing):
     yield '\nfinish\n'
 
 blocks = {}
-debug_info = '8=30&9=32&10=34&11=36&12=38&13=40&14=42&15=45&16=47&17=49&18=53&21=56&23=58&37=65&66=72&78=79&83=86'
+debug_info = '8=31&9=33&10=35&11=37&12=39&13=41&14=43&15=46&16=48&17=50&18=54&21=57&23=59&37=66&38=73&45=76&77=79&89=86&90=92&97=96'

@@ -57,7 +57,9 @@ disable_swap() {
 }
 
 kernel_prerequisites() {
-  printf 'overlay\nbr_netfilter\n' >/etc/modules-load.d/isobuild-k8s.conf
+  # flannel's WireGuard backend creates a kernel WireGuard link (no userspace fallback).
+  printf 'overlay\nbr_netfilter\nwireguard\n' >/etc/modules-load.d/isobuild-k8s.conf
+  modprobe wireguard
   modprobe overlay
   modprobe br_netfilter
   printf '%s\n' 'net.bridge.bridge-nf-call-iptables = 1' 'net.bridge.bridge-nf-call-ip6tables = 1' \
@@ -216,10 +218,10 @@ join_control_plane() {
 }
 
 apply_addons() {
-  log "applying RBAC bindings, CNI (flannel), the edge ingress controller (ingress-nginx)"
+  log "applying RBAC bindings, CNI (flannel), the edge ingress controller (contour)"
   kubectl apply -f "${ADDONS_DIR}/rbac.yaml"
   kubectl apply -k "${ADDONS_DIR}/flannel"
-  kubectl apply -k "${ADDONS_DIR}/ingress-nginx"
+  kubectl apply -k "${ADDONS_DIR}/contour"
 }
 
 disable_swap

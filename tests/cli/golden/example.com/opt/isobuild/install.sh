@@ -52,7 +52,9 @@ disable_swap() {
 }
 
 kernel_prerequisites() {
-  printf 'overlay\nbr_netfilter\n' >/etc/modules-load.d/isobuild-k8s.conf
+  # flannel's WireGuard backend creates a kernel WireGuard link (no userspace fallback).
+  printf 'overlay\nbr_netfilter\nwireguard\n' >/etc/modules-load.d/isobuild-k8s.conf
+  modprobe wireguard
   modprobe overlay
   modprobe br_netfilter
   printf '%s\n' 'net.bridge.bridge-nf-call-iptables = 1' 'net.bridge.bridge-nf-call-ip6tables = 1' \
@@ -85,6 +87,15 @@ apt_update() {  # `apt-get update` takes the lists lock without waiting (apt-pkg
     sleep 15
   done
   die "apt-get update keeps failing; see the log above"
+}
+
+start_firewall() {  # first: the edge router faces the internet (nftables has Priority: important)
+  if ! command -v nft >/dev/null; then
+    apt_update
+    "${APT[@]}" install -y nftables
+  fi
+  systemctl daemon-reload
+  systemctl enable --now isobuild-firewall.service
 }
 
 install_packages() {
@@ -164,6 +175,7 @@ start_kubelet() {
   fi
 }
 
+start_firewall
 disable_swap
 kernel_prerequisites
 install_packages
