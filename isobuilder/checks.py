@@ -483,23 +483,39 @@ def _node_problems(cluster: Cluster, source: Source) -> Iterator[IsobuildError]:
 def _public_ip_problems(node: Node, cluster: Cluster, source: Source, ips: dict[str, str]) -> Iterator[IsobuildError]:
     """An edge router's public address beside its private one: the kubelet, flannel and its
     certificates use ``ip``, the internet reaches ``public_ip`` (the ingress, and nothing else:
-    the firewall). ``ips``: the addresses seen so far, and whose; this one is added."""
+    the firewall). ``ips``: the addresses seen so far, and whose; this one is added. One
+    problem at most: the first that applies."""
     if node.public_ip is None:
         return
     where = source.name(node, "public_ip")
-    if node.public_ip in ips or node.public_ip == cluster.vip:
-        owner = "the VIP" if node.public_ip == cluster.vip else f"node {ips[node.public_ip]!r}"
-        yield IsobuildError(f"{where}: {node.public_ip} is already used by {owner}", hint="give the node its own")
-    ips.setdefault(node.public_ip, node.name)
+    address = ipaddress.ip_address(node.public_ip)
+    inside = [
+        what
+        for what, net in (("service", cluster.service_cidr), ("pod", cluster.pod_cidr))
+        if address in ipaddress.ip_network(net)
+    ]
     if node.role is not Role.EDGE:
         yield IsobuildError(
             f"{where}: only an edge router has a public address",
             hint=f"make the node an edge router ({source.fix(node, 'role', 'edge')}), or leave public_ip out",
         )
+    elif node.public_ip == node.ip:
+        yield IsobuildError(
+            f"{where}: it is the node's own ip",
+            hint="an edge router on a public address alone needs no public_ip; with one, ip is its private address",
+        )
+    elif node.public_ip in ips or node.public_ip == cluster.vip:
+        owner = "the VIP" if node.public_ip == cluster.vip else f"node {ips[node.public_ip]!r}"
+        yield IsobuildError(f"{where}: {node.public_ip} is already used by {owner}", hint="give the node its own")
     elif not is_public(node.public_ip):
         yield IsobuildError(
-            f"{where}: {node.public_ip} is a private address",
+            f"{where}: {node.public_ip} is not an address on the internet",
             hint="public_ip is the address the internet reaches; the private one is the node's ip",
+        )
+    elif inside:
+        yield IsobuildError(
+            f"{where}: {node.public_ip} is inside the {inside[0]} CIDR",
+            hint=f"an address there is the cluster's own; change public_ip or {inside[0]}_cidr",
         )
     elif is_public(node.ip):
         yield IsobuildError(
@@ -507,6 +523,7 @@ def _public_ip_problems(node: Node, cluster: Cluster, source: Source, ips: dict[
             hint="with public_ip, ip is the node's private address (cluster traffic); "
             "an edge router on a public address alone needs no public_ip",
         )
+    ips.setdefault(node.public_ip, node.name)
 
 
 def cluster_warnings(cluster: Cluster) -> list[str]:

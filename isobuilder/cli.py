@@ -342,6 +342,9 @@ def image(
     """Re-package FOLDER/cloud-config/ into FOLDER/config.iso after a hand edit.
 
     Nothing else in the folder changes. SOURCE_DATE_EPOCH makes the image reproducible.
+    Refused: user data cloud-init would ignore (a misspelt #cloud-config header) or misread
+    (a key given twice), what `cloud-init schema` rejects where cloud-init is installed, and
+    an Ignition config without ignition.version.
 
     \b
     Example:
@@ -459,7 +462,7 @@ def kubeconfig_cmd(
       isobuild kubeconfig
       kubectl --kubeconfig inventory/kubeconfig get nodes
       isobuild kubeconfig --merge --use
-      isobuild kubeconfig --user alice --group developers --days 30
+      isobuild kubeconfig --user alice --group developers --days 90
       kubectl create clusterrolebinding developers-view --clusterrole=view --group=developers
     """
     from isobuilder.ops.kubeconfigs import admin_kubeconfig

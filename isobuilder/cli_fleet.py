@@ -37,12 +37,12 @@ app.add_typer(certs_app, name="certs")
 @certs_app.command("check")
 def certs_check(
     warn_days: Annotated[
-        int, typer.Option("--warn-days", min=0, help="Exit 1 when a certificate expires within this many days.")
+        int, typer.Option("--warn-days", min=0, help="Exit 1 when a certificate has expired or has fewer days left.")
     ] = 30,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON on stdout.")] = False,
 ) -> None:
     """Every certificate in the inventory (workstation and node folders), soonest expiry first;
-    exit 1 when any expires within --warn-days. Made for cron and CI.
+    exit 1 when any has expired or has fewer than --warn-days left. Made for cron and CI.
 
     \b
     Example:
@@ -54,30 +54,35 @@ def certs_check(
 
     ctx = _context()
     rows = certs.check(ctx)
-    soon = [r for r in rows if r.days_left(ctx.now) <= warn_days]
+    expired = [r for r in rows if r.expired(ctx.now)]
+    soon = [r for r in rows if not r.expired(ctx.now) and r.days_left(ctx.now) < warn_days]
     if as_json:
         emit_json({
             "now": ctx.now.isoformat(),
             "warn_days": warn_days,
             "certificates": [r.as_json(ctx.now) for r in rows],
+            "expired": len(expired),
             "expiring": len(soon),
         })  # fmt: skip
     else:
         table = [("EXPIRES", "LEFT", "WHERE", "FILE", "SUBJECT", "ISSUER")]
         for r in rows:
-            left = r.days_left(ctx.now)
-            flag = " !" if left <= warn_days else ""
-            table.append((f"{r.not_after:%Y-%m-%d}", f"{left:.0f}d{flag}", r.where, r.path, r.subject, r.issuer))
+            left = "expired" if r.expired(ctx.now) else f"{r.days_left(ctx.now)}d" + (" !" if r in soon else "")
+            table.append((f"{r.not_after:%Y-%m-%d}", left, r.where, r.path, r.subject, r.issuer))
         print_table(table)
-    if soon:
-        say(f"certs: {len(soon)} of {len(rows)} certificate(s) expire within {warn_days} days "
-            f"(first: {soon[0].path} on {soon[0].not_after:%Y-%m-%d})")  # fmt: skip
-        if any(r.is_ca for r in soon):
+    if expired or soon:
+        parts = [f"{len(expired)} expired"] if expired else []
+        parts += [f"{len(soon)} expire within {warn_days} days"] if soon else []
+        first = (expired or soon)[0]
+        verb = "expired" if expired else "expires"
+        say(f"certs: of {len(rows)} certificate(s), {' and '.join(parts)} "
+            f"(first: {first.path}, {verb} on {first.not_after:%Y-%m-%d})")  # fmt: skip
+        if any(r.is_ca for r in (*expired, *soon)):
             say("  a CA expires: renewing leaves cannot help; plan a CA rotation")
         else:
             say("  next:    isobuild certs renew --all (or the nodes named), then isobuild push NODE...")
         raise typer.Exit(1)
-    say(f"certs: {len(rows)} certificate(s), none expires within {warn_days} days")
+    say(f"certs: {len(rows)} certificate(s), none expired, none expires within {warn_days} days")
 
 
 @certs_app.command("renew")
@@ -355,7 +360,7 @@ def list_cmd(
       isobuild list
       isobuild list --json | jq -r '.nodes[] | select(.status != "up to date") | .name'
     """
-    from isobuilder.ops.inspect import list_nodes
+    from isobuilder.ops.inspect import NodeStatus, list_nodes
 
     rows, stray = list_nodes(_context())
     if as_json:
@@ -369,6 +374,10 @@ def list_cmd(
         table.append(row)
     table += [(folder.removeprefix("node-"), "-", "-", "-", "-", "-", "-", "not in cluster.yaml") for folder in stray]
     print_table(table)
+    expired = [r.node.name for r in rows if r.status is NodeStatus.CERTS_EXPIRED]
+    if expired:
+        say(f"list: certificates expired on {', '.join(expired)}: isobuild certs renew {' '.join(expired)}, "
+            f"then isobuild push each")  # fmt: skip
 
 
 @app.command()
@@ -377,8 +386,9 @@ def verify(
 ) -> None:
     """Re-check the whole inventory; exit 1 with one line per finding.
 
-    Checks: certificate chains, SANs against cluster.yaml, keys matching certificates, expiry,
-    modes (keys, user_data and ISOs 0600; ssl/ 0700), each ISO holding exactly its cloud-config/
+    Checks: certificate chains, SANs against cluster.yaml, keys matching certificates, expiry
+    (the admin's and users' kubeconfigs too), modes (keys, kubeconfigs, user_data and ISOs 0600;
+    ssl/ 0700), each ISO holding exactly its cloud-config/
     folder, and no CA or service-account key on a worker's or edge router's ISO or folder.
 
     \b

@@ -364,29 +364,23 @@ def is_ipv6(value: str) -> bool:
     return isinstance(_address(value), ipaddress.IPv6Address)
 
 
-# Where an address is not on the internet: RFC 1918, shared (CGNAT, RFC 6598), link-local,
-# loopback, IPv6 unique-local and link-local. Everything else counts as public, documentation
-# ranges too (192.0.2.0/24, 2001:db8::/32): they stand for public addresses in examples.
-_PRIVATE_NETS = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "100.64.0.0/10",
-        "169.254.0.0/16",
-        "127.0.0.0/8",
-        "fc00::/7",
-        "fe80::/10",
-        "::1/128",
-    )
+# Documentation ranges (RFC 5737, RFC 3849) stand for public addresses in examples and tests.
+_DOCUMENTATION_NETS = tuple(
+    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
 )
 
 
 def is_public(value: str) -> bool:
-    """Whether an address is on the internet (as an edge router's may be)."""
+    """Whether an address is on the internet (as an edge router's may be): global in IANA's
+    special-purpose registries (Python's ``is_global``: not RFC 1918, shared 100.64.0.0/10,
+    link-local, loopback, reserved, benchmarking, unique-local ...), and no IPv4 address in an
+    IPv6 form or a site-local one; or a documentation address."""
     ip = ipaddress.ip_address(value)
-    return not any(ip.version == net.version and ip in net for net in _PRIVATE_NETS)
+    if any(ip.version == net.version and ip in net for net in _DOCUMENTATION_NETS):
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and (ip.is_site_local or int(ip) < 1 << 32 or ip.ipv4_mapped):
+        return False
+    return ip.is_global
 
 
 def normal_ip(value: str) -> str:

@@ -10,7 +10,8 @@ CACHE=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/isobuild-test}
 MIRROR=${ISOBUILD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # python3-cffi-backend: cloud-init needs it through a virtual package debootstrap does not resolve;
 # ifupdown: as Debian 12's cloud images, cloud-init renders the network for it (eni)
-PACKAGES=linux-image-amd64,systemd-sysv,udev,cloud-init,python3-cffi-backend,ifupdown,ca-certificates,curl,gpg,kmod,iproute2,procps,util-linux
+# nftables: Priority important, so in every Debian install but minbase (an edge router's firewall)
+PACKAGES=linux-image-amd64,systemd-sysv,udev,cloud-init,python3-cffi-backend,ifupdown,ca-certificates,curl,gpg,kmod,iproute2,procps,util-linux,nftables
 key=$(sha256sum <"$0" | cut -c1-16)
 out="${CACHE}/guest-${key}"
 if [[ -f "${out}/done" ]]; then
@@ -52,6 +53,8 @@ mkdir -p /var/log/isobuild-test-run
 cp /run/cloud-init/ds-identify.log /run/cloud-init/cloud-init-generator.log /var/log/isobuild-test-run/ 2>/dev/null || true
 ls /run/cloud-init >/var/log/isobuild-test-run/listing 2>&1 || true
 lsblk -J -o NAME,TRAN,RM,LABEL,FSTYPE >/var/log/isobuild-test-lsblk.json 2>&1 || true
+nft list ruleset >/var/log/isobuild-test-nft.txt 2>&1 || true
+systemctl is-active isobuild-firewall.service >/var/log/isobuild-test-firewall.txt 2>&1 || true
 exec systemctl --no-block poweroff
 EOF
 chmod 0755 "${root}/usr/local/sbin/isobuild-test-poweroff"

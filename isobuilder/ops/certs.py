@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,12 @@ class CertRow:
     not_after: dt.datetime
     is_ca: bool
 
-    def days_left(self, now: dt.datetime) -> float:
-        return (self.not_after - now).total_seconds() / 86400
+    def days_left(self, now: dt.datetime) -> int:
+        """Whole days until it expires (rounded down: 0 on its last day, negative once expired)."""
+        return math.floor((self.not_after - now).total_seconds() / 86400)
+
+    def expired(self, now: dt.datetime) -> bool:
+        return self.not_after <= now
 
     def as_json(self, now: dt.datetime) -> dict[str, Any]:
         return {
@@ -45,7 +50,8 @@ class CertRow:
             "subject": self.subject,
             "issuer": self.issuer,
             "not_after": self.not_after.isoformat(),
-            "days_left": round(self.days_left(now), 1),
+            "days_left": self.days_left(now),
+            "expired": self.expired(now),
             "ca": self.is_ca,
         }
 

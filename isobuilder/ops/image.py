@@ -4,7 +4,12 @@ edit; nothing else changes. Inside an inventory it runs under the lock, in one t
 from __future__ import annotations
 
 import contextlib
+import gzip
+import io
 import json
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -20,9 +25,40 @@ from isobuilder.nodefolder import CLOUD_DIR, INSTALL, ISO
 from isobuilder.outside import write_outside
 from isobuilder.staterecord import STATE, NodeState
 
+# What cloud-init takes user data for, by its start (canonical/cloud-init,
+# cloudinit/handlers/__init__.py: INCLUSION_TYPES_MAP, and type_from_starts_with, which lowercases
+# and strips leading whitespace first); cloudinit/user_data.py convert_string decompresses gzip
+# and takes "mime-version:" in the first 4 KiB for a MIME multipart. Anything else it logs as
+# unhandled and ignores: the node boots unconfigured.
+CLOUD_INIT_STARTS = (
+    "#include", "#include-once", "#!", "#cloud-config", "#part-handler", "#cloud-boothook",
+    "#cloud-config-archive", "#cloud-config-jsonp", "## template: jinja",
+)  # fmt: skip
+_MAX_UNZIPPED = 64 << 20
+
+
+def cloud_init_kind(data: bytes) -> str | None:
+    """The start cloud-init recognises ``data`` by (``mime`` for a multipart), or None: it would
+    ignore the file. Gzipped data is looked at decompressed."""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(_MAX_UNZIPPED)
+        except (OSError, EOFError):
+            return None
+    if b"mime-version:" in data[:4096].lower():
+        return "mime"
+    try:
+        text = data.decode().lower().lstrip()
+    except UnicodeDecodeError:
+        return None
+    return max((start for start in CLOUD_INIT_STARTS if text.startswith(start)), key=len, default=None)
+
 
 def check_user_data(data: bytes, path: Path) -> None:
-    """Catch a broken hand edit before it ships: cloud-config must stay a YAML mapping, Ignition JSON."""
+    """Catch a broken hand edit before it ships: Ignition must stay JSON with its version;
+    cloud-config a YAML mapping with no key given twice (YAML keeps the last one, silently),
+    that ``cloud-init schema`` accepts where cloud-init is installed; and anything else a kind
+    of user data cloud-init knows (a misspelt header makes it ignore the whole file)."""
     hint = "fix the edit; the node would boot without its configuration"
     if data.lstrip().startswith(b"{"):
         try:
@@ -35,16 +71,55 @@ def check_user_data(data: bytes, path: Path) -> None:
         if not isinstance(version, str):
             raise IsobuildError(f"{path} is not an Ignition config (no ignition.version)", hint=hint)
         return
-    if not data.startswith(b"#cloud-config"):
-        return  # a script or another format: cloud-init decides
+    kind = cloud_init_kind(data)
+    if kind is None:
+        first = data.split(b"\n", 1)[0][:60].decode(errors="replace")
+        raise IsobuildError(
+            f"{path} starts with {first!r}, no kind of user data cloud-init knows: it would ignore the whole file",
+            hint="the first line of a cloud-config is exactly #cloud-config",
+        )
+    if kind != "#cloud-config" or data[:2] == b"\x1f\x8b":
+        return  # a script, an include, a MIME multipart, gzip: cloud-init decides
     try:
-        parsed = serialize.load_yaml(data)
+        parsed = serialize.load_yaml(data, unique_keys=True)
+    except serialize.DuplicateKey as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+        raise IsobuildError(
+            f"{path}: {exc.problem} in one mapping (line {line}): cloud-init would keep the last and drop the others",
+            hint="merge them into one key",
+        ) from None
     except yaml.YAMLError as exc:
         raise IsobuildError(f"{path} is not valid YAML{clusterfile.yaml_error_line(exc)}", hint=hint) from None
     except ValueError:
         raise IsobuildError(f"{path} is not UTF-8 text", hint=hint) from None
     if not isinstance(parsed, dict):
         raise IsobuildError(f"{path} is not a cloud-config mapping", hint=hint)
+    _cloud_init_schema(data, path)
+
+
+def _cloud_init_schema(data: bytes, path: Path) -> None:
+    """``cloud-init schema`` on the edit, where cloud-init is installed (the workstation may
+    not have it: then only the checks above hold). Its own words in the error."""
+    tool = shutil.which("cloud-init")
+    if tool is None:
+        return
+    with tempfile.NamedTemporaryFile(prefix="isobuild-user-data-") as scratch:  # 0600: it holds keys
+        scratch.write(data)
+        scratch.flush()
+        try:
+            result = subprocess.run(
+                [tool, "schema", "--config-file", scratch.name], capture_output=True, text=True, timeout=120
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return  # a cloud-init that cannot run checks nothing
+    if result.returncode == 0:
+        return
+    said = " ".join((result.stderr + result.stdout).replace(scratch.name, str(path)).split())
+    said = said.removeprefix("Error: ").strip()
+    raise IsobuildError(
+        f"{path}: cloud-init schema (cloud-init on this machine) rejects it: {said[:400]}",
+        hint=f"fix the edit; cloud-init schema --config-file {path} shows the same",
+    )
 
 
 def refuse_install_edit(folder: Path) -> None:

@@ -36,6 +36,7 @@ class NodeStatus(enum.StrEnum):
     UP_TO_DATE = "up to date"
     STALE = "stale"
     NOT_BUILT = "not built"
+    CERTS_EXPIRED = "certs expired"  # built from cluster.yaml as it is, but its certificates are past their end
 
 
 # -- list --------------------------------------------------------------------------------------
@@ -87,6 +88,8 @@ def list_nodes(ctx: Context) -> tuple[list[Row], list[str]]:
             state_text = read_file(folder / STATE)
             if state_text is None:
                 status = NodeStatus.NOT_BUILT
+            elif expiry is not None and expiry <= ctx.now:
+                status = NodeStatus.CERTS_EXPIRED
             elif node_is_current(inv, cluster, node, authority):
                 status = NodeStatus.UP_TO_DATE
             else:
@@ -109,7 +112,11 @@ def verify(ctx: Context) -> list[str]:
     with inv.locked():
         cluster = load_cluster(inv)
         authority = load_authority(ctx)
-        findings = [*_verify_workstation(inv), *_verify_kubeconfig_servers(inv, cluster)]
+        findings = [
+            *_verify_workstation(inv),
+            *_verify_kubeconfig_servers(inv, cluster),
+            *_verify_kubeconfig_expiry(ctx),
+        ]
         cas = {s: authority.ca_cert(s) for s in Signer}
         # Secret keys are told by their public half: no passphrase needed, and encrypted CA keys
         # on disk are still recognised once decrypted onto a drive.
@@ -139,14 +146,40 @@ def _verify_workstation(inv: Inventory) -> Iterator[str]:
     yield from _mode_finding(inv.root / "kubeconfig", 0o600, inv.root)
 
 
+def _workstation_kubeconfigs(inv: Inventory) -> list[Path]:
+    """The admin kubeconfig and the user kubeconfigs the inventory holds."""
+    return [p for p in [inv.root / "kubeconfig", *sorted((inv.root / USERS_DIR).glob("*.kubeconfig"))] if p.is_file()]
+
+
+def _verify_kubeconfig_expiry(ctx: Context) -> Iterator[str]:
+    """The admin's and every user's kubeconfig: 0600 (a client key), and a client certificate
+    still valid (kubectl would be refused with an expired one)."""
+    inv = ctx.inventory
+    for path in _workstation_kubeconfigs(inv):
+        rel = path.relative_to(inv.root)
+        if path.parent.name == USERS_DIR:  # the admin's mode is checked with the workstation's
+            yield from _mode_finding(path, 0o600, inv.root)
+        try:
+            pair = kubeconfig.keypair(read_file(path) or b"", str(rel))
+            end = pair.cert.not_valid_after_utc if pair is not None else None
+        except IsobuildError as exc:
+            yield f"{rel}: {exc.message}"
+            continue
+        if end is None:
+            yield f"{rel}: holds no client certificate"
+        elif end <= ctx.now:
+            again = "isobuild kubeconfig" + (f" --user {path.stem}" if path.parent.name == USERS_DIR else "")
+            yield f"{rel}: its client certificate expired on {end:%Y-%m-%d} (run {again})"
+
+
 def _verify_kubeconfig_servers(inv: Inventory, cluster: Cluster) -> Iterator[str]:
     """A kubeconfig of the inventory that names an IP which is none of the cluster's (a
     controller moved by a hand edit of cluster.yaml, then build): kubectl would reach nothing."""
     ours = {n.ip for n in cluster.controllers()} | ({cluster.vip} if cluster.vip else set())
     ours.add(cluster.endpoint_host_port()[0] if cluster.controllers() or cluster.endpoint or cluster.vip else "")
-    for path in [inv.root / "kubeconfig", *sorted((inv.root / USERS_DIR).glob("*.kubeconfig"))]:
+    for path in _workstation_kubeconfigs(inv):
         try:
-            server = kubeconfig.server_of(read_file(path) or b"", str(path)) if path.is_file() else None
+            server = kubeconfig.server_of(read_file(path) or b"", str(path))
         except IsobuildError:
             continue  # an unreadable one: its own finding elsewhere, not this one's
         host = urllib.parse.urlsplit(server).hostname if server else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,49 @@ def test_injection_attempts_in_values_are_refused_or_inert(run: Run, inv: Path, 
         assert result.code == 1
         assert result.err.startswith("Error: ") and "invalid " in result.err.splitlines()[0]
         assert not inv.exists()
+
+
+# -- `image` refuses what cloud-init would ignore or misread ---------------------------------------
+def _edit_user_data(example: Path, edit: Callable[[bytes], bytes]) -> tuple[Path, bytes]:
+    folder = example / "node-worker1"
+    user_data = folder / "cloud-config/openstack/latest/user_data"
+    user_data.write_bytes(edit(user_data.read_bytes()))
+    return folder, (folder / "config.iso").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("edit", "first_line"),
+    [
+        (lambda d: d.replace(b"#cloud-config", b"#cloud-confg", 1),
+         "starts with '#cloud-confg', no kind of user data cloud-init knows: it would ignore the whole file"),
+        (lambda d: d + b"write_files: []\n",
+         ": 'write_files' is given twice in one mapping (line "),
+        (lambda d: d.replace(b"\nhostname:", b"\nhostname: a\nhostname:", 1),
+         ": 'hostname' is given twice in one mapping (line "),
+        (lambda d: d + b"runcmd_typo: 5\nntp: {enabled: maybe}\n",
+         ": cloud-init schema (cloud-init on this machine) rejects it: Cloud config schema errors: ntp.enabled: "),
+        (lambda d: d.replace(b"#cloud-config", b"#Cloud-Config", 1),
+         ': cloud-init schema (cloud-init on this machine) rejects it: Cloud config schema errors: format-l1.c1: '),
+    ],
+    ids=["misspelt header", "duplicate top-level key", "duplicate key", "schema", "header case"],
+)  # fmt: skip
+def test_image_refuses_user_data_cloud_init_would_ignore_or_misread(
+    run: Run, example: Path, edit: Callable[[bytes], bytes], first_line: str
+) -> None:
+    require_tool("cloud-init")
+    folder, iso = _edit_user_data(example, edit)
+    result = run("image", str(folder))
+    assert result.code == 1
+    lines = result.err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("Error: ") and lines[1].startswith("Hint: "), result.err
+    assert first_line in lines[0], lines[0]
+    assert (folder / "config.iso").read_bytes() == iso  # nothing written
+
+
+def test_image_packages_a_script_or_gzip_user_data_as_cloud_init_takes_them(run: Run, example: Path) -> None:
+    import gzip
+
+    folder, _ = _edit_user_data(example, lambda d: b"#!/bin/sh\necho hello\n")
+    assert run("image", str(folder)).code == 0
+    folder, _ = _edit_user_data(example, lambda d: gzip.compress(b"#cloud-config\nhostname: w1\n", mtime=0))
+    assert run("image", str(folder)).code == 0

@@ -6,6 +6,8 @@ isobuilder/manifests.py and docs/KUBEADM.md."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import ipaddress
 import json
 import re
@@ -130,7 +132,20 @@ def test_public_ip_is_refused_where_it_cannot_be(run: Run, inv: Path) -> None:
     assert run("node", "c1", "10.0.0.1").code == 0
     cases = {
         ("w1", "10.0.0.2", "--public-ip", "203.0.113.5"): "Error: --public-ip: only an edge router has a public address",
-        ("e1", "10.0.0.2", "--public-ip", "10.0.0.9", "--role", "edge"): "Error: --public-ip: 10.0.0.9 is a private address",
+        ("e1", "10.0.0.2", "--public-ip", "10.0.0.9", "--role", "edge"): (
+            "Error: --public-ip: 10.0.0.9 is not an address on the internet"
+        ),
+        ("e1", "10.0.0.2", "--public-ip", "240.0.0.1", "--role", "edge"): (
+            "Error: --public-ip: 240.0.0.1 is not an address on the internet"
+        ),
+        ("e1", "10.0.0.2", "--public-ip", "::10.0.0.1", "--role", "edge"): (
+            "Error: --public-ip: ::a00:1 is not an address on the internet"
+        ),
+        # one problem, one error: a private address that is also another node's
+        ("e1", "10.0.0.2", "--public-ip", "10.0.0.1", "--role", "edge"): (
+            "Error: --public-ip: 10.0.0.1 is already used by node 'c1'"
+        ),
+        ("e1", "10.0.0.2", "--public-ip", "10.0.0.2", "--role", "edge"): "Error: --public-ip: it is the node's own ip",
         ("e1", "198.51.100.7", "--public-ip", "203.0.113.5", "--role", "edge"): (
             "Error: --public-ip: the node's ip 198.51.100.7 is public too"
         ),
@@ -147,6 +162,16 @@ def test_public_ip_is_refused_where_it_cannot_be(run: Run, inv: Path) -> None:
     assert result.code == 1
     assert result.err.splitlines()[0] == "Error: --public-ip: 203.0.113.5 is already used by node 'e1'"
     assert "  public_ip: 203.0.113.5" in (inv / "cluster.yaml").read_text()
+    # In cluster.yaml, inside the service CIDR: refused where it is written.
+    cluster = inv / "cluster.yaml"
+    text = cluster.read_text()
+    cluster.write_text(text.replace("service_cidr: 10.96.0.0/12", "service_cidr: 203.0.113.0/24"))
+    result = run("build")
+    assert result.code == 1
+    assert (
+        result.err.splitlines()[0] == "Error: cluster.yaml: nodes[1].public_ip: 203.0.113.5 is inside the service CIDR"
+    )
+    cluster.write_text(text)
 
 
 def test_edge_scripts_pass_shellcheck_and_the_units_pass_systemd(edges: Path, tmp_path: Path) -> None:
@@ -185,29 +210,45 @@ def test_the_flatcar_edge_router_enables_its_firewall_in_ignition(edges: Path, t
 
 
 # -- the kernel enforcing it ---------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Hosts:
+    edge: str  # the edge router: 192.168.77.1, and 10.244.1.1 towards its pod
+    peer: str  # a cluster node's address (192.168.77.2) and a stranger's (192.168.77.3)
+    pod: str  # a pod on the edge router: 10.244.1.2
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
 @pytest.fixture
-def two_hosts() -> Iterator[tuple[str, str]]:
-    """Two network namespaces on a veth pair: the edge router (192.168.77.1) and a host holding a
-    cluster node's address (192.168.77.2) and a stranger's (192.168.77.3). No traffic leaves them."""
+def hosts() -> Iterator[Hosts]:
+    """Three network namespaces: an edge router routing between the others (a peer network and a
+    pod), its peer holding a cluster node's address and a stranger's. No traffic leaves them."""
     require_tool("ip")
     tag = uuid.uuid4().hex[:6]
-    edge, other = f"isobuild-edge-{tag}", f"isobuild-peer-{tag}"
-    for ns in (edge, other):
-        subprocess.run(["ip", "netns", "add", ns], check=True)
+    found = Hosts(f"isobuild-edge-{tag}", f"isobuild-peer-{tag}", f"isobuild-pod-{tag}")
+    for ns in (found.edge, found.peer, found.pod):
+        _ip("netns", "add", ns)
     try:
-        subprocess.run(["ip", "link", "add", f"ve{tag}", "netns", edge, "type", "veth", "peer", "name",
-                        f"vp{tag}", "netns", other], check=True)  # fmt: skip
+        for ours, theirs, ns in ((f"ve{tag}", f"vp{tag}", found.peer), (f"vc{tag}", f"vq{tag}", found.pod)):
+            _ip("link", "add", ours, "netns", found.edge, "type", "veth", "peer", "name", theirs, "netns", ns)
         for ns, dev, addresses in (
-            (edge, f"ve{tag}", ["192.168.77.1/24"]),
-            (other, f"vp{tag}", ["192.168.77.2/24", "192.168.77.3/24"]),
+            (found.edge, f"ve{tag}", ["192.168.77.1/24"]),
+            (found.peer, f"vp{tag}", ["192.168.77.2/24", "192.168.77.3/24"]),
+            (found.edge, f"vc{tag}", ["10.244.1.1/24"]),
+            (found.pod, f"vq{tag}", ["10.244.1.2/24"]),
         ):
             for address in addresses:
-                subprocess.run(["ip", "-n", ns, "addr", "add", address, "dev", dev], check=True)
-            subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
-            subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        yield edge, other
+                _ip("-n", ns, "addr", "add", address, "dev", dev)
+            _ip("-n", ns, "link", "set", dev, "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+        _ip("-n", found.peer, "route", "add", "10.244.0.0/16", "via", "192.168.77.1")  # a neighbour routing pods
+        _ip("-n", found.pod, "route", "add", "default", "via", "10.244.1.1")
+        subprocess.run(["ip", "netns", "exec", found.edge, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+        yield found
     finally:
-        for ns in (edge, other):
+        for ns in (found.edge, found.peer, found.pod):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
@@ -216,57 +257,81 @@ import socket, sys, time
 socks = []
 for port in (int(p) for p in sys.argv[1:]):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("192.168.77.1", port)); s.listen(); socks.append(s)
+    s.bind(("0.0.0.0", port)); s.listen(); socks.append(s)
 print("ready", flush=True)
 time.sleep(60)
 """
 CONNECT = """
 import socket, sys
-source, port = sys.argv[1], int(sys.argv[2])
+source, target, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s = socket.socket(); s.settimeout(1.5); s.bind((source, 0))
 try:
-    s.connect(("192.168.77.1", port)); print("open")
+    s.connect((target, port)); print("open")
 except socket.timeout:
     print("dropped")
 except ConnectionRefusedError:
     print("refused")
 """
+# What kube-proxy (a NodePort) and the portmap CNI plugin (a hostPort) do to traffic for the
+# edge router, standing in for them: DNAT to its pod.
+DNAT = """
+table ip standin {
+    chain prerouting {
+        type nat hook prerouting priority dstnat;
+        ip daddr 192.168.77.1 tcp dport 80 dnat to 10.244.1.2:8080
+        ip daddr 192.168.77.1 tcp dport 30080 dnat to 10.244.1.2:9000
+    }
+}
+"""
 
 
-def test_the_kernel_admits_the_ingress_from_anyone_and_the_kubelet_from_the_cluster(
-    run: Run, inv: Path, tmp_path: Path, two_hosts: tuple[str, str]
-) -> None:
-    edge_ns, other_ns = two_hosts
-    assert run("init").code == 0
-    assert run("node", "c1", "192.168.77.2").code == 0
-    assert run("node", "edge", "192.168.77.1", "--master", "c1", "--role", "edge").code == 0
-    ruleset = tmp_path / "firewall.nft"
-    ruleset.write_bytes(_host_files(inv, "edge")[RULESET_PATH])
-    subprocess.run(["ip", "netns", "exec", edge_ns, require_tool("nft"), "-f", str(ruleset)], check=True)
-    server = subprocess.Popen(["ip", "netns", "exec", edge_ns, "python3", "-c", LISTEN, "443", "10250", "8472"],
+@contextlib.contextmanager
+def _listening(ns: str, *ports: int) -> Iterator[None]:
+    server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", LISTEN, *map(str, ports)],
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-
-        def connect(source: str, port: int) -> str:
-            result = subprocess.run(["ip", "netns", "exec", other_ns, "python3", "-c", CONNECT, source, str(port)],
-                                    capture_output=True, text=True, check=True)  # fmt: skip
-            return result.stdout.strip()
-
-        assert connect("192.168.77.3", 443) == "open"  # the ingress: anyone
-        assert connect("192.168.77.3", 10250) == "dropped"  # the kubelet: not a stranger
-        assert connect("192.168.77.2", 10250) == "open"  # ... but the controller
-        assert connect("192.168.77.3", 22) == "refused"  # SSH: open (nothing listens here)
-        assert connect("192.168.77.3", 6443) == "dropped"
+        yield
     finally:
         server.kill()
         server.wait()
         if server.stdout is not None:
             server.stdout.close()
+
+
+def test_the_kernel_admits_the_ingress_from_anyone_and_the_rest_from_the_cluster(
+    run: Run, inv: Path, tmp_path: Path, hosts: Hosts
+) -> None:
+    assert run("init").code == 0
+    assert run("node", "c1", "192.168.77.2").code == 0
+    assert run("node", "edge", "192.168.77.1", "--master", "c1", "--role", "edge").code == 0
+    ruleset = tmp_path / "firewall.nft"
+    ruleset.write_bytes(_host_files(inv, "edge")[RULESET_PATH])
+    nft = ["ip", "netns", "exec", hosts.edge, require_tool("nft")]
+    subprocess.run([*nft, "-f", str(ruleset)], check=True)
+    (tmp_path / "dnat.nft").write_text(DNAT)
+    subprocess.run([*nft, "-f", str(tmp_path / "dnat.nft")], check=True)
+
+    def connect(source: str, target: str, port: int) -> str:
+        result = subprocess.run(["ip", "netns", "exec", hosts.peer, "python3", "-c", CONNECT, source, target, str(port)],
+                                capture_output=True, text=True, check=True)  # fmt: skip
+        return result.stdout.strip()
+
+    node, stranger, edge, pod = "192.168.77.2", "192.168.77.3", "192.168.77.1", "10.244.1.2"
+    with _listening(hosts.edge, 443, 10250, 8472), _listening(hosts.pod, 8080, 9000):
+        assert connect(stranger, edge, 443) == "open"  # the ingress: anyone
+        assert connect(stranger, edge, 10250) == "dropped"  # the kubelet: not a stranger
+        assert connect(node, edge, 10250) == "open"  # ... but the controller
+        assert connect(stranger, edge, 22) == "refused"  # SSH: open (nothing listens here)
+        assert connect(stranger, edge, 6443) == "dropped"
+        assert connect(stranger, edge, 80) == "open"  # a hostPort ingress, DNAT to its pod
+        assert connect(stranger, edge, 30080) == "dropped"  # a NodePort: the cluster's
+        assert connect(node, edge, 30080) == "open"
+        assert connect(stranger, pod, 9000) == "dropped"  # a pod routed through the edge router
+        assert connect(node, pod, 9000) == "open"
     # apply.sh reloads it as a whole: loading it twice leaves one table.
-    exec_nft = ["ip", "netns", "exec", edge_ns, require_tool("nft")]
-    subprocess.run([*exec_nft, "-f", str(ruleset)], check=True)
-    tables = subprocess.run([*exec_nft, "list", "tables"], capture_output=True, text=True, check=True).stdout
+    subprocess.run([*nft, "-f", str(ruleset)], check=True)
+    tables = subprocess.run([*nft, "list", "tables"], capture_output=True, text=True, check=True).stdout
     assert tables.split("\n").count("table inet isobuild") == 1
 
 

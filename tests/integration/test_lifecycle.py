@@ -16,7 +16,7 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from isobuilder import configdrive, ignition, pki
+from isobuilder import configdrive, ignition, kubeconfig, pki
 from tests.fake_apiserver import serving
 from tests.helpers import Run, kubectl
 
@@ -56,14 +56,16 @@ def test_check_flags_a_certificate_ten_days_from_expiry(
     issued = issued_now(example)
     fine = run("certs", "check")
     assert fine.code == 0, fine.err
-    assert "none expires within 30 days" in fine.err
-    at(monkeypatch, issued + dt.timedelta(days=355))  # leaves (365 days) have 10 days left
+    assert "none expired, none expires within 30 days" in fine.err
+    now = issued + dt.timedelta(days=355, hours=1)  # leaves (365 days) have 9 days and 23 hours left
+    at(monkeypatch, now)
     result = run("certs", "check", "--json")
     assert result.code == 1
     data = json.loads(result.out)
-    expiring = [c for c in data["certificates"] if c["days_left"] <= 30]
-    assert data["expiring"] == len(expiring) > 0
-    assert all(9.9 <= c["days_left"] <= 10.1 for c in expiring)
+    expiring = [c for c in data["certificates"] if c["days_left"] < 30]
+    assert data["expiring"] == len(expiring) > 0 and data["expired"] == 0
+    assert {c["days_left"] for c in expiring} == {9}  # whole days, rounded down
+    assert not any(c["expired"] for c in data["certificates"])
     assert {c["where"] for c in expiring} >= {"workstation", "node-controller", "node-worker1", "node-example.com"}
     assert not any(c["ca"] for c in expiring)  # the CAs have ten years
     assert data["certificates"] == sorted(data["certificates"], key=lambda c: (c["not_after"], c["path"]))
@@ -72,7 +74,49 @@ def test_check_flags_a_certificate_ten_days_from_expiry(
     assert run("certs", "check", "--warn-days", "5").code == 0
     table = run("certs", "check").out.splitlines()
     assert table[0].split() == ["EXPIRES", "LEFT", "WHERE", "FILE", "SUBJECT", "ISSUER"]
-    assert "10d !" in table[1]
+    assert "9d !" in table[1]
+
+
+def test_check_list_and_verify_call_an_expired_certificate_expired(
+    run: Run, example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at(monkeypatch, issued_now(example) + dt.timedelta(days=366))
+    result = run("certs", "check", "--json")
+    assert result.code == 1
+    data = json.loads(result.out)
+    leaves = [c for c in data["certificates"] if not c["ca"]]
+    assert all(c["expired"] and c["days_left"] < 0 for c in leaves)
+    assert data["expired"] == len(leaves) and data["expiring"] == 0
+    text = run("certs", "check")
+    assert text.code == 1
+    assert text.err.startswith(f"certs: of {len(data['certificates'])} certificate(s), {len(leaves)} expired (first: ")
+    assert "expire within" not in text.err
+    assert [line.split()[1] for line in text.out.splitlines()[1 : len(leaves) + 1]] == ["expired"] * len(leaves)
+    listed = json.loads(run("list", "--json").out)
+    assert {n["status"] for n in listed["nodes"]} == {"certs expired"}
+    assert "list: certificates expired on controller, worker1" in run("list").err
+    findings = json.loads(run("verify", "--json").out)["findings"]
+    assert any(f.startswith("kubeconfig: its client certificate expired on ") for f in findings), findings
+    assert any(f.startswith("node-worker1/ssl/kubelet.crt: expired on ") for f in findings), findings
+
+
+def test_verify_checks_the_user_kubeconfigs_mode_and_expiry(
+    run: Run, example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("kubeconfig", "--user", "alice", "--group", "developers", "--days", "90").code == 0
+    user = example / "users" / "alice.kubeconfig"
+    assert run("verify").code == 0
+    assert run("certs", "check").code == 0  # the README's example passes the recommended check
+    user.chmod(0o644)
+    assert json.loads(run("verify", "--json").out)["findings"] == ["users/alice.kubeconfig: mode 0644, want 0600"]
+    user.chmod(0o600)
+    pair = kubeconfig.keypair(user.read_bytes(), "alice")
+    assert pair is not None
+    at(monkeypatch, issued_now(example) + dt.timedelta(days=91))
+    assert json.loads(run("verify", "--json").out)["findings"] == [
+        f"users/alice.kubeconfig: its client certificate expired on "
+        f"{pair.cert.not_valid_after_utc:%Y-%m-%d} (run isobuild kubeconfig --user alice)"
+    ]
 
 
 def test_renew_all_clears_the_warning_keeps_keys_and_never_touches_a_ca(

@@ -25,8 +25,8 @@ NOCLOUD_MAC, NOCLOUD_OTHER = "52:54:00:12:34:57", "52:54:00:65:43:22"
 
 @pytest.fixture(scope="module")
 def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Path, Booted]]]:
-    """Workers of one cluster (one per medium, one with a static address and two NICs) and its
-    controller, each booted once from its ISO."""
+    """Workers of one cluster (one per medium, one with a static address and two NICs), its
+    controller and an edge router, each booted once from its ISO."""
     from isobuilder.cli import main
 
     tmp = tmp_path_factory.mktemp("vm")
@@ -38,10 +38,11 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple
          "--gateway", "10.20.0.254", "--dns", "10.20.0.53", "--mtu", "1400"),
         ("node", "w-static", "10.20.0.4/24", "--master", "ctrl", "--mac", STATIC_MAC, "--gateway", "10.20.0.254",
          "--dns", "10.20.0.53", "--mtu", "1400"),
+        ("node", "edge", "10.20.0.5", "--public-ip", "203.0.113.5", "--master", "ctrl", "--role", "edge"),
     ):  # fmt: skip
         assert main(["-q", "--inventory", str(inv), *args]) == 0
     image = guest_image()
-    names = ("w-config2", "w-nocloud", "w-static", "ctrl")
+    names = ("w-config2", "w-nocloud", "w-static", "ctrl", "edge")
     # The node's NIC second: found by its MAC, not its place; from network_data.json (config-2)
     # and from network-config (NoCloud).
     nics = {"w-static": (OTHER_MAC, STATIC_MAC), "w-nocloud": (NOCLOUD_OTHER, NOCLOUD_MAC)}
@@ -151,6 +152,19 @@ def test_a_controller_s_ca_files_land_0600(booted: dict[str, tuple[Path, Booted]
     assert vm.stat("/etc/kubernetes/pki/ca.crt") == (0o644, 0, 0)
     log = (vm.read("/var/log/isobuild-install.log") or b"").decode()
     assert "setting up controller ctrl " in log, log
+
+
+def test_an_edge_router_loads_its_firewall_on_first_boot(booted: dict[str, tuple[Path, Booted]]) -> None:
+    """install.sh's first step: the unit cloud-init wrote, enabled and started by systemd, the
+    ruleset in the guest's kernel (listed by nft before poweroff), and enabled for every boot."""
+    _, vm = booted["edge"]
+    assert (vm.read("/var/log/isobuild-test-firewall.txt") or b"").decode().strip() == "active"
+    ruleset = (vm.read("/var/log/isobuild-test-nft.txt") or b"").decode()
+    assert "table inet isobuild {" in ruleset, ruleset
+    assert "10.20.0.1" in ruleset and "203.0.113.5" in ruleset and "tcp dport { 22, 80, 443 } accept" in ruleset
+    assert "isobuild-firewall.service" in vm.listing("/etc/systemd/system/sysinit.target.wants")
+    _, worker = booted["w-config2"]
+    assert "table inet isobuild" not in (worker.read("/var/log/isobuild-test-nft.txt") or b"").decode()
 
 
 # The USB cases: a stick alone, written by `isobuild usb`; plugged in before boot, or once systemd
