@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shlex
+import signal
 import subprocess
 import threading
 import urllib.parse
@@ -303,6 +304,10 @@ def dhcp_lease(client: str, tmp_path: Path, conf: str, tag: str) -> str:
          "-lf", str(lease), "-pf", str(tmp_path / f"{tag}.pid"), "-sf", "/bin/true", "eth0"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+    pid = tmp_path / f"{tag}.pid"
+    if pid.exists():  # with its lease, dhclient stays on in the background to renew it: stop it
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(pid.read_text().split()[0]), signal.SIGTERM)
     assert result.returncode == 0, result.stderr[-2000:]
     return lease.read_text()
 
