@@ -85,6 +85,17 @@ def is_group_name(value: str) -> bool:
     return is_user_name(value)
 
 
+_CONTEXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:/-]{0,252}")
+
+
+def check_context_name(value: str) -> str:
+    """A kubeconfig entry name for ``--context`` (kubectl takes any string; one that a shell,
+    YAML and kubectl's own ``--context`` flag pass through unchanged)."""
+    if not _CONTEXT_NAME.fullmatch(value):
+        raise bad_value("--context", value, "letters, digits and . _ @ : / -, starting with a letter or digit")
+    return value
+
+
 def check_name(name: str) -> str:
     # 52: the kubelet's certificate CN "system:node:<name>" must fit X.509's 64 characters.
     if isinstance(name, str) and is_ip(name):  # `master:` names a controller by name or IP: never both

@@ -437,7 +437,9 @@ def _progress(what: str) -> Any:
 @app.command("kubeconfig")
 def kubeconfig_cmd(
     server: Annotated[str | None, typer.Option("--server", help="API server URL (default: endpoint).")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", metavar="<file>", help="Write here instead (-: stdout).")
+    ] = None,
     merge: Annotated[
         bool, typer.Option("--merge", help="Merge into ~/.kube/config (or $KUBECONFIG's first file).")
     ] = False,
@@ -449,36 +451,60 @@ def kubeconfig_cmd(
         list[str] | None, typer.Option("--group", help="With --user: a group the user is in; repeatable.")
     ] = None,
     days: Annotated[int | None, typer.Option("--days", help="With --user: lifetime in days [cert_days].")] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            metavar="<name>",
+            help="Name the cluster, user and context this (e.g. to merge a second cluster of the same name).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --merge: replace entries of the same name from another cluster.")
+    ] = False,
 ) -> None:
     """Write the admin kubeconfig (inventory/kubeconfig, certs embedded, 0600), or with --user a
     least-privilege one (inventory/users/NAME.kubeconfig).
 
     The admin kubeconfig is break-glass (group kubeadm:cluster-admins). A --user kubeconfig
     carries only its user and --group names: it can do nothing until RBAC binds a role to them.
-    Context names are USER@CLUSTER, so --merge never collides with other clusters.
+    Context names are USER@CLUSTER. --merge refuses to replace another cluster's entries of
+    the same name (another server or CA): --context NAME merges under another name, --force
+    replaces them. It takes kubectl's lock on the file and keeps the file before as a backup.
+    -o - prints the kubeconfig on stdout.
 
     \b
     Example:
       isobuild kubeconfig
       kubectl --kubeconfig inventory/kubeconfig get nodes
       isobuild kubeconfig --merge --use
+      isobuild kubeconfig --merge --context lab-2      # a second cluster named lab
+      isobuild kubeconfig -o - | ssh admin@bastion 'cat >~/.kube/lab.conf'
       isobuild kubeconfig --user alice --group developers --days 90
       kubectl create clusterrolebinding developers-view --clusterrole=view --group=developers
     """
-    from isobuilder.ops.kubeconfigs import admin_kubeconfig
+    from isobuilder.ops.kubeconfigs import STDOUT, admin_kubeconfig
     from isobuilder.plan import UserRequest
 
     if use and not merge:
         raise IsobuildError("--use goes with --merge", hint="isobuild kubeconfig --merge --use")
     if merge and output:
         raise IsobuildError("--merge and --output exclude each other", hint="pick one target file")
+    if force and not merge:
+        raise IsobuildError("--force goes with --merge", hint="isobuild kubeconfig --merge --force")
     if (group or days is not None) and user is None:
         raise IsobuildError("--group and --days go with --user", hint="isobuild kubeconfig --user alice --group dev")
     request = UserRequest(user, tuple(group or ()), days) if user is not None else None
     merge_into = _default_kubeconfig() if merge else None
-    result = admin_kubeconfig(_context(), server=server, output=output, merge_into=merge_into, use=use, user=request)
-    say(f"Wrote {result.path} (context {result.context}, server {result.server}, "
-        f"valid until {result.expiry:%Y-%m-%d})")  # fmt: skip
+    result = admin_kubeconfig(
+        _context(), server=server, output=output, merge_into=merge_into, use=use, user=request, context=context,
+        force=force,
+    )  # fmt: skip
+    if output == STDOUT:
+        sys.stdout.buffer.write(result.text)
+        sys.stdout.flush()
+    where = "stdout" if output == STDOUT else result.path
+    say(f"Wrote {where} (context {result.context}, server {result.server}, valid until {result.expiry:%Y-%m-%d})")
     if result.backup:
         say(f"  previous file saved as {result.backup}")
     if request is not None:

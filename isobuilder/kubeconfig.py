@@ -38,6 +38,67 @@ def build(cluster_name: str, server: str, ca_pem: bytes, user: str, keypair: Key
     }
 
 
+def renamed(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """A one-cluster kubeconfig of ours with its cluster, user and context all named ``name``
+    (``kubeconfig --context``: two clusters of one name side by side in one file)."""
+    cluster, user, context = config["clusters"][0], config["users"][0], config["contexts"][0]
+    return {
+        **config,
+        "clusters": [{**cluster, "name": name}],
+        "users": [{**user, "name": name}],
+        "contexts": [{"name": name, "context": {**context["context"], "cluster": name, "user": name}}],
+        "current-context": name,
+    }
+
+
+def merge_conflicts(existing: dict[str, Any], new: dict[str, Any], ca_pem: bytes) -> list[str]:
+    """What merging ``new`` (one cluster of ours, its CA ``ca_pem``) into ``existing`` would
+    replace that is another cluster's: a cluster of the same name with another server or CA, a
+    context of the same name for another cluster or user, a user of the same name whose client
+    certificate this CA did not sign. The same cluster's entries (a renewal) replace freely."""
+    from isobuilder import pki
+
+    found = []
+    ours = {key: new[key][0] for key in ("clusters", "users", "contexts")}
+
+    def same_name(key: str) -> dict[str, Any] | None:
+        return next(
+            (e for e in existing.get(key) or [] if isinstance(e, dict) and e.get("name") == ours[key]["name"]), None
+        )
+
+    cluster = same_name("clusters")
+    if cluster is not None:
+        entry = cluster.get("cluster")
+        theirs: dict[str, Any] = entry if isinstance(entry, dict) else {}
+        mine = ours["clusters"]["cluster"]
+        if theirs.get("server") != mine["server"]:
+            found.append(f"a cluster named {ours['clusters']['name']!r} with server {theirs.get('server')!r}")
+        elif _decoded(theirs.get("certificate-authority-data")) != ca_pem:
+            found.append(f"a cluster named {ours['clusters']['name']!r} with another CA")
+    context = same_name("contexts")
+    if context is not None and context.get("context") != ours["contexts"]["context"]:
+        found.append(f"a context named {ours['contexts']['name']!r} for another cluster or user")
+    user = same_name("users")
+    if user is not None and user.get("user") != ours["users"]["user"]:
+        cert = _decoded(
+            (user.get("user") or {}).get("client-certificate-data") if isinstance(user.get("user"), dict) else None
+        )
+        try:
+            signed = cert is not None and pki.signed_by(pki.load_cert(cert, "user"), pki.load_cert(ca_pem, "ca.crt"))
+        except IsobuildError:
+            signed = False
+        if not signed:
+            found.append(f"a user named {ours['users']['name']!r} whose certificate another CA signed")
+    return found
+
+
+def _decoded(value: object) -> bytes | None:
+    try:
+        return base64.b64decode(value, validate=True) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def dump(config: dict[str, Any]) -> bytes:
     return serialize.yaml_text(config).encode()
 

@@ -187,7 +187,8 @@ def _renew(
     issued = issue(ctx.inventory, cluster, authority, ctx.now, user=user, server=server, renewal=renewal)
     stage(tx, issued)
     path = ctx.inventory.root / issued.stored
-    return KubeconfigResult(path, server, issued.config["current-context"], None, issued.pair.cert.not_valid_after_utc)
+    end = issued.pair.cert.not_valid_after_utc
+    return KubeconfigResult(path, server, issued.config["current-context"], None, end, issued.text)
 
 
 def follow_endpoint(ctx: Context, tx: Transaction, cluster: Cluster, authority: Authority, old: str) -> list[Path]:

@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from isobuilder import kubeconfig, pki
+from isobuilder import checks, kubeconfig, pki
 from isobuilder.authority import Authority
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
@@ -30,6 +30,9 @@ from isobuilder.plan import UserRequest
 ADMIN = "kubeconfig"  # the admin kubeconfig in the inventory
 
 
+STDOUT = Path("-")  # -o -: the kubeconfig on stdout, no file written
+
+
 @dataclasses.dataclass(frozen=True)
 class KubeconfigResult:
     path: Path
@@ -37,6 +40,7 @@ class KubeconfigResult:
     context: str
     backup: Path | None
     expiry: dt.datetime
+    text: bytes  # what was written (``-o -``: for stdout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,15 +144,21 @@ def admin_kubeconfig(
     merge_into: Path | None,
     use: bool,
     user: UserRequest | None = None,
+    context: str | None = None,
+    force: bool = False,
 ) -> KubeconfigResult:
     """The admin kubeconfig (``user`` None) or an extra user's, written to the inventory (or
-    ``output``) and optionally merged into ``merge_into``."""
+    ``output``; ``-``: returned as ``text`` for stdout) and optionally merged into ``merge_into``:
+    under kubectl's lock, refused when it would replace another cluster's entries (``context``
+    merges under another name, ``force`` replaces them), the file before kept as a backup."""
     inv = ctx.inventory
     user = user.checked() if user is not None else None
     with transaction(ctx) as tx:
-        for path, flag in ((output, "-o"), (merge_into, "--merge")):
+        for path, flag in ((None if output == STDOUT else output, "-o"), (merge_into, "--merge")):
             if path is not None:
                 check_target(path, inv, flag)
+        if context is not None:
+            checks.check_context_name(context)
         cluster = load_cluster(inv)
         url = server or cluster.server_url()
         if not url.startswith("https://"):
@@ -157,23 +167,37 @@ def admin_kubeconfig(
             )
         if merge_into is not None:  # a corrupt file to merge into stops us before anything is written
             kubeconfig.parse(read_file(merge_into) or b"", str(merge_into))
+        authority = load_authority(ctx)
         issued = issue(
-            inv, cluster, load_authority(ctx), ctx.now, user=user, server=url,
+            inv, cluster, authority, ctx.now, user=user, server=url,
             record_admin=output is None and merge_into is None,
         )  # fmt: skip
+        ca_pem = authority.files["ca.crt"]
         stage(tx, issued)
     backup = None
     target = output or merge_into or inv.root / issued.stored
-    text = issued.text
+    config = kubeconfig.renamed(issued.config, context) if context else issued.config
+    text = kubeconfig.dump(config) if context else issued.text
     if merge_into is not None:
         with kubeconfig_lock(merge_into):  # read, merge and write under kubectl's own lock
             current = read_file(merge_into) or b""
-            text = kubeconfig.dump(kubeconfig.merge(kubeconfig.parse(current, str(merge_into)), issued.config, use=use))
+            existing = kubeconfig.parse(current, str(merge_into))
+            conflicts = kubeconfig.merge_conflicts(existing, config, ca_pem)
+            if conflicts and not force:
+                more = f" (and {len(conflicts) - 1} more of its entries)" if len(conflicts) > 1 else ""
+                raise IsobuildError(
+                    f"{merge_into} already has {conflicts[0]}{more}: merging would replace it",
+                    hint="--context NAME merges under another name; --force replaces it",
+                )
+            text = kubeconfig.dump(kubeconfig.merge(existing, config, use=use))
             if current and current != text:
                 backup = _backup_name(merge_into, ctx.now)
                 write_outside(backup, current, 0o600)
             if current != text:
                 write_outside(merge_into, text, 0o600)
+    elif output == STDOUT:
+        pass  # the caller prints it
     elif target != inv.root / issued.stored and read_file(target) != text:
         write_outside(target, text, 0o600)
-    return KubeconfigResult(target, url, issued.config["current-context"], backup, issued.pair.cert.not_valid_after_utc)
+    end = issued.pair.cert.not_valid_after_utc
+    return KubeconfigResult(target, url, config["current-context"], backup, end, text)

@@ -505,7 +505,7 @@ def test_merges_in_the_same_second_keep_every_backup(
     monkeypatch.setenv("KUBECONFIG", str(kube))
     monkeypatch.setenv("ISOBUILD_NOW", "2026-06-01T00:00:00Z")
     assert run("kubeconfig", "--merge").code == 0
-    assert run("kubeconfig", "--merge", "--server", "https://10.10.10.1:7443").code == 0
+    assert run("kubeconfig", "--merge", "--server", "https://10.10.10.1:7443", "--force").code == 0
     backups = sorted(p.name for p in kube.parent.glob("config.bak-*"))
     assert backups == ["config.bak-20260601T000000Z", "config.bak-20260601T000000Z-2"]
     assert "PRECIOUS ORIGINAL" in (kube.parent / backups[0]).read_text()

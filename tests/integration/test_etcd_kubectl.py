@@ -248,3 +248,18 @@ def test_kubectl_with_another_clusters_ca_refuses_the_server(
     assert "/version" not in apiserver.paths
     # kubectl hung up, not the server: our admin certificate was never the problem
     assert not any(getattr(e, "reason", None) == "CERTIFICATE_VERIFY_FAILED" for e in apiserver.refused)
+
+
+def test_kubectl_sees_two_clusters_of_one_name_merged_side_by_side(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube = tmp_path / "config"
+    monkeypatch.setenv("KUBECONFIG", str(kube))
+    for inv, extra in ((tmp_path / "a", ()), (tmp_path / "b", ("--context", "lab-b"))):
+        assert run("node", "c1", "10.0.0.1", "--name", "lab", inventory=inv).code == 0
+        assert run("kubeconfig", "--merge", *extra, inventory=inv).code == 0
+    contexts = kubectl("--kubeconfig", str(kube), "config", "get-contexts", "-o", "name")
+    assert contexts.returncode == 0, contexts.stderr
+    assert contexts.stdout.split() == ["kubernetes-admin@lab", "lab-b"]
+    view = kubectl("--kubeconfig", str(kube), "config", "view", "--raw", "-o", "json", "--context", "lab-b", "--minify")
+    assert json.loads(view.stdout)["clusters"][0]["name"] == "lab-b"
