@@ -8,6 +8,7 @@ where errors become ``Error: ...`` lines and exit codes.
 # and string annotations would cost an eval each (~30 ms of every command's start).
 
 import dataclasses
+import enum
 import functools
 import inspect
 import json
@@ -32,7 +33,7 @@ app = typer.Typer(
     help="Per-node TLS, first-boot config and config-drive ISOs for Kubernetes clusters.\n\n"
     "\b\nExample:\n  isobuild node controller 10.10.10.1\n  isobuild node worker1 10.10.10.2 --master 10.10.10.1\n"
     "  isobuild kubeconfig",
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -338,6 +339,7 @@ def node(
 @app.command()
 def image(
     folder: Annotated[Path, typer.Argument(help="A node folder, e.g. inventory/node-worker1.")],
+    as_json: JsonOpt = False,
 ) -> None:
     """Re-package FOLDER/cloud-config/ into FOLDER/config.iso after a hand edit.
 
@@ -353,8 +355,10 @@ def image(
     """
     from isobuilder.ops.image import image as repackage
 
-    target = repackage(_context(), folder)
-    say(f"Wrote {target}")
+    target, written = repackage(_context(), folder)
+    if as_json:
+        emit_json({"iso": str(target), "written": written})
+    say(f"Wrote {target}" if written else f"{target} holds these files already; nothing written")
 
 
 @app.command()
@@ -462,6 +466,7 @@ def kubeconfig_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="With --merge: replace entries of the same name from another cluster.")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write the admin kubeconfig (inventory/kubeconfig, certs embedded, 0600), or with --user a
     least-privilege one (inventory/users/NAME.kubeconfig).
@@ -492,6 +497,8 @@ def kubeconfig_cmd(
         raise IsobuildError("--merge and --output exclude each other", hint="pick one target file")
     if force and not merge:
         raise IsobuildError("--force goes with --merge", hint="isobuild kubeconfig --merge --force")
+    if as_json and output == Path("-"):
+        raise IsobuildError("-o - and --json both write stdout", hint="pick one")
     if (group or days is not None) and user is None:
         raise IsobuildError("--group and --days go with --user", hint="isobuild kubeconfig --user alice --group dev")
     request = UserRequest(user, tuple(group or ()), days) if user is not None else None
@@ -504,6 +511,11 @@ def kubeconfig_cmd(
         sys.stdout.buffer.write(result.text)
         sys.stdout.flush()
     where = "stdout" if output == STDOUT else result.path
+    if as_json:
+        emit_json({
+            "path": str(result.path), "context": result.context, "server": result.server,
+            "not_after": result.expiry.isoformat(), "backup": str(result.backup) if result.backup else None,
+        })  # fmt: skip
     say(f"Wrote {where} (context {result.context}, server {result.server}, valid until {result.expiry:%Y-%m-%d})")
     if result.backup:
         say(f"  previous file saved as {result.backup}")
@@ -524,12 +536,81 @@ def _default_kubeconfig() -> Path:
     return Path(home) / ".kube" / "config"
 
 
+class Shell(enum.StrEnum):
+    BASH = "bash"
+    ZSH = "zsh"
+    FISH = "fish"
+
+
+@app.command()
+def completion(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.")]) -> None:
+    """Print the shell completion script (commands, options and their choices) for SHELL.
+
+    \b
+    Example:
+      source <(isobuild completion bash)                 # this shell; add it to ~/.bashrc
+      isobuild completion zsh >"${fpath[1]}/_isobuild"   # zsh, then start a new shell
+      isobuild completion fish >~/.config/fish/completions/isobuild.fish
+    """
+    from typer._click.shell_completion import get_completion_class
+
+    complete = get_completion_class(shell.value)  # typer's classes, registered with add_completion
+    if complete is None:
+        raise IsobuildError(f"no completion for {shell.value}", hint="use bash, zsh or fish")
+    print(complete(typer.main.get_command(app), {}, "isobuild", COMPLETE_VAR).source())
+
+
+COMPLETE_VAR = "_ISOBUILD_COMPLETE"  # click's protocol: the script calls isobuild with it set
+
+
 class Interrupted(BaseException):
     """Ctrl-C, raised past typer (which would print 'Aborted!') to the one place errors are printed."""
 
 
 def _interrupted(signum: int, frame: object) -> None:
     raise Interrupted
+
+
+GLOBAL_FLAGS = ("-q", "--quiet", "--debug")  # the root's switches; --inventory takes a value
+
+
+def hoist_global_options(command: Any, argv: list[str]) -> list[str]:
+    """``isobuild node w1 10.0.0.2 -q`` as ``isobuild -q node w1 10.0.0.2``: the root's options
+    (-q, --debug, --inventory DIR) moved before the command when given after it, as kubectl
+    takes its global flags anywhere. A token is moved only where it is an option: not the value
+    of the command's own option (``--label -q``), not after ``--``, and not when the command has
+    an option of that name itself."""
+    out: list[str] = []
+    hoisted: list[str] = []
+    current = command
+    at = 0  # where the command's name is: the root's options before it, the hoisted last (they win)
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--":
+            out += [token, *tokens]
+            break
+        sub = current.commands.get(token) if hasattr(current, "commands") else None
+        if sub is not None:
+            if current is command:
+                at = len(out)
+            current = sub
+            out.append(token)
+            continue
+        own = {name: p for p in current.params for name in (*p.opts, *p.secondary_opts)}
+        if current is not command and token not in own:
+            if token in GLOBAL_FLAGS:
+                hoisted.append(token)
+                continue
+            if token == "--inventory" or token.startswith("--inventory="):
+                hoisted.append(token)
+                if token == "--inventory":
+                    hoisted.append(next(tokens, ""))
+                continue
+        out.append(token)
+        option = own.get(token)
+        if option is not None and not getattr(option, "is_flag", False) and not getattr(option, "count", False):
+            out.append(next(tokens, ""))  # its value, whatever it looks like
+    return [*out[:at], *hoisted, *out[at:]] if hoisted else argv
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -543,10 +624,11 @@ def main(argv: list[str] | None = None) -> int:
     # 0400 and the staging folders unwritable. Every mode isobuild sets is explicit anyway.
     umask = os.umask(0o077)
     os.umask(umask & 0o077)
-    if not (sys.argv[1:] if argv is None else argv):
-        argv = ["--help"]  # `isobuild` alone: the overview
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        args = ["--help"]  # `isobuild` alone: the overview
     try:
-        return _run(command, argv)
+        return _run(command, hoist_global_options(command, args))
     finally:
         os.umask(umask)
         if handler:
@@ -567,50 +649,59 @@ def run() -> None:
     os._exit(code)
 
 
-def _usage_error(exc: TyperException) -> int:
+def _error(message: str, hint: str, as_json: bool, details: tuple[str, ...] = ()) -> None:
+    """The one way an error is told: ``Error:`` lines and a ``Hint:`` on stderr; with --json,
+    the same as a JSON object on stdout too (scripts read one stream)."""
+    for line in (message, *details):
+        print(f"Error: {line}", file=sys.stderr)
+    if hint:
+        print(f"Hint: {hint}", file=sys.stderr)
+    if as_json:
+        emit_json({"error": message, "hint": hint, **({"details": list(details)} if details else {})})
+
+
+def _usage_error(exc: TyperException, as_json: bool) -> int:
     if type(exc).__name__ == "NoArgsIsHelpError":  # `isobuild certs` alone: its help
         print(exc.format_message(), file=sys.stderr)
         return 0
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else "isobuild"
-    print(f"Error: {exc.format_message().splitlines()[0][:300]}", file=sys.stderr)
-    print(f"Hint: see {where} --help", file=sys.stderr)
+    _error(exc.format_message().splitlines()[0][:300], f"see {where} --help", as_json)
     return 1
 
 
-def _run(command: Any, argv: list[str] | None) -> int:
+def _wants_json(argv: list[str]) -> bool:
+    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+
+
+def _run(command: Any, argv: list[str]) -> int:
+    as_json = _wants_json(argv)
     try:
         # Not standalone: typer's usage errors (an unknown option, a bad choice) come here and are
         # printed like every other error, one line, a hint and exit 1, not a usage banner and 2.
-        code = command.main(args=argv, prog_name="isobuild", standalone_mode=False)
+        code = command.main(args=argv, prog_name="isobuild", standalone_mode=False, complete_var=COMPLETE_VAR)
         return code if isinstance(code, int) else 0
     except TyperException as exc:
-        return _usage_error(exc)
+        return _usage_error(exc, as_json)
     except typer.Abort:
-        print("Error: aborted", file=sys.stderr)
+        _error("aborted", "", as_json)
         return 1
     except IsobuildError as exc:
         if settings.debug:
             raise
-        for line in (exc.message, *exc.details):
-            print(f"Error: {line}", file=sys.stderr)
-        if exc.hint:
-            print(f"Hint: {exc.hint}", file=sys.stderr)
+        _error(exc.message, exc.hint, as_json, tuple(exc.details))
         return 1
     except Interrupted:
         if settings.debug:
             raise
-        print("Error: interrupted", file=sys.stderr)
-        print(
-            "Hint: the inventory is as it was, or as the command made it (never a mix); isobuild list tells",
-            file=sys.stderr,
-        )
+        hint = "the inventory is as it was, or as the command made it (never a mix); isobuild list tells"
+        _error("interrupted", hint, as_json)
         return 130
     except Exception as exc:  # a bug: one line, not a traceback, unless --debug
         if settings.debug:
             raise
-        print(f"Error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print("Hint: re-run with --debug for a traceback and report it", file=sys.stderr)
+        hint = "re-run with --debug for a traceback and report it"
+        _error(f"internal error: {type(exc).__name__}: {exc}", hint, as_json)
         return 1
     return 0
 

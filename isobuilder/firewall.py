@@ -94,7 +94,7 @@ def ruleset(cluster: Cluster, node: Node, *, wireguard: bool) -> bytes:
         "\t\tct state established,related accept",
         "\t\tct state invalid drop",
         '\t\tiif "lo" accept',
-        "\t\tmeta l4proto { icmp, ipv6-icmp } accept",
+        "\t\tmeta l4proto { icmp, icmpv6 } accept",  # keywords: a name would need /etc/protocols (netbase)
         "\t\tudp sport 67 udp dport 68 accept",
         "\t\tudp sport 547 udp dport 546 accept",
         f"\t\ttcp dport {_ports(OPEN_TCP)} accept",

@@ -137,8 +137,9 @@ def refuse_install_edit(folder: Path) -> None:
     )
 
 
-def image(ctx: Context, folder: Path) -> Path:
-    """Re-package ``folder/cloud-config/`` into ``folder/config.iso``; nothing else changes."""
+def image(ctx: Context, folder: Path) -> tuple[Path, bool]:
+    """Re-package ``folder/cloud-config/`` into ``folder/config.iso``; nothing else changes.
+    The ISO's path, and whether it was written (False: it held these files already)."""
     refuse_symlink(folder, "a node folder")
     parent = Inventory(folder.resolve().parent)
     # Inside an inventory, wait for any other isobuild command on it; a lone folder needs no lock.
@@ -165,7 +166,7 @@ def image(ctx: Context, folder: Path) -> Path:
         refuse_foreign_keys(folder.name, CLOUD_DIR, files, {r: f.content for r, f in ssl.items() if r.endswith(".key")})
         target = folder / ISO
         if configdrive.drive_files(read_file(target)) == files:
-            return target  # the same files: keep the image (and its mtime)
+            return target, False  # the same files: keep the image (and its mtime)
         iso = File(configdrive.build_iso(files, media.label, ctx.iso_epoch), 0o600)
         if inside:
             with parent.transaction() as tx:
@@ -173,4 +174,4 @@ def image(ctx: Context, folder: Path) -> Path:
                 tx.commit()
         else:
             write_outside(target, iso.content, iso.mode)
-    return target
+    return target, True

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -521,3 +523,72 @@ def test_merge_on_a_new_workstation_makes_dot_kube(
     config = home / ".kube" / "config"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600 and "current-context" in config.read_text()
     assert sorted(p.name for p in config.parent.iterdir()) == ["config"]
+
+
+# -- CLI conventions ---------------------------------------------------------------------------
+def test_global_options_go_after_the_command_too(run: Run, inv: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    result = run("node", "c1", "10.0.0.1", "-q", "--inventory", str(other))
+    assert result.code == 0 and result.err == ""
+    assert (other / "node-c1").is_dir() and not inv.exists()
+    assert run("list", f"--inventory={other}", "--json").code == 0
+    assert run("certs", "check", "-q", "--inventory", str(other)).code == 0
+    # an option's value is left where it is, though it looks like a global option
+    result = run("node", "w1", "10.0.0.2", "--master", "c1", "--label", "-q", "--inventory", str(other))
+    assert result.code == 1 and result.err.splitlines()[0] == "Error: --label: '-q' is not key=value or key-"
+    # and after --, nothing is an option
+    result = run("--inventory", str(other), "remove", "--", "-q")
+    assert result.code == 1 and result.err.splitlines()[0].startswith("Error: ")
+    assert "-q" in result.err.splitlines()[0]
+
+
+def test_json_errors_are_json_on_stdout_as_well(run: Run, inv: Path) -> None:
+    result = run("node", "c1", "10.0.0.999", "--json")
+    assert result.code == 1
+    assert json.loads(result.out) == {
+        "error": "invalid node IP '10.0.0.999'",
+        "hint": "use a plain IPv4 or IPv6 address such as 10.10.10.2",
+    }
+    assert result.err.splitlines()[0] == "Error: invalid node IP '10.0.0.999'"
+    usage = run("list", "--json", "--bogus")
+    assert usage.code == 1 and json.loads(usage.out) == {
+        "error": "No such option: --bogus",
+        "hint": "see isobuild list --help",
+    }
+    assert run("list", "--bogus").out == ""  # without --json, stdout stays empty
+
+
+def test_image_and_kubeconfig_report_as_json(run: Run, example: Path) -> None:
+    folder = example / "node-worker1"
+    assert json.loads(run("image", str(folder), "--json").out) == {"iso": str(folder / "config.iso"), "written": False}
+    data = json.loads(run("kubeconfig", "--json").out)
+    assert data["path"] == str(example / "kubeconfig") and data["context"].startswith("kubernetes-admin@")
+    assert data["server"] == "https://10.10.10.1:6443" and data["backup"] is None and "not_after" in data
+    result = run("kubeconfig", "-o", "-", "--json")
+    assert result.code == 1 and result.err.splitlines()[0] == "Error: -o - and --json both write stdout"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts_for_each_shell(run: Run, shell: str) -> None:
+    result = run("completion", shell)
+    assert result.code == 0
+    assert "_ISOBUILD_COMPLETE" in result.out and "isobuild" in result.out
+    if shell == "bash":
+        assert subprocess.run(["bash", "-n"], input=result.out, text=True).returncode == 0
+
+
+def test_completion_answers_as_bash_asks(tmp_path: Path) -> None:
+    """bash's side of click's protocol (what the script above runs): the words so far in
+    COMP_WORDS, the completions back on stdout."""
+    env = {
+        **os.environ,
+        "_ISOBUILD_COMPLETE": "complete_bash",
+        "COMP_WORDS": "isobuild node w1 --ro",
+        "COMP_CWORD": "3",
+    }
+    result = subprocess.run([sys.executable, "-m", "isobuilder"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["--role"]
+    env |= {"COMP_WORDS": "isobuild node w1 --role ", "COMP_CWORD": "4"}
+    result = subprocess.run([sys.executable, "-m", "isobuilder"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.stdout.split() == ["controller", "worker", "edge"]
