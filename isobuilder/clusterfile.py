@@ -118,6 +118,26 @@ def _parse_node(entry: object, where: str) -> tuple[Node | None, list[IsobuildEr
         IsobuildError(f"{where}: unknown key {shown(key)}", hint="known: " + ", ".join(schema.NODE_FIELD))
         for key in sorted((k for k in entry if k not in schema.NODE_FIELD), key=str)
     ]
+    entry, split = _ip_with_prefix(entry, where)
     values, bad = schema.parse_fields(schema.NODE_FIELDS, entry, lambda key: f"{where}.{key}")
-    problems += bad
+    problems += split + bad
     return (schema.node_of(values) if not problems else None), problems
+
+
+def _ip_with_prefix(entry: dict[Any, Any], where: str) -> tuple[dict[Any, Any], list[IsobuildError]]:
+    """``ip: 10.10.10.5/24`` as the command line takes it: ``ip`` and ``prefix`` (which is how
+    cluster.yaml is written back)."""
+    ip = entry.get("ip")
+    if not isinstance(ip, str) or "/" not in ip:
+        return entry, []
+    address, _, prefix = ip.partition("/")
+    if not (prefix.isascii() and prefix.isdigit()):
+        return entry, []  # the ip check says what is wrong with it
+    given = entry.get("prefix")
+    if given is not None and given != int(prefix):
+        problem = IsobuildError(
+            f"{where}.ip: {shown(ip)} and prefix: {shown(given)} disagree",
+            hint="give the prefix once: ip: ADDRESS/PREFIX",
+        )
+        return {**entry, "ip": address}, [problem]  # one problem: not the address's too
+    return {**entry, "ip": address, "prefix": int(prefix)}, []

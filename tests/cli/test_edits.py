@@ -110,3 +110,28 @@ def test_odd_values_found_by_a_hostile_pass_are_refused_or_told_exactly(run: Run
     assert result.code == 0 and json.loads(result.out)["removed"] == []
     result = run("node", "c1", "--san", "x.example", "--san", "x.example-", "--json")  # added, then taken out
     assert result.code == 0 and json.loads(result.out)["removed"] == []
+
+
+def test_the_readme_many_nodes_example_builds_as_written(run: Run, inv: Path) -> None:
+    """The cluster.yaml block of "Many nodes", then its commands; ip: ADDRESS/PREFIX is taken as
+    the command line takes it, and written back as ip and prefix."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Many nodes", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    commands = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert run("init").code == 0
+    cluster = inv / "cluster.yaml"
+    cluster.write_text(cluster.read_text().replace("nodes: []\n", block))
+    for line in commands.splitlines():
+        words = line.split("#", 1)[0].split()
+        result = run(*words[1:])
+        assert result.code == 0, (line, result.err)
+    assert "10.10.10.5/24" in (inv / "node-flatcar1/cloud-config/network-config").read_text()
+    assert run("node", "flatcar1", "--label", "zone=rack2").code == 0  # a command that writes cluster.yaml back
+    flatcar = entry(inv, "flatcar1")
+    assert flatcar["ip"] == "10.10.10.5" and flatcar["prefix"] == 24
+    text = cluster.read_text()
+    cluster.write_text(text.replace("  ip: 10.10.10.5\n", "  ip: 10.10.10.5/25\n"))
+    result = run("build")
+    assert result.code == 1
+    assert result.err.splitlines()[0] == "Error: cluster.yaml: nodes[2].ip: '10.10.10.5/25' and prefix: 24 disagree"
