@@ -24,7 +24,8 @@ _HEADER = """\
 """
 _NODES_COMMENT = (
     "\n# Nodes: one mapping each (name, ip, role: controller|worker|edge, and options: master, labels,"
-    "\n# sans, ssh_keys, format, media; static networking: mac, prefix, gateway, dns, mtu).\n"
+    "\n# sans, ssh_keys, format, media, kubelet_extra_args; static networking: mac, prefix (or ip:\n"
+    "# ADDRESS/PREFIX), gateway, dns, mtu; an edge router's public_ip beside its private ip).\n"
 )
 
 

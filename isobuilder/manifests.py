@@ -9,7 +9,7 @@ built as a mapping and serialised by ``serialize``, never pasted into text.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from isobuilder import serialize
@@ -33,8 +33,10 @@ TIMEOUTS = {"controlPlaneComponentHealthCheck": "15m0s", "kubeletHealthCheck": "
 HostFiles = dict[str, File]  # absolute path on the node -> file
 
 
-def _args(flags: Mapping[str, str]) -> list[dict[str, str]]:
-    return [{"name": k, "value": v} for k, v in flags.items()]
+def _args(flags: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """kubeadm v1beta4's ``[]Arg`` (cmd/kubeadm/app/apis/kubeadm/v1beta4/types.go: name, value)."""
+    pairs = flags.items() if isinstance(flags, Mapping) else flags
+    return [{"name": k, "value": v} for k, v in pairs]
 
 
 # Edge routers carry this taint, as controllers carry node-role.kubernetes.io/control-plane: only
@@ -56,6 +58,12 @@ def kubelet_flags(node: Node) -> dict[str, str]:
     if node.role is Role.EDGE:
         flags["register-with-taints"] = f"{EDGE_TAINT['key']}:{EDGE_TAINT['effect']}"
     return flags
+
+
+def kubelet_args(cluster: Cluster, node: Node) -> list[tuple[str, str]]:
+    """The kubelet's flags: isobuild's (:func:`kubelet_flags`), then cluster.yaml's extra ones
+    (never one of isobuild's: ``checks.OWNED_ARGS``)."""
+    return [*kubelet_flags(node).items(), *cluster.kubelet_extra_args_of(node)]
 
 
 def kubelet_configuration(cluster: Cluster, node: Node, *, full: bool) -> dict[str, Any]:
@@ -93,7 +101,7 @@ def _node_registration(cluster: Cluster, node: Node, ignore: list[str]) -> dict[
     registration: dict[str, Any] = {
         "name": node.name,
         "criSocket": CRI_SOCKET,
-        "kubeletExtraArgs": _args(kubelet_flags(node)),
+        "kubeletExtraArgs": _args(kubelet_args(cluster, node)),
     }
     if ignore:
         registration["ignorePreflightErrors"] = ignore
@@ -106,10 +114,11 @@ def kubeadm_configuration(cluster: Cluster, node: Node) -> bytes:
     What it holds becomes the cluster's: init uploads the ClusterConfiguration to
     kube-system/kubeadm-config (phases/uploadconfig/uploadconfig.go, ``UploadConfiguration``) and
     every later join reads it from there, never from its own file. So it carries only cluster-wide
-    values: certSANs are :meth:`Cluster.cluster_sans`, and etcd has no extraArgs. kubeadm starts
-    etcd as a one-member cluster here and adds each joining controller as a member itself
-    (phases/etcd/local.go, ``CreateStackedEtcdStaticPodManifestFile``); an ``initial-cluster`` in
-    extraArgs would override the member list it computes for every later join."""
+    values: certSANs are :meth:`Cluster.cluster_sans`, and the components' extraArgs from
+    cluster.yaml. kubeadm starts etcd as a one-member cluster here and adds each joining
+    controller as a member itself (phases/etcd/local.go, ``CreateStackedEtcdStaticPodManifestFile``);
+    an ``initial-cluster`` in extraArgs would override the member list it computes for every
+    later join, so etcd's may name no membership flag (``checks.OWNED_ARGS``)."""
     host, port = cluster.endpoint_host_port()
     # kube-vip's manifest sits in /etc/kubernetes/manifests before kubeadm init runs.
     ignore = ["DirAvailable--etc-kubernetes-manifests"] if cluster.vip else []
@@ -120,7 +129,7 @@ def kubeadm_configuration(cluster: Cluster, node: Node) -> bytes:
         "nodeRegistration": _node_registration(cluster, node, ignore),
         "timeouts": TIMEOUTS,
     }
-    cluster_config = {
+    cluster_config: dict[str, Any] = {
         "apiVersion": KUBEADM_API,
         "kind": "ClusterConfiguration",
         "clusterName": cluster.name,
@@ -137,6 +146,18 @@ def kubeadm_configuration(cluster: Cluster, node: Node) -> bytes:
         },
         "apiServer": {"certSANs": list(cluster.cluster_sans())},
     }
+    # cluster.yaml's extraArgs: kubeadm puts them on the component's command line after its own
+    # flags, replacing those of the same name (util/arguments.go, ArgumentsToCommand).
+    components = {
+        "apiServer": cluster.apiserver_extra_args,
+        "controllerManager": cluster.controller_manager_extra_args,
+        "scheduler": cluster.scheduler_extra_args,
+    }
+    for key, args in components.items():
+        if args:
+            cluster_config.setdefault(key, {})["extraArgs"] = _args(args)
+    if cluster.etcd_extra_args:
+        cluster_config["etcd"] = {"local": {"extraArgs": _args(cluster.etcd_extra_args)}}
     return serialize.yaml_documents(init, cluster_config, kubelet_configuration(cluster, node, full=False))
 
 
@@ -438,7 +459,7 @@ def worker_configs(cluster: Cluster, node: Node) -> HostFiles:
     upgrade node`` finds what it reads (cmd/kubeadm/app/phases/upgrade/postupgrade.go,
     ``WriteKubeletConfigFiles``): config.yaml, kubeadm-flags.env and the CRI socket, which it
     keeps while it rewrites config.yaml from the cluster's kubelet-config ConfigMap."""
-    flags = kubelet_flags(node)
+    flags = kubelet_args(cluster, node)
     files = {
         "/var/lib/kubelet/config.yaml": File(serialize.yaml_documents(kubelet_configuration(cluster, node, full=True)))
     }
@@ -450,8 +471,8 @@ def worker_configs(cluster: Cluster, node: Node) -> HostFiles:
         files[INSTANCE_CONFIG] = File(serialize.yaml_documents(instance))
     else:
         # Before it, in kubeadm-flags.env (phases/kubelet/flags.go, buildKubeletArgs).
-        flags = {"container-runtime-endpoint": CRI_SOCKET, **flags}
-    env = "KUBELET_KUBEADM_ARGS=" + json.dumps(" ".join(f"--{k}={v}" for k, v in flags.items())) + "\n"
+        flags = [("container-runtime-endpoint", CRI_SOCKET), *flags]
+    env = "KUBELET_KUBEADM_ARGS=" + json.dumps(" ".join(f"--{k}={v}" for k, v in flags)) + "\n"
     files["/var/lib/kubelet/kubeadm-flags.env"] = File(env.encode())
     return files
 

@@ -131,6 +131,7 @@ class Node:
     # An edge router's address on the internet, beside its private ``ip`` (which the kubelet,
     # flannel and its certificates use): it carries the ingress only.
     public_ip: str | None = None
+    kubelet_extra_args: tuple[tuple[str, str], ...] = ()  # replace the cluster's of the same name
 
     @property
     def folder(self) -> str:
@@ -177,6 +178,12 @@ class Cluster:
     flatcar_channel: str
     flatcar_version: str
     kube_vip_version: str
+    # kubeadm v1beta4's extraArgs (name, value), cluster-wide; a node's kubelet_extra_args add to them.
+    kubelet_extra_args: tuple[tuple[str, str], ...] = ()
+    apiserver_extra_args: tuple[tuple[str, str], ...] = ()
+    controller_manager_extra_args: tuple[tuple[str, str], ...] = ()
+    scheduler_extra_args: tuple[tuple[str, str], ...] = ()
+    etcd_extra_args: tuple[tuple[str, str], ...] = ()
     nodes: tuple[Node, ...] = ()
 
     # -- derived values ------------------------------------------------------------------
@@ -195,6 +202,11 @@ class Cluster:
         """Whether pod traffic crosses the internet: a node's address is public (an edge router
         with no private address beside it). flannel then runs its WireGuard backend."""
         return any(is_public(n.ip) for n in self.nodes)
+
+    def kubelet_extra_args_of(self, node: Node) -> tuple[tuple[str, str], ...]:
+        """The cluster's extra kubelet flags, those the node names itself replaced by its own."""
+        own = {name for name, _ in node.kubelet_extra_args}
+        return (*((n, v) for n, v in self.kubelet_extra_args if n not in own), *node.kubelet_extra_args)
 
     def controller(self, ref: str) -> Node | None:
         """The controller a ``master:`` names: by name, or by IP (cluster.yaml's older form)."""

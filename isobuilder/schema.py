@@ -154,6 +154,19 @@ def _list_dump(value: tuple[str, ...]) -> list[str]:
     return list(value)
 
 
+def _extra_args(component: str) -> Callable[[list[Any]], tuple[tuple[str, str], ...]]:
+    return lambda values: checks.check_extra_args(values, component)
+
+
+def _args_dump(value: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    return [{"name": name, "value": text} for name, text in value]
+
+
+def _args_field(key: str, component: str, comment: str) -> Field:
+    return Field(key, list, _extra_args(component), (), comment=comment, dump=_args_dump,
+                 kind_hint="a list of name/value mappings, e.g. - {name: max-pods, value: '200'}")  # fmt: skip
+
+
 # -- the tables -------------------------------------------------------------------------------
 # Pinned releases a new cluster starts with; cluster.yaml keeps what a cluster uses.
 SETTINGS: tuple[Field, ...] = (
@@ -224,6 +237,21 @@ SETTINGS: tuple[Field, ...] = (
           comment="Flatcar release install.sh installs (flatcar-install -V): current or e.g. 4459.2.1."),
     Field("kube_vip_version", str, _addon("kube_vip_version"), "v1.2.2",
           comment="Pinned kube-vip release (ghcr.io/kube-vip/kube-vip) when vip is set."),
+    _args_field("kubelet_extra_args", "kubelet",
+                "Extra kubelet flags on every node, as kubeadm's name/value list: - {name: max-pods, value: '200'}. "
+                "A node's own kubelet_extra_args replace these by name."),
+    _args_field("apiserver_extra_args", "apiserver",
+                "Extra kube-apiserver flags (kubeadm's apiServer.extraArgs), e.g. OIDC or audit logging. Read by "
+                "kubeadm init only: on a running cluster, edit kube-system/kubeadm-config and the static pods too."),
+    _args_field("controller_manager_extra_args", "controller_manager",
+                "Extra kube-controller-manager flags (kubeadm's controllerManager.extraArgs); like "
+                "apiserver_extra_args, read by kubeadm init only."),
+    _args_field("scheduler_extra_args", "scheduler",
+                "Extra kube-scheduler flags (kubeadm's scheduler.extraArgs); like apiserver_extra_args, read by "
+                "kubeadm init only."),
+    _args_field("etcd_extra_args", "etcd",
+                "Extra etcd flags (kubeadm's etcd.local.extraArgs), not membership, names or certificates: kubeadm "
+                "manages those."),
 )  # fmt: skip
 
 NODE_FIELDS: tuple[Field, ...] = (
@@ -253,6 +281,8 @@ NODE_FIELDS: tuple[Field, ...] = (
     Field("mtu", int, checks.check_mtu, flag="--mtu", help="MTU of the NIC (static)."),
     Field("public_ip", str, _optional_text(_ip("public IP")), flag="--public-ip",
           help="An edge router's public address, beside its private IP: ingress only."),
+    Field("kubelet_extra_args", list, _extra_args("kubelet"), (), dump=_args_dump,
+          kind_hint="a list of name/value mappings, e.g. - {name: max-pods, value: '200'}"),
 )  # fmt: skip
 
 SETTING = {f.key: f for f in SETTINGS}

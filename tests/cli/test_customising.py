@@ -1,0 +1,155 @@
+"""Customisation as data in cluster.yaml (issue 16, first part): kubeadm v1beta4's extraArgs
+for the kubelet (cluster-wide, and per node by name) and the control plane, read back from
+the files isobuild writes. kubeadm's rules are cited in isobuilder/manifests.py,
+isobuilder/checks.py (OWNED_ARGS) and docs/KUBEADM.md."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from isobuilder.firstboot import files_written
+from tests.helpers import CONFIG_2_USER_DATA, Run
+
+ADDONS = "/etc/kubernetes/isobuild"
+SETTINGS = """\
+kubelet_extra_args:
+- {name: max-pods, value: 200}
+- {name: system-reserved, value: 'cpu=500m,memory=1Gi'}
+- {name: feature-gates, value: 'InPlacePodVerticalScaling=true'}
+apiserver_extra_args:
+- {name: oidc-issuer-url, value: https://id.example.test}
+- {name: oidc-client-id, value: kubernetes}
+- {name: audit-log-path, value: /var/log/kubernetes/audit.log}
+controller_manager_extra_args:
+- {name: terminated-pod-gc-threshold, value: '100'}
+scheduler_extra_args:
+- {name: v, value: '2'}
+etcd_extra_args:
+- {name: quota-backend-bytes, value: '8589934592'}
+"""
+
+
+def _host_files(inv: Path, node: str) -> dict[str, bytes]:
+    files = files_written((inv / f"node-{node}" / CONFIG_2_USER_DATA).read_bytes())
+    assert files is not None
+    return {path: f.content for path, f in files.items()}
+
+
+def _set(inv: Path, text: str) -> None:
+    cluster = inv / "cluster.yaml"
+    body = cluster.read_text()
+    for key in ("kubelet_extra_args", "apiserver_extra_args", "controller_manager_extra_args", "scheduler_extra_args",
+                "etcd_extra_args"):  # fmt: skip
+        body = body.replace(f"{key}: []\n", "")
+    cluster.write_text(body.replace("\nnodes:", "\n" + text + "nodes:", 1))
+
+
+def _kubelet_flags(inv: Path, node: str) -> list[str]:
+    env = _host_files(inv, node)["/var/lib/kubelet/kubeadm-flags.env"].decode()
+    return shlex.split(json.loads(env.removeprefix("KUBELET_KUBEADM_ARGS=")))
+
+
+@pytest.fixture
+def customised(run: Run, inv: Path) -> Path:
+    assert run("init").code == 0
+    _set(inv, SETTINGS)
+    for args in (["c1", "10.0.0.1"], ["w1", "10.0.0.2", "--master", "c1"], ["w2", "10.0.0.3", "--master", "c1"]):
+        result = run("node", *args)
+        assert result.code == 0, result.err
+    return inv
+
+
+def test_extra_args_reach_kubeadm_and_the_kubelet(customised: Path) -> None:
+    config = list(yaml.safe_load_all(_host_files(customised, "c1")[f"{ADDONS}/kubeadm.yaml"]))
+    init, cluster = config[0], config[1]
+    assert cluster["apiServer"]["extraArgs"] == [
+        {"name": "oidc-issuer-url", "value": "https://id.example.test"},
+        {"name": "oidc-client-id", "value": "kubernetes"},
+        {"name": "audit-log-path", "value": "/var/log/kubernetes/audit.log"},
+    ]
+    assert cluster["apiServer"]["certSANs"]  # beside what isobuild puts there
+    assert cluster["controllerManager"]["extraArgs"] == [{"name": "terminated-pod-gc-threshold", "value": "100"}]
+    assert cluster["scheduler"]["extraArgs"] == [{"name": "v", "value": "2"}]
+    assert cluster["etcd"] == {"local": {"extraArgs": [{"name": "quota-backend-bytes", "value": "8589934592"}]}}
+    kubelet = init["nodeRegistration"]["kubeletExtraArgs"]
+    assert kubelet[0] == {"name": "node-ip", "value": "10.0.0.1"}  # isobuild's first
+    assert {"name": "max-pods", "value": "200"} in kubelet  # a YAML number, as its text
+    join = yaml.safe_load(_host_files(customised, "c1")[f"{ADDONS}/kubeadm-join.yaml"])
+    assert join["nodeRegistration"]["kubeletExtraArgs"] == kubelet
+    assert _kubelet_flags(customised, "w1")[-3:] == [
+        "--max-pods=200", "--system-reserved=cpu=500m,memory=1Gi", "--feature-gates=InPlacePodVerticalScaling=true",
+    ]  # fmt: skip
+
+
+def test_a_node_s_own_kubelet_args_replace_the_cluster_s_by_name(run: Run, customised: Path) -> None:
+    cluster = customised / "cluster.yaml"
+    text = cluster.read_text().replace(
+        "- name: w2\n  ip: 10.0.0.3\n",
+        "- name: w2\n  ip: 10.0.0.3\n  kubelet_extra_args:\n  - {name: max-pods, value: '50'}\n",
+    )
+    cluster.write_text(text)
+    result = run("build")
+    assert result.code == 0, result.err
+    flags = _kubelet_flags(customised, "w2")
+    assert (
+        "--max-pods=50" in flags and "--max-pods=200" not in flags and "--system-reserved=cpu=500m,memory=1Gi" in flags
+    )
+    assert "--max-pods=200" in _kubelet_flags(customised, "w1")
+    # kept by every later command that writes cluster.yaml
+    assert run("node", "w2", "--label", "zone=b").code == 0
+    entry = next(n for n in yaml.safe_load(cluster.read_text())["nodes"] if n["name"] == "w2")
+    assert entry["kubelet_extra_args"] == [{"name": "max-pods", "value": "50"}]
+    assert yaml.safe_load(cluster.read_text())["etcd_extra_args"] == [
+        {"name": "quota-backend-bytes", "value": "8589934592"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "first_line"),
+    [
+        ("kubelet_extra_args:\n- {name: node-ip, value: 10.0.0.9}\n",
+         "Error: cluster.yaml: kubelet_extra_args: [0].name node-ip is set by isobuild"),
+        ("etcd_extra_args:\n- {name: initial-cluster, value: a=https://10.0.0.1:2380}\n",
+         "Error: cluster.yaml: etcd_extra_args: [0].name initial-cluster is set by isobuild"),
+        ("apiserver_extra_args:\n- {name: --oidc-issuer-url, value: x}\n",
+         "Error: cluster.yaml: apiserver_extra_args: [0].name '--oidc-issuer-url' is not a flag name"),
+        ("kubelet_extra_args:\n- {name: max-pods, value: '1 2'}\n",
+         "Error: cluster.yaml: kubelet_extra_args: [0].value '1 2' holds a space, quote or backslash"),
+        ("apiserver_extra_args:\n- {name: v, value: \"a\\nb\"}\n",
+         "Error: cluster.yaml: apiserver_extra_args: [0].value 'a\\nb' is not a flag value"),
+        ("scheduler_extra_args:\n- v=2\n", "Error: cluster.yaml: scheduler_extra_args: [0] is not a mapping of name and value"),
+        ("scheduler_extra_args: {v: 2}\n", "Error: cluster.yaml: scheduler_extra_args must be a list"),
+    ],
+)  # fmt: skip
+def test_extra_args_isobuild_owns_or_that_cannot_pass_are_refused_where_written(
+    run: Run, inv: Path, setting: str, first_line: str
+) -> None:
+    assert run("init").code == 0
+    assert run("node", "c1", "10.0.0.1").code == 0
+    _set(inv, setting)
+    before = {p: p.read_bytes() for p in (inv / "node-c1").rglob("*") if p.is_file()}
+    result = run("build")
+    assert result.code == 1
+    assert result.err.splitlines()[0] == first_line, result.err
+    assert {p: p.read_bytes() for p in (inv / "node-c1").rglob("*") if p.is_file()} == before
+
+
+def test_the_readme_customising_example_builds_as_written(run: Run, inv: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("## Customising nodes\n", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert run("node", "controller", "10.10.10.1").code == 0
+    settings, nodes = block.split("nodes:\n", 1)
+    _set(inv, settings)
+    cluster = inv / "cluster.yaml"
+    cluster.write_text(cluster.read_text().rstrip("\n") + "\n" + nodes)
+    result = run("build")
+    assert result.code == 0, result.err
+    assert "--max-pods=50" in _kubelet_flags(inv, "worker1")
+    kubeadm = list(yaml.safe_load_all(_host_files(inv, "controller")[f"{ADDONS}/kubeadm.yaml"]))
+    assert {"name": "max-pods", "value": "200"} in kubeadm[0]["nodeRegistration"]["kubeletExtraArgs"]
+    assert kubeadm[1]["apiServer"]["extraArgs"][0] == {"name": "oidc-issuer-url", "value": "https://id.example.test"}
