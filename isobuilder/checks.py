@@ -151,6 +151,34 @@ def check_extra_args(values: Sequence[object], component: str) -> tuple[tuple[st
     return tuple(found)
 
 
+_PROXY_URL = re.compile(r"https?://([^\s/@\"'\\%]+@)?[A-Za-z0-9.\[\]:-]+(:[0-9]{1,5})?/?")
+_NO_PROXY_ENTRY = re.compile(r"[A-Za-z0-9.*:/\[\]-]{1,253}")
+
+
+def check_proxy_url(value: str) -> str:
+    """``http://HOST:PORT`` (credentials allowed); one word systemd, apt and curl read alike:
+    no space, quote, backslash or ``%`` (a systemd specifier)."""
+    if not _PROXY_URL.fullmatch(value):
+        raise bad_value("proxy URL", value, "e.g. http://proxy.example.test:3128")
+    return value
+
+
+def check_no_proxy(value: str) -> str:
+    """A host, a domain suffix (``.example.test``), an IP or a CIDR, as NO_PROXY lists them."""
+    if not _NO_PROXY_ENTRY.fullmatch(value):
+        raise bad_value("no_proxy entry", value, "a host, .domain, IP or CIDR, e.g. .example.test or 10.0.0.0/8")
+    return value
+
+
+def check_ntp_server(value: str) -> str:
+    """An NTP server: a host name or an IP address."""
+    if is_ip(value):
+        return normal_ip(value)
+    if not DNS_SUBDOMAIN.fullmatch(value):
+        raise bad_value("NTP server", value, "a host name or an IP address, e.g. ntp.example.test")
+    return value
+
+
 _CONTEXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:/-]{0,252}")
 
 

@@ -132,6 +132,7 @@ class Node:
     # flannel and its certificates use): it carries the ingress only.
     public_ip: str | None = None
     kubelet_extra_args: tuple[tuple[str, str], ...] = ()  # replace the cluster's of the same name
+    ntp_servers: tuple[str, ...] = ()  # replace the cluster's
 
     @property
     def folder(self) -> str:
@@ -178,6 +179,10 @@ class Cluster:
     flatcar_channel: str
     flatcar_version: str
     kube_vip_version: str
+    ntp_servers: tuple[str, ...] = ()
+    http_proxy: str | None = None
+    https_proxy: str | None = None
+    no_proxy: tuple[str, ...] = ()
     # kubeadm v1beta4's extraArgs (name, value), cluster-wide; a node's kubelet_extra_args add to them.
     kubelet_extra_args: tuple[tuple[str, str], ...] = ()
     apiserver_extra_args: tuple[tuple[str, str], ...] = ()
@@ -207,6 +212,20 @@ class Cluster:
         """The cluster's extra kubelet flags, those the node names itself replaced by its own."""
         own = {name for name, _ in node.kubelet_extra_args}
         return (*((n, v) for n, v in self.kubelet_extra_args if n not in own), *node.kubelet_extra_args)
+
+    def ntp_servers_of(self, node: Node) -> tuple[str, ...]:
+        return node.ntp_servers or self.ntp_servers
+
+    def no_proxy_list(self) -> tuple[str, ...]:
+        """NO_PROXY: the operator's entries, then what must never go through a proxy: this
+        host, the service and pod networks, in-cluster names, the API endpoint and controllers."""
+        ours = ["localhost", "127.0.0.1", "::1", self.service_cidr, self.pod_cidr, ".svc", f".{self.domain}"]
+        if self.endpoint or self.vip or self._controllers:
+            ours.append(self.endpoint_host_port()[0])
+        if self.vip:
+            ours.append(self.vip)
+        ours += [n.ip for n in self._controllers]
+        return unique([*self.no_proxy, *ours])
 
     def controller(self, ref: str) -> Node | None:
         """The controller a ``master:`` names: by name, or by IP (cluster.yaml's older form)."""

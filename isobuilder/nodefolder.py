@@ -32,6 +32,7 @@ from isobuilder import (
     firewall,
     firstboot,
     handedits,
+    hostsettings,
     kubeconfig,
     manifests,
     network,
@@ -221,6 +222,7 @@ def render_host_configs(b: _Build) -> None:
         b.host |= manifests.worker_configs(cluster, node)
     if node.role is Role.EDGE:
         b.host |= firewall.host_files(cluster, node)
+    b.host |= hostsettings.host_files(cluster, node)
     if cluster.format_of(node) is Format.IGNITION:
         b.host[render.SETUP_PATH] = File(render.flatcar_setup_script(cluster, node), 0o700)
         b.install = render.flatcar_install_script(cluster, node, b.media.user_data_path)

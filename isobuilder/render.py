@@ -15,7 +15,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from isobuilder import __version__, firewall, ignition, manifests, network, serialize
+from isobuilder import __version__, firewall, hostsettings, ignition, manifests, network, serialize
 from isobuilder.files import File
 from isobuilder.manifests import ADDONS_DIR, HostFiles
 from isobuilder.model import Cluster, Format, Node, Role, is_ipv6, merged_ssh_keys
@@ -248,6 +248,7 @@ def user_data(cluster: Cluster, node: Node, files: HostFiles) -> bytes:
         ssh_keys=merged_ssh_keys(cluster, node),
         write_files=write_files,
         manage_etc_hosts="localhost" if hosts_line else True,
+        ntp=hostsettings.cloud_config_ntp(cluster, node),
         # runcmd runs once per instance; the unit it starts runs install.sh until it succeeds.
         runcmd=[["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "--no-block", INSTALL_UNIT]],
     ).encode()

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from isobuilder.firstboot import files_written
-from tests.helpers import CONFIG_2_USER_DATA, Run
+from tests.helpers import CONFIG_2_USER_DATA, Run, decode
 
 ADDONS = "/etc/kubernetes/isobuild"
 SETTINGS = """\
@@ -41,11 +41,10 @@ def _host_files(inv: Path, node: str) -> dict[str, bytes]:
 
 
 def _set(inv: Path, text: str) -> None:
+    """Top-level settings of ``text`` in place of cluster.yaml's (one-line) ones."""
     cluster = inv / "cluster.yaml"
-    body = cluster.read_text()
-    for key in ("kubelet_extra_args", "apiserver_extra_args", "controller_manager_extra_args", "scheduler_extra_args",
-                "etcd_extra_args"):  # fmt: skip
-        body = body.replace(f"{key}: []\n", "")
+    keys = {line.split(":", 1)[0] for line in text.splitlines() if line and not line.startswith((" ", "-"))}
+    body = "".join(line for line in cluster.read_text().splitlines(keepends=True) if line.split(":", 1)[0] not in keys)
     cluster.write_text(body.replace("\nnodes:", "\n" + text + "nodes:", 1))
 
 
@@ -153,3 +152,86 @@ def test_the_readme_customising_example_builds_as_written(run: Run, inv: Path) -
     kubeadm = list(yaml.safe_load_all(_host_files(inv, "controller")[f"{ADDONS}/kubeadm.yaml"]))
     assert {"name": "max-pods", "value": "200"} in kubeadm[0]["nodeRegistration"]["kubeletExtraArgs"]
     assert kubeadm[1]["apiServer"]["extraArgs"][0] == {"name": "oidc-issuer-url", "value": "https://id.example.test"}
+
+
+PROXY = """\
+ntp_servers: [ntp1.example.test, 10.0.0.123]
+http_proxy: http://proxy.example.test:3128
+https_proxy: http://proxy.example.test:3128
+no_proxy: [.corp.example.test, 192.168.0.0/16]
+"""
+
+
+def test_a_proxy_reaches_apt_containerd_the_kubelet_and_the_setup(run: Run, inv: Path) -> None:
+    assert run("init").code == 0
+    _set(inv, PROXY.replace("ntp_servers: [ntp1.example.test, 10.0.0.123]\n", ""))
+    assert run("node", "c1", "10.0.0.1").code == 0
+    assert run("node", "w1", "10.0.0.2", "--master", "c1").code == 0
+    files = _host_files(inv, "w1")
+    for unit in ("containerd.service", "kubelet.service", "isobuild-install.service"):
+        dropin = files[f"/etc/systemd/system/{unit}.d/isobuild-proxy.conf"].decode()
+        assert 'Environment="HTTPS_PROXY=http://proxy.example.test:3128"\n' in dropin
+        assert 'Environment="http_proxy=http://proxy.example.test:3128"\n' in dropin
+    no_proxy = next(line for line in dropin.splitlines() if line.startswith('Environment="NO_PROXY='))
+    assert no_proxy == (
+        'Environment="NO_PROXY=.corp.example.test,192.168.0.0/16,localhost,127.0.0.1,::1,10.96.0.0/12,'
+        '10.244.0.0/16,.svc,.cluster.local,10.0.0.1"'
+    )
+    assert files["/etc/apt/apt.conf.d/90isobuild-proxy"].decode().splitlines()[1:] == [
+        'Acquire::http::Proxy "http://proxy.example.test:3128";',
+        'Acquire::https::Proxy "http://proxy.example.test:3128";',
+    ]
+    # apply.sh restarts what reads a changed drop-in, after systemd reads it again
+    apply = (inv / "node-w1" / "apply.sh").read_text()
+    assert "changed '/etc/systemd/system/containerd.service.d/*' && restart containerd" in apply
+    assert "changed '/etc/systemd/*' && systemctl daemon-reload" in apply
+
+
+def test_ntp_servers_go_to_cloud_init_and_to_timesyncd_on_flatcar(run: Run, inv: Path) -> None:
+    assert run("init").code == 0
+    _set(inv, "ntp_servers: [ntp1.example.test, 10.0.0.123]\n")
+    assert run("node", "c1", "10.0.0.1").code == 0
+    assert run("node", "w1", "10.0.0.2", "--master", "c1").code == 0
+    assert run("node", "f1", "10.0.0.3", "--master", "c1", "--format", "ignition").code == 0
+    user_data = yaml.safe_load((inv / "node-w1" / CONFIG_2_USER_DATA).read_text())
+    assert user_data["ntp"] == {"enabled": True, "servers": ["ntp1.example.test", "10.0.0.123"]}
+    config = json.loads((inv / "node-f1" / CONFIG_2_USER_DATA).read_text())
+    timesyncd = next(
+        f for f in config["storage"]["files"] if f["path"] == "/etc/systemd/timesyncd.conf.d/isobuild.conf"
+    )
+    assert decode(timesyncd["contents"]).decode().splitlines()[1:] == ["[Time]", "NTP=ntp1.example.test 10.0.0.123"]
+    cluster = inv / "cluster.yaml"
+    cluster.write_text(cluster.read_text().replace("- name: w1\n", "- name: w1\n  ntp_servers: [time.example.test]\n"))
+    assert run("build").code == 0
+    assert yaml.safe_load((inv / "node-w1" / CONFIG_2_USER_DATA).read_text())["ntp"]["servers"] == ["time.example.test"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "first_line"),
+    [
+        ("http_proxy: proxy:3128\n", "Error: cluster.yaml: http_proxy: invalid proxy URL 'proxy:3128'"),
+        ("https_proxy: 'http://a b:1'\n", "Error: cluster.yaml: https_proxy: invalid proxy URL 'http://a b:1'"),
+        ("http_proxy: 'http://p%n:1'\n", "Error: cluster.yaml: http_proxy: invalid proxy URL 'http://p%n:1'"),
+        ("no_proxy: ['a b']\n", "Error: cluster.yaml: no_proxy: invalid no_proxy entry 'a b'"),
+        ("ntp_servers: ['-bad-']\n", "Error: cluster.yaml: ntp_servers: invalid NTP server '-bad-'"),
+    ],
+)
+def test_bad_host_settings_are_refused_where_written(run: Run, inv: Path, setting: str, first_line: str) -> None:
+    assert run("init").code == 0
+    assert run("node", "c1", "10.0.0.1").code == 0
+    _set(inv, setting)
+    result = run("build")
+    assert result.code == 1 and result.err.splitlines()[0] == first_line, result.err
+
+
+def test_the_readme_host_settings_example_builds_as_written(run: Run, inv: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("## Customising nodes\n", 1)[1].split("```yaml\n", 2)[2].split("```", 1)[0]
+    assert block.startswith("ntp_servers:")
+    assert run("init").code == 0
+    _set(inv, block)
+    assert run("node", "controller", "10.10.10.1").code == 0
+    files = _host_files(inv, "controller")
+    assert "/etc/systemd/system/kubelet.service.d/isobuild-proxy.conf" in files
+    user_data = yaml.safe_load((inv / "node-controller" / CONFIG_2_USER_DATA).read_text())
+    assert user_data["ntp"]["servers"] == ["ntp1.example.test", "10.10.10.123"]

@@ -10,6 +10,7 @@ def root(context, missing=missing):
     l_0_hostname = resolve('hostname')
     l_0_fqdn = resolve('fqdn')
     l_0_manage_etc_hosts = resolve('manage_etc_hosts')
+    l_0_ntp = resolve('ntp')
     l_0_ssh_keys = resolve('ssh_keys')
     l_0_write_files = resolve('write_files')
     l_0_runcmd = resolve('runcmd')
@@ -29,6 +30,10 @@ def root(context, missing=missing):
         yield '\nprefer_fqdn_over_hostname: true'
     yield '\nmanage_etc_hosts:'
     yield str(t_1((undefined(name='manage_etc_hosts') if l_0_manage_etc_hosts is missing else l_0_manage_etc_hosts)))
+    if (undefined(name='ntp') if l_0_ntp is missing else l_0_ntp):
+        pass
+        yield "\n\n# Time: cluster.yaml's ntp_servers (cloud-init's ntp module configures the image's client).\nntp:"
+        yield str(t_1((undefined(name='ntp') if l_0_ntp is missing else l_0_ntp), 2))
     yield "\n\n# SSH: keys only. cloud-init adds them to the image's default user (ubuntu, debian, ...).\nssh_pwauth: false\ndisable_root: true"
     if (undefined(name='ssh_keys') if l_0_ssh_keys is missing else l_0_ssh_keys):
         pass
@@ -41,4 +46,4 @@ def root(context, missing=missing):
     yield '\n'
 
 blocks = {}
-debug_info = '7=24&8=25&9=28&12=31&17=33&18=36&22=38&26=40'
+debug_info = '7=25&8=26&9=29&12=32&13=33&16=36&22=38&23=41&27=43&31=45'
