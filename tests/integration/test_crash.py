@@ -179,7 +179,9 @@ def test_writes_outside_the_inventory_are_old_or_new_and_cleaned_up(
         if pxe
         else ("kubeconfig", "--merge", "--server", "https://old:6443")
     )
-    args = (*http[:2], "http://127.0.0.1:8080", *http[2:], "--no-secrets") if pxe else ("kubeconfig", "--merge")
+    args = (
+        (*http[:2], "http://127.0.0.1:8080", *http[2:], "--no-secrets") if pxe else ("kubeconfig", "--merge", "--force")
+    )
     env = {**_env(), "KUBECONFIG": str(target)}
 
     def run(*argv: str, where: Path = out) -> None:
