@@ -62,7 +62,7 @@ def kubelet_flags(node: Node) -> dict[str, str]:
 
 def kubelet_args(cluster: Cluster, node: Node) -> list[tuple[str, str]]:
     """The kubelet's flags: isobuild's (:func:`kubelet_flags`), then cluster.yaml's extra ones
-    (never one of isobuild's: ``checks.OWNED_ARGS``)."""
+    (never one of isobuild's: ``customchecks.OWNED_ARGS``)."""
     return [*kubelet_flags(node).items(), *cluster.kubelet_extra_args_of(node)]
 
 
@@ -118,7 +118,7 @@ def kubeadm_configuration(cluster: Cluster, node: Node) -> bytes:
     cluster.yaml. kubeadm starts etcd as a one-member cluster here and adds each joining
     controller as a member itself (phases/etcd/local.go, ``CreateStackedEtcdStaticPodManifestFile``);
     an ``initial-cluster`` in extraArgs would override the member list it computes for every
-    later join, so etcd's may name no membership flag (``checks.OWNED_ARGS``)."""
+    later join, so etcd's may name no membership flag (``customchecks.OWNED_ARGS``)."""
     host, port = cluster.endpoint_host_port()
     # kube-vip's manifest sits in /etc/kubernetes/manifests before kubeadm init runs.
     ignore = ["DirAvailable--etc-kubernetes-manifests"] if cluster.vip else []

@@ -14,7 +14,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from isobuilder import checks
+from isobuilder import checks, customchecks
 from isobuilder.errors import IsobuildError
 from isobuilder.model import Cluster, Cni, Format, Ingress, KeyType, Media, Node, Role, shown, unique
 
@@ -155,7 +155,7 @@ def _list_dump(value: tuple[str, ...]) -> list[str]:
 
 
 def _extra_args(component: str) -> Callable[[list[Any]], tuple[tuple[str, str], ...]]:
-    return lambda values: checks.check_extra_args(values, component)
+    return lambda values: customchecks.check_extra_args(values, component)
 
 
 def _args_dump(value: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
@@ -237,15 +237,15 @@ SETTINGS: tuple[Field, ...] = (
           comment="Flatcar release install.sh installs (flatcar-install -V): current or e.g. 4459.2.1."),
     Field("kube_vip_version", str, _addon("kube_vip_version"), "v1.2.2",
           comment="Pinned kube-vip release (ghcr.io/kube-vip/kube-vip) when vip is set."),
-    Field("ntp_servers", list, _text_list(checks.check_ntp_server), (), dump=_list_dump,
+    Field("ntp_servers", list, _text_list(customchecks.check_ntp_server), (), dump=_list_dump,
           comment="NTP servers for every node (cloud-init's ntp module; systemd-timesyncd on Flatcar); a node's "
                   "own ntp_servers replace them. Empty: the image's defaults."),
-    Field("http_proxy", str, _optional_text(checks.check_proxy_url), None, dump=_optional,
+    Field("http_proxy", str, _optional_text(customchecks.check_proxy_url), None, dump=_optional,
           comment="HTTP proxy for apt, containerd (image pulls), the kubelet and install.sh, e.g. "
                   "http://proxy.example.test:3128. Empty: none."),
-    Field("https_proxy", str, _optional_text(checks.check_proxy_url), None, dump=_optional,
+    Field("https_proxy", str, _optional_text(customchecks.check_proxy_url), None, dump=_optional,
           comment="HTTPS proxy, as http_proxy (often the same URL)."),
-    Field("no_proxy", list, _text_list(checks.check_no_proxy), (), dump=_list_dump,
+    Field("no_proxy", list, _text_list(customchecks.check_no_proxy), (), dump=_list_dump,
           comment="Reached without the proxy, besides what isobuild adds itself (localhost, the service and "
                   "pod CIDRs, .svc, the cluster domain, the endpoint and the controllers)."),
     _args_field("kubelet_extra_args", "kubelet",
@@ -294,7 +294,7 @@ NODE_FIELDS: tuple[Field, ...] = (
           help="An edge router's public address, beside its private IP: ingress only."),
     Field("kubelet_extra_args", list, _extra_args("kubelet"), (), dump=_args_dump,
           kind_hint="a list of name/value mappings, e.g. - {name: max-pods, value: '200'}"),
-    Field("ntp_servers", list, _text_list(checks.check_ntp_server), (), dump=_list_dump),
+    Field("ntp_servers", list, _text_list(customchecks.check_ntp_server), (), dump=_list_dump),
 )  # fmt: skip
 
 SETTING = {f.key: f for f in SETTINGS}

@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from isobuilder import checks, kubeconfig, pki
+from isobuilder import customchecks, kubeconfig, pki
 from isobuilder.authority import Authority
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
@@ -158,7 +158,7 @@ def admin_kubeconfig(
             if path is not None:
                 check_target(path, inv, flag)
         if context is not None:
-            checks.check_context_name(context)
+            customchecks.check_context_name(context)
         cluster = load_cluster(inv)
         url = server or cluster.server_url()
         if not url.startswith("https://"):
