@@ -34,17 +34,25 @@ CLOUD_INIT_STARTS = (
     "#include", "#include-once", "#!", "#cloud-config", "#part-handler", "#cloud-boothook",
     "#cloud-config-archive", "#cloud-config-jsonp", "## template: jinja",
 )  # fmt: skip
-_MAX_UNZIPPED = 64 << 20
+# isobuild's own user data is ~10-200 KB (a controller's certificates and keys included); cloud-init
+# reads and parses all of it at every boot. Bigger is a mistake (a log pasted in), and checking it
+# (YAML, cloud-init schema) would take minutes and gigabytes.
+MAX_USER_DATA = 4 << 20
+
+
+def _gunzip(data: bytes) -> bytes:
+    """At most MAX_USER_DATA + 1 bytes of gzipped data (a bomb stops there); b"" if corrupt."""
+    try:
+        return gzip.GzipFile(fileobj=io.BytesIO(data)).read(MAX_USER_DATA + 1)
+    except (OSError, EOFError):
+        return b""
 
 
 def cloud_init_kind(data: bytes) -> str | None:
     """The start cloud-init recognises ``data`` by (``mime`` for a multipart), or None: it would
     ignore the file. Gzipped data is looked at decompressed."""
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(_MAX_UNZIPPED)
-        except (OSError, EOFError):
-            return None
+        data = _gunzip(data)
     if b"mime-version:" in data[:4096].lower():
         return "mime"
     try:
@@ -60,6 +68,15 @@ def check_user_data(data: bytes, path: Path) -> None:
     that ``cloud-init schema`` accepts where cloud-init is installed; and anything else a kind
     of user data cloud-init knows (a misspelt header makes it ignore the whole file)."""
     hint = "fix the edit; the node would boot without its configuration"
+    if len(data) > MAX_USER_DATA:
+        raise IsobuildError(
+            f"{path} is {len(data) >> 20} MiB, over the {MAX_USER_DATA >> 20} MiB a first-boot config may have",
+            hint="move large files out of user_data (the node can fetch them), then run isobuild image",
+        )
+    if data[:2] == b"\x1f\x8b" and len(_gunzip(data)) > MAX_USER_DATA:
+        raise IsobuildError(
+            f"{path} decompresses to over {MAX_USER_DATA >> 20} MiB", hint="cloud-init decompresses it whole at boot"
+        )
     if data.lstrip().startswith(b"{"):
         try:
             parsed = json.loads(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -224,8 +225,10 @@ def _edit_user_data(example: Path, edit: Callable[[bytes], bytes]) -> tuple[Path
          ": cloud-init schema (cloud-init on this machine) rejects it: Cloud config schema errors: ntp.enabled: "),
         (lambda d: d.replace(b"#cloud-config", b"#Cloud-Config", 1),
          ': cloud-init schema (cloud-init on this machine) rejects it: Cloud config schema errors: format-l1.c1: '),
+        (lambda d: d + b"# " + b"x" * (5 << 20) + b"\n", " is 5 MiB, over the 4 MiB a first-boot config may have"),
+        (lambda d: gzip.compress(d + b"# " + b"x" * (64 << 20) + b"\n", mtime=0), " decompresses to over 4 MiB"),
     ],
-    ids=["misspelt header", "duplicate top-level key", "duplicate key", "schema", "header case"],
+    ids=["misspelt header", "duplicate top-level key", "duplicate key", "schema", "header case", "huge", "gzip bomb"],
 )  # fmt: skip
 def test_image_refuses_user_data_cloud_init_would_ignore_or_misread(
     run: Run, example: Path, edit: Callable[[bytes], bytes], first_line: str
@@ -241,8 +244,6 @@ def test_image_refuses_user_data_cloud_init_would_ignore_or_misread(
 
 
 def test_image_packages_a_script_or_gzip_user_data_as_cloud_init_takes_them(run: Run, example: Path) -> None:
-    import gzip
-
     folder, _ = _edit_user_data(example, lambda d: b"#!/bin/sh\necho hello\n")
     assert run("image", str(folder)).code == 0
     folder, _ = _edit_user_data(example, lambda d: gzip.compress(b"#cloud-config\nhostname: w1\n", mtime=0))
