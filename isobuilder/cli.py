@@ -371,7 +371,7 @@ def _interrupted(signum: int, frame: object) -> None:
     raise Interrupted
 
 
-GLOBAL_FLAGS = ("-q", "--quiet", "--debug")  # the root's switches; --inventory takes a value
+GLOBAL_FLAGS = ("-q", "--quiet", "--debug", "--version")  # the root's switches; --inventory takes a value
 
 
 def hoist_global_options(command: Any, argv: list[str]) -> list[str]:

@@ -36,8 +36,8 @@ OWNED_ARGS: dict[str, tuple[str, ...]] = {
 
 
 def check_extra_args(values: Sequence[object], component: str) -> tuple[tuple[str, str], ...]:
-    """kubeadm v1beta4's ``[{name: FLAG, value: VALUE}]`` (the flag without its dashes); a
-    number or a boolean value is taken as its text. Duplicates stay, as kubeadm allows them."""
+    """kubeadm v1beta4's ``[{name: FLAG, value: VALUE}]`` (the flag without its dashes), the
+    value a string as kubeadm wants it. Duplicates stay, as kubeadm allows them."""
     found = []
     owned = OWNED_ARGS[component]
     for i, item in enumerate(values):
@@ -55,10 +55,10 @@ def check_extra_args(values: Sequence[object], component: str) -> tuple[tuple[st
                 f"[{i}].name {name} is set by isobuild",
                 hint="its own key in cluster.yaml sets it, or it must stay as is",
             )
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, int):
-            value = str(value)
+        if not isinstance(value, str):  # YAML 1.1 reads 0755 as 493, 1:30 as 90, on as true: quoted, as kubeadm
+            raise IsobuildError(
+                f"[{i}].value {shown(value)} is not a string", hint=f"quote it: value: '{shown(value).strip(chr(39))}'"
+            )
         if not isinstance(value, str) or len(value) > _MAX_ARG_VALUE or not value.isprintable():
             raise IsobuildError(
                 f"[{i}].value {shown(value)} is not a flag value",
@@ -75,15 +75,27 @@ def check_extra_args(values: Sequence[object], component: str) -> tuple[tuple[st
     return tuple(found)
 
 
-_PROXY_URL = re.compile(r"https?://([^\s/@\"'\\%]+@)?[A-Za-z0-9.\[\]:-]+(:[0-9]{1,5})?/?")
+_PROXY_URL = re.compile(r"https?://([^\s/@\"'\\%#?]+@)?[A-Za-z0-9.\[\]:-]+/?")
 _NO_PROXY_ENTRY = re.compile(r"[A-Za-z0-9.*:/\[\]-]{1,253}")
 
 
 def check_proxy_url(value: str) -> str:
-    """``http://HOST:PORT`` (credentials allowed); one word systemd, apt and curl read alike:
-    no space, quote, backslash or ``%`` (a systemd specifier)."""
-    if not _PROXY_URL.fullmatch(value):
-        raise bad_value("proxy URL", value, "e.g. http://proxy.example.test:3128")
+    """``http://[USER:PASSWORD@]HOST[:PORT]``: one word systemd, apt, curl and Go's net/url read
+    alike: no space, quote, backslash or ``%`` (a systemd specifier), no ``#`` or ``?`` (Go ends
+    the host there), a port from 1 to 65535, a host that is a name or an IP."""
+    import urllib.parse
+
+    hint = "e.g. http://proxy.example.test:3128 (a password with #, ?, % or spaces cannot be written here)"
+    if not _PROXY_URL.fullmatch(value) or "#" in value or "?" in value:
+        raise bad_value("proxy URL", value, hint)
+    try:
+        parts = urllib.parse.urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise bad_value("proxy URL", value, hint) from None
+    host = parts.hostname or ""
+    if not (is_ip(host) or DNS_SUBDOMAIN.fullmatch(host)) or port == 0:
+        raise bad_value("proxy URL", value, hint)
     return value
 
 

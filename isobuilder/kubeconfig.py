@@ -76,7 +76,13 @@ def merge_conflicts(existing: dict[str, Any], new: dict[str, Any], ca_pem: bytes
         elif _decoded(theirs.get("certificate-authority-data")) != ca_pem:
             found.append(f"a cluster named {ours['clusters']['name']!r} with another CA")
     context = same_name("contexts")
-    if context is not None and context.get("context") != ours["contexts"]["context"]:
+    entry = context.get("context") if context is not None else None
+    theirs_ctx: dict[str, Any] = entry if isinstance(entry, dict) else {}
+    mine_ctx = ours["contexts"]["context"]
+    if context is not None and (theirs_ctx.get("cluster"), theirs_ctx.get("user")) != (
+        mine_ctx["cluster"],
+        mine_ctx["user"],
+    ):
         found.append(f"a context named {ours['contexts']['name']!r} for another cluster or user")
     user = same_name("users")
     if user is not None and user.get("user") != ours["users"]["user"]:
@@ -148,18 +154,28 @@ def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def merge(existing: dict[str, Any], new: dict[str, Any], *, use: bool) -> dict[str, Any]:
-    """``existing`` with ``new``'s cluster, user and context added or replaced by name.
+def merge(existing: dict[str, Any], new: dict[str, Any], *, use: bool, replace: bool = False) -> dict[str, Any]:
+    """``existing`` with ``new``'s cluster, user and context added, or updated by name: an entry
+    of the same name keeps what the user added to it (a namespace, a proxy-url) and takes our
+    fields; with ``replace`` (another cluster's, --force) it is replaced whole.
 
     Every other entry and setting is kept; ``current-context`` changes only with ``use``.
     """
     merged = dict(existing)
     merged.setdefault("apiVersion", "v1")
     merged.setdefault("kind", "Config")
-    for key in ("clusters", "users", "contexts"):
-        ours = {entry["name"] for entry in new[key]}
-        kept = [e for e in existing.get(key) or [] if not (isinstance(e, dict) and e.get("name") in ours)]
-        merged[key] = kept + list(new[key])
+    inner = {"clusters": "cluster", "users": "user", "contexts": "context"}
+    for key, field in inner.items():
+        ours = {entry["name"]: entry for entry in new[key]}
+        entries = []
+        for entry in existing.get(key) or []:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if name not in ours:
+                entries.append(entry)
+                continue
+            theirs = entry.get(field) if isinstance(entry.get(field), dict) and not replace else {}
+            entries.append({**(entry if not replace else {}), "name": name, field: {**theirs, **ours.pop(name)[field]}})
+        merged[key] = entries + list(ours.values())
     if use or not existing.get("current-context"):
         merged["current-context"] = new["current-context"]
     return merged

@@ -472,7 +472,8 @@ def worker_configs(cluster: Cluster, node: Node) -> HostFiles:
     else:
         # Before it, in kubeadm-flags.env (phases/kubelet/flags.go, buildKubeletArgs).
         flags = [("container-runtime-endpoint", CRI_SOCKET), *flags]
-    env = "KUBELET_KUBEADM_ARGS=" + json.dumps(" ".join(f"--{k}={v}" for k, v in flags)) + "\n"
+    # systemd's EnvironmentFile reads "..." with \" and \\ escapes, not JSON's \uXXXX: UTF-8 as it is.
+    env = "KUBELET_KUBEADM_ARGS=" + json.dumps(" ".join(f"--{k}={v}" for k, v in flags), ensure_ascii=False) + "\n"
     files["/var/lib/kubelet/kubeadm-flags.env"] = File(env.encode())
     return files
 

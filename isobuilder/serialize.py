@@ -19,14 +19,31 @@ Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _WIDE = 1 << 30  # never fold a long line (an SSH key, a base64 blob)
 
 
-class BlockDumper(Dumper):  # type: ignore[valid-type,misc]
+# Strings Go's YAML 1.1 readers (gopkg.in/yaml.v2, under sigs.k8s.io/yaml: kubectl, kubeadm)
+# take for booleans but PyYAML's resolver does not: written plain, kubectl would read `namespace: n`
+# as false and refuse the whole kubeconfig. Quoted, they stay strings for both.
+_GO_BOOLEANS = frozenset({"y", "Y", "n", "N"})
+
+
+class GoSafeDumper(Dumper):  # type: ignore[valid-type,misc]
+    """PyYAML's safe dumper, with the strings Go reads otherwise quoted."""
+
+
+class BlockDumper(GoSafeDumper):
     """Block style with literal ``|`` for multi-line strings (PEMs, scripts): readable user_data."""
 
 
+def _go_safe_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="'" if data in _GO_BOOLEANS else None)
+
+
 def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+    if "\n" in data:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    return _go_safe_str(dumper, data)
 
 
+GoSafeDumper.add_representer(str, _go_safe_str)
 BlockDumper.add_representer(str, _str_representer)
 
 
@@ -46,7 +63,7 @@ def sha256(data: bytes) -> str:
 
 def yaml_text(value: Any) -> str:
     """A mapping as a YAML block in the order given (cluster.yaml, kubeconfigs)."""
-    return str(yaml.dump(value, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=_WIDE))
+    return str(yaml.dump(value, Dumper=GoSafeDumper, sort_keys=False, default_flow_style=False, width=_WIDE))
 
 
 def yaml_documents(*documents: Any) -> bytes:
@@ -78,7 +95,7 @@ class _UniqueKeyLoader(Loader):  # type: ignore[valid-type,misc]
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str) and key in seen:
+            if isinstance(key, str | int | float | bool) and key in seen:
                 raise DuplicateKey(problem=f"{key!r} is given twice", problem_mark=key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]

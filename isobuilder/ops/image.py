@@ -48,6 +48,34 @@ def _gunzip(data: bytes) -> bytes:
         return b""
 
 
+# The content types cloud-init's handlers take (cloudinit/handlers/__init__.py, INCLUSION_TYPES_MAP's
+# values; a part of another type, text/plain included, is looked at by its start).
+_HANDLED_TYPES = frozenset(
+    {
+        "text/x-include-url", "text/x-include-once-url", "text/x-shellscript", "text/cloud-config",
+        "text/part-handler", "text/cloud-boothook", "text/cloud-config-archive", "text/cloud-config-jsonp",
+        "text/jinja2", "text/x-shellscript-per-boot", "text/x-shellscript-per-instance",
+        "text/x-shellscript-per-once",
+    }
+)  # fmt: skip
+
+
+def _mime_has_a_known_part(data: bytes) -> bool:
+    """Whether a MIME message has a part cloud-init handles, by its type or by its start
+    (cloudinit/user_data.py, UserDataProcessor._process_msg)."""
+    import email
+
+    for part in email.message_from_bytes(data).walk():
+        if part.is_multipart():
+            continue
+        if part.get_content_type() in _HANDLED_TYPES:
+            return True
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes) and cloud_init_kind(payload) not in (None, "mime"):
+            return True
+    return False
+
+
 def cloud_init_kind(data: bytes) -> str | None:
     """The start cloud-init recognises ``data`` by (``mime`` for a multipart), or None: it would
     ignore the file. Gzipped data is looked at decompressed."""
@@ -62,41 +90,66 @@ def cloud_init_kind(data: bytes) -> str | None:
     return max((start for start in CLOUD_INIT_STARTS if text.startswith(start)), key=len, default=None)
 
 
+_HINT = "fix the edit; the node would boot without its configuration"
+
+
 def check_user_data(data: bytes, path: Path) -> None:
     """Catch a broken hand edit before it ships: Ignition must stay JSON with its version;
     cloud-config a YAML mapping with no key given twice (YAML keeps the last one, silently),
     that ``cloud-init schema`` accepts where cloud-init is installed; and anything else a kind
     of user data cloud-init knows (a misspelt header makes it ignore the whole file)."""
-    hint = "fix the edit; the node would boot without its configuration"
-    if len(data) > MAX_USER_DATA:
-        raise IsobuildError(
-            f"{path} is {len(data) >> 20} MiB, over the {MAX_USER_DATA >> 20} MiB a first-boot config may have",
-            hint="move large files out of user_data (the node can fetch them), then run isobuild image",
-        )
-    if data[:2] == b"\x1f\x8b" and len(_gunzip(data)) > MAX_USER_DATA:
-        raise IsobuildError(
-            f"{path} decompresses to over {MAX_USER_DATA >> 20} MiB", hint="cloud-init decompresses it whole at boot"
-        )
+    data = _unpacked(data, path)
     if data.lstrip().startswith(b"{"):
-        try:
-            parsed = json.loads(data)
-        except ValueError as exc:
-            where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-            raise IsobuildError(f"{path} is not valid JSON{where}", hint=hint) from None
-        section = parsed.get("ignition") if isinstance(parsed, dict) else None
-        version = section.get("version") if isinstance(section, dict) else None
-        if not isinstance(version, str):
-            raise IsobuildError(f"{path} is not an Ignition config (no ignition.version)", hint=hint)
-        return
+        _check_ignition(data, path)
+    elif _check_kind(data, path) == "#cloud-config":
+        _check_cloud_config(data, path)
+
+
+def _unpacked(data: bytes, path: Path) -> bytes:
+    """The user data as cloud-init reads it, gzip undone (user_data.py, convert_string), bounded."""
+    too_big = f"over the {MAX_USER_DATA >> 20} MiB a first-boot config may have"
+    hint = "move large files out of user_data (the node can fetch them), then run isobuild image"
+    if len(data) > MAX_USER_DATA:
+        raise IsobuildError(f"{path} is {len(data) >> 20} MiB, {too_big}", hint=hint)
+    if data[:2] != b"\x1f\x8b":
+        return data
+    unzipped = _gunzip(data)
+    if len(unzipped) > MAX_USER_DATA:
+        raise IsobuildError(f"{path} decompresses to {too_big}", hint="cloud-init decompresses it whole at boot")
+    if not unzipped:
+        raise IsobuildError(f"{path} is gzip that does not decompress", hint=_HINT)
+    return unzipped
+
+
+def _check_ignition(data: bytes, path: Path) -> None:
+    try:
+        parsed = json.loads(data)
+    except ValueError as exc:
+        where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise IsobuildError(f"{path} is not valid JSON{where}", hint=_HINT) from None
+    section = parsed.get("ignition") if isinstance(parsed, dict) else None
+    if not isinstance(section.get("version") if isinstance(section, dict) else None, str):
+        raise IsobuildError(f"{path} is not an Ignition config (no ignition.version)", hint=_HINT)
+
+
+def _check_kind(data: bytes, path: Path) -> str:
     kind = cloud_init_kind(data)
+    if kind == "mime" and not _mime_has_a_known_part(data):
+        raise IsobuildError(
+            f"{path} is a MIME message with no part cloud-init knows: it would ignore the whole file",
+            hint="give each part a Content-Type cloud-init handles (text/cloud-config, text/x-shellscript, ...) "
+            "or a known first line",
+        )
     if kind is None:
         first = data.split(b"\n", 1)[0][:60].decode(errors="replace")
         raise IsobuildError(
             f"{path} starts with {first!r}, no kind of user data cloud-init knows: it would ignore the whole file",
             hint="the first line of a cloud-config is exactly #cloud-config",
         )
-    if kind != "#cloud-config" or data[:2] == b"\x1f\x8b":
-        return  # a script, an include, a MIME multipart, gzip: cloud-init decides
+    return kind
+
+
+def _check_cloud_config(data: bytes, path: Path) -> None:
     try:
         parsed = serialize.load_yaml(data, unique_keys=True)
     except serialize.DuplicateKey as exc:
@@ -106,11 +159,11 @@ def check_user_data(data: bytes, path: Path) -> None:
             hint="merge them into one key",
         ) from None
     except yaml.YAMLError as exc:
-        raise IsobuildError(f"{path} is not valid YAML{clusterfile.yaml_error_line(exc)}", hint=hint) from None
+        raise IsobuildError(f"{path} is not valid YAML{clusterfile.yaml_error_line(exc)}", hint=_HINT) from None
     except ValueError:
-        raise IsobuildError(f"{path} is not UTF-8 text", hint=hint) from None
+        raise IsobuildError(f"{path} is not UTF-8 text", hint=_HINT) from None
     if not isinstance(parsed, dict):
-        raise IsobuildError(f"{path} is not a cloud-config mapping", hint=hint)
+        raise IsobuildError(f"{path} is not a cloud-config mapping", hint=_HINT)
     _cloud_init_schema(data, path)
 
 
@@ -127,8 +180,12 @@ def _cloud_init_schema(data: bytes, path: Path) -> None:
             result = subprocess.run(
                 [tool, "schema", "--config-file", scratch.name], capture_output=True, text=True, timeout=120
             )
-        except (OSError, subprocess.TimeoutExpired):
-            return  # a cloud-init that cannot run checks nothing
+        except subprocess.TimeoutExpired:
+            raise IsobuildError(
+                f"{path}: cloud-init schema did not finish in 120 s", hint="run cloud-init schema --config-file on it"
+            ) from None
+        except OSError:
+            return  # a cloud-init that cannot start checks nothing
     if result.returncode == 0:
         return
     said = " ".join((result.stderr + result.stdout).replace(scratch.name, str(path)).split())
@@ -169,6 +226,10 @@ def image(ctx: Context, folder: Path) -> tuple[Path, bool]:
             raise IsobuildError(
                 f"{source} not found",
                 hint="give a node folder made by `isobuild node`, e.g. isobuild image inventory/node-worker1",
+            )
+        for link in (p for p in source.rglob("*") if p.is_symlink()):
+            raise IsobuildError(
+                f"{link} is a symbolic link", hint="a drive holds files only: copy the file there instead"
             )
         files = contents(read_tree(source))
         media = Media.of_drive(files)

@@ -189,7 +189,7 @@ def admin_kubeconfig(
                     f"{merge_into} already has {conflicts[0]}{more}: merging would replace it",
                     hint="--context NAME merges under another name; --force replaces it",
                 )
-            text = kubeconfig.dump(kubeconfig.merge(existing, config, use=use))
+            text = kubeconfig.dump(kubeconfig.merge(existing, config, use=use, replace=bool(conflicts)))
             if current and current != text:
                 backup = _backup_name(merge_into, ctx.now)
                 write_outside(backup, current, 0o600)

@@ -18,7 +18,7 @@ from tests.helpers import CONFIG_2_USER_DATA, Run, decode
 ADDONS = "/etc/kubernetes/isobuild"
 SETTINGS = """\
 kubelet_extra_args:
-- {name: max-pods, value: 200}
+- {name: max-pods, value: '200'}
 - {name: system-reserved, value: 'cpu=500m,memory=1Gi'}
 - {name: feature-gates, value: 'InPlacePodVerticalScaling=true'}
 apiserver_extra_args:
@@ -77,7 +77,7 @@ def test_extra_args_reach_kubeadm_and_the_kubelet(customised: Path) -> None:
     assert cluster["etcd"] == {"local": {"extraArgs": [{"name": "quota-backend-bytes", "value": "8589934592"}]}}
     kubelet = init["nodeRegistration"]["kubeletExtraArgs"]
     assert kubelet[0] == {"name": "node-ip", "value": "10.0.0.1"}  # isobuild's first
-    assert {"name": "max-pods", "value": "200"} in kubelet  # a YAML number, as its text
+    assert {"name": "max-pods", "value": "200"} in kubelet
     join = yaml.safe_load(_host_files(customised, "c1")[f"{ADDONS}/kubeadm-join.yaml"])
     assert join["nodeRegistration"]["kubeletExtraArgs"] == kubelet
     assert _kubelet_flags(customised, "w1")[-3:] == [
@@ -123,6 +123,10 @@ def test_a_node_s_own_kubelet_args_replace_the_cluster_s_by_name(run: Run, custo
          "Error: cluster.yaml: apiserver_extra_args: [0].value 'a\\nb' is not a flag value"),
         ("scheduler_extra_args:\n- v=2\n", "Error: cluster.yaml: scheduler_extra_args: [0] is not a mapping of name and value"),
         ("scheduler_extra_args: {v: 2}\n", "Error: cluster.yaml: scheduler_extra_args must be a list"),
+        # YAML 1.1 would read these as 493, 90 and true: a string, quoted, as kubeadm wants
+        ("kubelet_extra_args:\n- {name: x, value: 0755}\n", "Error: cluster.yaml: kubelet_extra_args: [0].value 493 is not a string"),
+        ("kubelet_extra_args:\n- {name: x, value: 1:30}\n", "Error: cluster.yaml: kubelet_extra_args: [0].value 90 is not a string"),
+        ("kubelet_extra_args:\n- {name: x, value: on}\n", "Error: cluster.yaml: kubelet_extra_args: [0].value True is not a string"),
     ],
 )  # fmt: skip
 def test_extra_args_isobuild_owns_or_that_cannot_pass_are_refused_where_written(
@@ -214,6 +218,15 @@ def test_ntp_servers_go_to_cloud_init_and_to_timesyncd_on_flatcar(run: Run, inv:
         ("http_proxy: 'http://p%n:1'\n", "Error: cluster.yaml: http_proxy: invalid proxy URL 'http://p%n:1'"),
         ("no_proxy: ['a b']\n", "Error: cluster.yaml: no_proxy: invalid no_proxy entry 'a b'"),
         ("ntp_servers: ['-bad-']\n", "Error: cluster.yaml: ntp_servers: invalid NTP server '-bad-'"),
+        (
+            "http_proxy: 'http://u:p#x@p.example.test:1'\n",
+            "Error: cluster.yaml: http_proxy: invalid proxy URL 'http://u:p#x@p.example.test:1'",
+        ),
+        (
+            "http_proxy: 'http://p.example.test:99999'\n",
+            "Error: cluster.yaml: http_proxy: invalid proxy URL 'http://p.example.test:99999'",
+        ),
+        ("http_proxy: 'http://[[[:1'\n", "Error: cluster.yaml: http_proxy: invalid proxy URL 'http://[[[:1'"),
     ],
 )
 def test_bad_host_settings_are_refused_where_written(run: Run, inv: Path, setting: str, first_line: str) -> None:
@@ -235,3 +248,12 @@ def test_the_readme_host_settings_example_builds_as_written(run: Run, inv: Path)
     assert "/etc/systemd/system/kubelet.service.d/isobuild-proxy.conf" in files
     user_data = yaml.safe_load((inv / "node-controller" / CONFIG_2_USER_DATA).read_text())
     assert user_data["ntp"]["servers"] == ["ntp1.example.test", "10.10.10.123"]
+
+
+def test_a_non_ascii_kubelet_value_reaches_kubeadm_flags_env_as_utf_8(run: Run, inv: Path) -> None:
+    assert run("init").code == 0
+    _set(inv, "kubelet_extra_args:\n- {name: provider-id, value: 'é'}\n")
+    assert run("node", "c1", "10.0.0.1").code == 0
+    assert run("node", "w1", "10.0.0.2", "--master", "c1").code == 0
+    assert "--provider-id=é" in _kubelet_flags(inv, "w1")
+    assert "\\u" not in _host_files(inv, "w1")["/var/lib/kubelet/kubeadm-flags.env"].decode()

@@ -95,3 +95,23 @@ def test_output_dash_writes_the_kubeconfig_to_stdout_and_no_file(
         "cluster": "lab-a",
         "user": "lab-a",
     }
+
+
+def test_a_merge_keeps_what_the_user_added_and_strings_go_reads_as_booleans(
+    run: Run, two_labs: tuple[Path, Path, Path]
+) -> None:
+    a, _, kube = two_labs
+    assert run("kubeconfig", "--merge", inventory=a).code == 0
+    config = yaml.safe_load(kube.read_text())
+    config["contexts"][0]["context"]["namespace"] = "n"  # `kubectl config set-context ... --namespace=n`
+    config["clusters"][0]["cluster"]["proxy-url"] = "http://proxy.example.test:3128"
+    config["contexts"].append({"name": "dev", "context": {"cluster": "x", "user": "y", "namespace": "n"}})
+    kube.write_text(yaml.safe_dump(config))
+    result = run("kubeconfig", "--merge", inventory=a)  # this cluster's own entries: no conflict
+    assert result.code == 0, result.err
+    merged = yaml.safe_load(kube.read_text())
+    ours = next(c for c in merged["contexts"] if c["name"] == "kubernetes-admin@lab")
+    assert ours["context"]["namespace"] == "n"
+    assert merged["clusters"][0]["cluster"]["proxy-url"] == "http://proxy.example.test:3128"
+    # Go's YAML 1.1 reader (kubectl's) takes a plain y or n for a boolean: they stay quoted
+    assert "namespace: 'n'" in kube.read_text() and "user: 'y'" in kube.read_text()

@@ -226,7 +226,7 @@ def _edit_user_data(example: Path, edit: Callable[[bytes], bytes]) -> tuple[Path
         (lambda d: d.replace(b"#cloud-config", b"#Cloud-Config", 1),
          ': cloud-init schema (cloud-init on this machine) rejects it: Cloud config schema errors: format-l1.c1: '),
         (lambda d: d + b"# " + b"x" * (5 << 20) + b"\n", " is 5 MiB, over the 4 MiB a first-boot config may have"),
-        (lambda d: gzip.compress(d + b"# " + b"x" * (64 << 20) + b"\n", mtime=0), " decompresses to over 4 MiB"),
+        (lambda d: gzip.compress(d + b"# " + b"x" * (64 << 20) + b"\n", mtime=0), " decompresses to over the 4 MiB a first-boot config may have"),
     ],
     ids=["misspelt header", "duplicate top-level key", "duplicate key", "schema", "header case", "huge", "gzip bomb"],
 )  # fmt: skip
@@ -248,3 +248,25 @@ def test_image_packages_a_script_or_gzip_user_data_as_cloud_init_takes_them(run:
     assert run("image", str(folder)).code == 0
     folder, _ = _edit_user_data(example, lambda d: gzip.compress(b"#cloud-config\nhostname: w1\n", mtime=0))
     assert run("image", str(folder)).code == 0
+
+
+def test_image_checks_gzip_mime_and_links_as_cloud_init_reads_them(run: Run, example: Path) -> None:
+    import gzip as gz
+
+    dup = b"#cloud-config\nruncmd: []\nruncmd: []\n"
+    folder, iso = _edit_user_data(example, lambda d: gz.compress(dup, mtime=0))
+    result = run("image", str(folder))
+    assert result.code == 1 and "'runcmd' is given twice" in result.err.splitlines()[0], result.err
+    assert (folder / "config.iso").read_bytes() == iso
+    ignored = b"MIME-Version: 1.0\nContent-Type: text/plain\n\n#cloud-confg\nhostname: x\n"
+    folder, _ = _edit_user_data(example, lambda d: ignored)
+    result = run("image", str(folder))
+    assert result.code == 1 and "a MIME message with no part cloud-init knows" in result.err.splitlines()[0]
+    mime = b"MIME-Version: 1.0\nContent-Type: text/cloud-config\n\nhostname: x\n"
+    folder, _ = _edit_user_data(example, lambda d: mime)
+    assert run("image", str(folder)).code == 0
+    link = folder / "cloud-config/openstack/latest/vendor_data.json"
+    link.symlink_to("/etc/hostname")
+    result = run("image", str(folder))
+    assert result.code == 1 and result.err.splitlines()[0] == f"Error: {link} is a symbolic link"
+    link.unlink()
