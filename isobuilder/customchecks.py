@@ -124,3 +124,25 @@ def check_context_name(value: str) -> str:
     if not _CONTEXT_NAME.fullmatch(value):
         raise bad_value("--context", value, "letters, digits and . _ @ : / -, starting with a letter or digit")
     return value
+
+
+_MIRROR_URL = re.compile(r"https?://[A-Za-z0-9.\[\]:-]+(/[A-Za-z0-9._~/-]*)?")
+
+
+def check_registry_mirrors(values: dict[object, object]) -> dict[str, tuple[str, ...]]:
+    """``{REGISTRY: [MIRROR URL, ...]}``: a registry host[:port] (``docker.io``, or ``_default``
+    for every other), and the mirrors containerd tries in order before it (hosts.toml)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for registry, mirrors in values.items():
+        host = registry.rsplit(":", 1)[0] if isinstance(registry, str) and registry.count(":") == 1 else registry
+        if registry != "_default" and not (isinstance(host, str) and (DNS_SUBDOMAIN.fullmatch(host) or is_ip(host))):
+            raise bad_value("registry", registry, "a registry's host[:port], e.g. docker.io, or _default")
+        if not isinstance(mirrors, list) or not mirrors:
+            raise IsobuildError(
+                f"{registry}: give a list of mirror URLs", hint="e.g. docker.io: [https://mirror.example.test]"
+            )
+        for url in mirrors:
+            if not isinstance(url, str) or not _MIRROR_URL.fullmatch(url):
+                raise bad_value("mirror URL", url, "e.g. https://mirror.example.test:5000")
+        found[str(registry)] = tuple(str(u) for u in mirrors)
+    return dict(sorted(found.items()))

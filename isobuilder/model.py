@@ -180,6 +180,7 @@ class Cluster:
     flatcar_version: str
     kube_vip_version: str
     ntp_servers: tuple[str, ...] = ()
+    registry_mirrors: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     http_proxy: str | None = None
     https_proxy: str | None = None
     no_proxy: tuple[str, ...] = ()

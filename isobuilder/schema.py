@@ -240,6 +240,10 @@ SETTINGS: tuple[Field, ...] = (
     Field("ntp_servers", list, _text_list(customchecks.check_ntp_server), (), dump=_list_dump,
           comment="NTP servers for every node (cloud-init's ntp module; systemd-timesyncd on Flatcar); a node's "
                   "own ntp_servers replace them. Empty: the image's defaults."),
+    Field("registry_mirrors", dict, customchecks.check_registry_mirrors, {},
+          dump=lambda value: {k: list(v) for k, v in value.items()},
+          comment="Registry mirrors containerd tries first, per registry (certs.d/REGISTRY/hosts.toml): "
+                  "{docker.io: [https://mirror.example.test]}; _default for every other registry."),
     Field("http_proxy", str, _optional_text(customchecks.check_proxy_url), None, dump=_optional,
           comment="HTTP proxy for apt, containerd (image pulls), the kubelet and install.sh, e.g. "
                   "http://proxy.example.test:3128. Empty: none."),

@@ -139,6 +139,41 @@ def test_apply_installs_the_containerd_config_install_sh_would_and_containerd_re
     dump = subprocess.run([containerd, "--config", str(config), "config", "dump"], capture_output=True, text=True)
     assert dump.returncode == 0, dump.stderr
     assert "SystemdCgroup = true" in dump.stdout
+    assert 'config_path = "/etc/containerd/certs.d"' in dump.stdout  # the registry hosts folder, as containerd reads it
+
+
+# containerd 2.x's `config default`, the parts the script edits (its layout: version 3, single quotes,
+# the CRI plugins split; the transfer service has a config_path of its own, which stays).
+CONTAINERD_2_DEFAULT = """version = 3
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+    [plugins.'io.containerd.cri.v1.images'.registry]
+      config_path = ''
+  [plugins.'io.containerd.cri.v1.runtime']
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+      SystemdCgroup = false
+  [plugins.'io.containerd.transfer.v1.local']
+    config_path = ''
+"""
+
+
+def test_the_containerd_config_script_edits_a_2x_layout_in_the_right_sections(example: Path, tmp_path: Path) -> None:
+    """The script's containerd_config() against a stand-in `containerd config default` of 2.x."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "containerd").write_text(f"#!/bin/sh\ncat <<'EOF'\n{CONTAINERD_2_DEFAULT}EOF\n")
+    (bin_dir / "containerd").chmod(0o755)
+    script = (example / "node-worker1" / "apply.sh").read_text()
+    function = script[script.index("containerd_config() {") :]
+    function = function[: function.index("\n}\n") + 3]
+    result = subprocess.run(["bash", "-c", 'die() { echo "die: $*"; exit 1; }\n' + function + "containerd_config"],
+                            env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "      config_path = '/etc/containerd/certs.d'" in lines
+    assert lines[lines.index("  [plugins.'io.containerd.transfer.v1.local']") + 1] == "    config_path = ''"
+    assert "      SystemdCgroup = true" in lines
 
 
 def test_an_ignition_node_s_apply_sh_leaves_containerd_to_flatcar(run: Run, inv: Path, tmp_path: Path) -> None:
