@@ -111,6 +111,7 @@ def base(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+@pytest.mark.slow  # a kill at every rename: minutes each, so with the VM boots (CI runs both)
 def test_node_update_is_old_or_new_at_every_kill(base: Callable[..., Path], tmp_path: Path) -> None:
     inv = base(("node", "c1", "10.0.0.1"), ("node", "w1", "10.0.0.2", "--master", "10.0.0.1", "--label", "zone=a"))
     # Same keys and certificates, new labels: the new folder and cluster.yaml are deterministic.
@@ -126,6 +127,7 @@ def test_a_first_user_kubeconfig_is_old_or_new_at_every_kill(base: Callable[...,
     assert kills >= 3
 
 
+@pytest.mark.slow  # a kill at every rename: minutes each, so with the VM boots (CI runs both)
 def test_build_with_a_prune_is_old_or_new_at_every_kill(base: Callable[..., Path], tmp_path: Path) -> None:
     inv = base(
         ("node", "c1", "10.0.0.1"),
@@ -142,6 +144,7 @@ def test_build_with_a_prune_is_old_or_new_at_every_kill(base: Callable[..., Path
     assert kills >= 6 and recoveries_killed >= kills - 1
 
 
+@pytest.mark.slow  # a kill at every rename: minutes each, so with the VM boots (CI runs both)
 def test_an_upgrade_done_record_is_old_or_new_at_every_kill(base: Callable[..., Path], tmp_path: Path) -> None:
     """`upgrade --done` rewrites a folder in a transaction of its own (`upgrade --to` stages folders
     and cluster.yaml as build and node do, attacked above)."""
@@ -217,6 +220,7 @@ def test_writes_outside_the_inventory_are_old_or_new_and_cleaned_up(
     assert kills >= 2
 
 
+@pytest.mark.slow  # a kill at every rename: minutes each, so with the VM boots (CI runs both)
 def test_a_killed_first_command_leaves_no_inventory_behind(tmp_path: Path) -> None:
     """Before it there was no folder: after a kill at any rename and a recovery (killed at any
     rename, then run in full) there is none either, or the whole new cluster."""
