@@ -26,8 +26,8 @@ RULESET_PATH = "/etc/isobuild/firewall.nft"
 UNIT = "isobuild-firewall.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT}"
 NFT = "/usr/sbin/nft"  # Debian's nftables package (priority important: in every install); Flatcar's too
-OPEN_TCP = (22, 80, 443)  # SSH and the ingress, from anywhere
-INGRESS_TCP = (80, 443)  # a hostPort ingress (DNAT into its pod) from anywhere too
+INGRESS_TCP = (80, 443)  # the ingress, on the host or as a hostPort (DNAT into its pod): from anywhere
+OPEN_TCP = (22, *INGRESS_TCP)  # and SSH
 WIREGUARD_UDP = (51820, 51821)  # flannel's WireGuard backend, IPv4 and IPv6 (authenticated: safe to open)
 
 _Net = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -18,8 +18,8 @@ _UPSTREAM = {"docker.io": "https://registry-1.docker.io"}
 
 
 def proxy_environment(cluster: Cluster) -> list[tuple[str, str]]:
-    """HTTP_PROXY, HTTPS_PROXY and NO_PROXY, in both cases (Go reads the upper, curl the lower
-    for http), or nothing without a proxy."""
+    """HTTP_PROXY, HTTPS_PROXY and NO_PROXY, in both cases (Go takes either, curl only the
+    lower-case http_proxy), or nothing without a proxy."""
     if not (cluster.http_proxy or cluster.https_proxy):
         return []
     found = [("HTTP_PROXY", cluster.http_proxy), ("HTTPS_PROXY", cluster.https_proxy)]

@@ -285,7 +285,10 @@ def flannel_kustomization(cluster: Cluster) -> bytes:
     told to use the node's own address (the kubelet's --node-ip): without ``--iface`` it takes
     the interface of the default route (pkg/ipmatch/match.go, ``LookupExtIface``), which on an
     edge router with a private and a public address is the public one. ``status.hostIP`` is the
-    node's InternalIP, which --node-ip sets (docs/KUBEADM.md)."""
+    first of the Node's host IPs, InternalIP first, which --node-ip sets (kubernetes
+    pkg/kubelet/kubelet_pods.go, ``podFieldSelectorRuntimeValue``; pkg/util/node/node.go,
+    ``GetNodeHostIPs``), and the kubelet expands ``$(NODE_IP)`` in args
+    (pkg/kubelet/container/helpers.go, ``ExpandContainerCommandAndArgs``)."""
     net_conf = json.dumps(flannel_net_conf(cluster), indent=2)
     url = f"https://github.com/flannel-io/flannel/releases/download/{cluster.flannel_version}/kube-flannel.yml"
     node_ip = [

@@ -234,3 +234,11 @@ def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         env=tool_env(HOME=str(home)),
     )
+
+
+def set_settings(inventory: Path, text: str) -> None:
+    """Top-level settings of ``text`` (YAML) in place of cluster.yaml's one-line ones."""
+    cluster = inventory / "cluster.yaml"
+    keys = {line.split(":", 1)[0] for line in text.splitlines() if line and not line.startswith((" ", "-"))}
+    body = "".join(line for line in cluster.read_text().splitlines(keepends=True) if line.split(":", 1)[0] not in keys)
+    cluster.write_text(body.replace("\nnodes:", "\n" + text + "nodes:", 1))

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from isobuilder.firstboot import files_written
-from tests.helpers import CONFIG_2_USER_DATA, Run, decode
+from tests.helpers import CONFIG_2_USER_DATA, Run, decode, set_settings
 
 ADDONS = "/etc/kubernetes/isobuild"
 SETTINGS = """\
@@ -40,14 +40,6 @@ def _host_files(inv: Path, node: str) -> dict[str, bytes]:
     return {path: f.content for path, f in files.items()}
 
 
-def _set(inv: Path, text: str) -> None:
-    """Top-level settings of ``text`` in place of cluster.yaml's (one-line) ones."""
-    cluster = inv / "cluster.yaml"
-    keys = {line.split(":", 1)[0] for line in text.splitlines() if line and not line.startswith((" ", "-"))}
-    body = "".join(line for line in cluster.read_text().splitlines(keepends=True) if line.split(":", 1)[0] not in keys)
-    cluster.write_text(body.replace("\nnodes:", "\n" + text + "nodes:", 1))
-
-
 def _kubelet_flags(inv: Path, node: str) -> list[str]:
     env = _host_files(inv, node)["/var/lib/kubelet/kubeadm-flags.env"].decode()
     return shlex.split(json.loads(env.removeprefix("KUBELET_KUBEADM_ARGS=")))
@@ -56,7 +48,7 @@ def _kubelet_flags(inv: Path, node: str) -> list[str]:
 @pytest.fixture
 def customised(run: Run, inv: Path) -> Path:
     assert run("init").code == 0
-    _set(inv, SETTINGS)
+    set_settings(inv, SETTINGS)
     for args in (["c1", "10.0.0.1"], ["w1", "10.0.0.2", "--master", "c1"], ["w2", "10.0.0.3", "--master", "c1"]):
         result = run("node", *args)
         assert result.code == 0, result.err
@@ -134,7 +126,7 @@ def test_extra_args_isobuild_owns_or_that_cannot_pass_are_refused_where_written(
 ) -> None:
     assert run("init").code == 0
     assert run("node", "c1", "10.0.0.1").code == 0
-    _set(inv, setting)
+    set_settings(inv, setting)
     before = {p: p.read_bytes() for p in (inv / "node-c1").rglob("*") if p.is_file()}
     result = run("build")
     assert result.code == 1
@@ -147,7 +139,7 @@ def test_the_readme_customising_example_builds_as_written(run: Run, inv: Path) -
     block = readme.split("## Customising nodes\n", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     assert run("node", "controller", "10.10.10.1").code == 0
     settings, nodes = block.split("nodes:\n", 1)
-    _set(inv, settings)
+    set_settings(inv, settings)
     cluster = inv / "cluster.yaml"
     cluster.write_text(cluster.read_text().rstrip("\n") + "\n" + nodes)
     result = run("build")
@@ -168,7 +160,7 @@ no_proxy: [.corp.example.test, 192.168.0.0/16]
 
 def test_a_proxy_reaches_apt_containerd_the_kubelet_and_the_setup(run: Run, inv: Path) -> None:
     assert run("init").code == 0
-    _set(inv, PROXY.replace("ntp_servers: [ntp1.example.test, 10.0.0.123]\n", ""))
+    set_settings(inv, PROXY.replace("ntp_servers: [ntp1.example.test, 10.0.0.123]\n", ""))
     assert run("node", "c1", "10.0.0.1").code == 0
     assert run("node", "w1", "10.0.0.2", "--master", "c1").code == 0
     files = _host_files(inv, "w1")
@@ -193,7 +185,7 @@ def test_a_proxy_reaches_apt_containerd_the_kubelet_and_the_setup(run: Run, inv:
 
 def test_ntp_servers_go_to_cloud_init_and_to_timesyncd_on_flatcar(run: Run, inv: Path) -> None:
     assert run("init").code == 0
-    _set(inv, "ntp_servers: [ntp1.example.test, 10.0.0.123]\n")
+    set_settings(inv, "ntp_servers: [ntp1.example.test, 10.0.0.123]\n")
     assert run("node", "c1", "10.0.0.1").code == 0
     assert run("node", "w1", "10.0.0.2", "--master", "c1").code == 0
     assert run("node", "f1", "10.0.0.3", "--master", "c1", "--format", "ignition").code == 0
@@ -232,7 +224,7 @@ def test_ntp_servers_go_to_cloud_init_and_to_timesyncd_on_flatcar(run: Run, inv:
 def test_bad_host_settings_are_refused_where_written(run: Run, inv: Path, setting: str, first_line: str) -> None:
     assert run("init").code == 0
     assert run("node", "c1", "10.0.0.1").code == 0
-    _set(inv, setting)
+    set_settings(inv, setting)
     result = run("build")
     assert result.code == 1 and result.err.splitlines()[0] == first_line, result.err
 
@@ -242,7 +234,7 @@ def test_the_readme_host_settings_example_builds_as_written(run: Run, inv: Path)
     block = readme.split("## Customising nodes\n", 1)[1].split("```yaml\n", 2)[2].split("```", 1)[0]
     assert block.startswith("ntp_servers:")
     assert run("init").code == 0
-    _set(inv, block)
+    set_settings(inv, block)
     assert run("node", "controller", "10.10.10.1").code == 0
     files = _host_files(inv, "controller")
     assert "/etc/systemd/system/kubelet.service.d/isobuild-proxy.conf" in files
@@ -252,7 +244,7 @@ def test_the_readme_host_settings_example_builds_as_written(run: Run, inv: Path)
 
 def test_a_non_ascii_kubelet_value_reaches_kubeadm_flags_env_as_utf_8(run: Run, inv: Path) -> None:
     assert run("init").code == 0
-    _set(inv, "kubelet_extra_args:\n- {name: provider-id, value: 'é'}\n")
+    set_settings(inv, "kubelet_extra_args:\n- {name: provider-id, value: 'é'}\n")
     assert run("node", "c1", "10.0.0.1").code == 0
     assert run("node", "w1", "10.0.0.2", "--master", "c1").code == 0
     assert "--provider-id=é" in _kubelet_flags(inv, "w1")
@@ -263,7 +255,7 @@ def test_registry_mirrors_become_containerd_hosts_files(run: Run, inv: Path) -> 
     import tomllib
 
     assert run("init").code == 0
-    _set(inv, "registry_mirrors:\n  docker.io: [https://mirror.example.test, 'http://10.0.0.5:5000/v2']\n"
+    set_settings(inv, "registry_mirrors:\n  docker.io: [https://mirror.example.test, 'http://10.0.0.5:5000/v2']\n"
               "  _default: [https://cache.example.test]\n")  # fmt: skip
     assert run("node", "c1", "10.0.0.1").code == 0
     files = _host_files(inv, "c1")
@@ -297,7 +289,7 @@ def test_registry_mirrors_become_containerd_hosts_files(run: Run, inv: Path) -> 
 def test_bad_registry_mirrors_are_refused_where_written(run: Run, inv: Path, setting: str, first_line: str) -> None:
     assert run("init").code == 0
     assert run("node", "c1", "10.0.0.1").code == 0
-    _set(inv, setting)
+    set_settings(inv, setting)
     result = run("build")
     assert result.code == 1 and result.err.splitlines()[0] == first_line, result.err
 
@@ -307,7 +299,37 @@ def test_the_readme_registry_mirrors_example_builds_as_written(run: Run, inv: Pa
     block = readme.split("## Customising nodes\n", 1)[1].split("```yaml\n", 3)[3].split("```", 1)[0]
     assert block.startswith("registry_mirrors:")
     assert run("init").code == 0
-    _set(inv, block)
+    set_settings(inv, block)
     assert run("node", "controller", "10.10.10.1").code == 0
     files = _host_files(inv, "controller")
     assert {"/etc/containerd/certs.d/docker.io/hosts.toml", "/etc/containerd/certs.d/_default/hosts.toml"} <= set(files)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        'kubelet_extra_args:\n- {name: max-pods, value: "200\\n"}\n',
+        'kubelet_extra_args:\n- {name: "max-pods\\n", value: "200"}\n',
+        'apiserver_extra_args:\n- {name: v, value: "2\\u0000"}\n',
+        'ntp_servers: ["ntp.example.test\\n"]\n',
+        'http_proxy: "http://proxy.example.test:3128\\n"\n',
+        'no_proxy: [".corp.example.test\\n"]\n',
+        'registry_mirrors: {"docker.io\\n": [https://m.example.test]}\n',
+        'registry_mirrors: {docker.io: ["https://m.example.test\\n"]}\n',
+    ],
+)
+def test_a_trailing_newline_or_nul_in_any_new_value_is_refused(run: Run, inv: Path, setting: str) -> None:
+    assert run("init").code == 0
+    assert run("node", "c1", "10.0.0.1").code == 0
+    set_settings(inv, setting)
+    before = {p: p.read_bytes() for p in (inv / "node-c1").rglob("*") if p.is_file()}
+    result = run("build")
+    lines = result.err.splitlines()
+    assert result.code == 1 and len(lines) == 2 and lines[0].startswith("Error: cluster.yaml: "), result.err
+    assert {p: p.read_bytes() for p in (inv / "node-c1").rglob("*") if p.is_file()} == before
+
+
+def test_a_trailing_newline_in_public_ip_is_refused(run: Run, inv: Path) -> None:
+    assert run("node", "c1", "10.0.0.1").code == 0
+    result = run("node", "e1", "10.0.0.2", "--master", "c1", "--role", "edge", "--public-ip", "203.0.113.5\n")
+    assert result.code == 1 and result.err.startswith("Error: --public-ip: ") and not (inv / "node-e1").exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from isobuilder.firstboot import files_written
-from tests.helpers import CONFIG_2_USER_DATA, Run, require_tool
+from tests.helpers import CONFIG_2_USER_DATA, Run, require_tool, set_settings
 
 SETTINGS = """\
 ntp_servers: [ntp1.example.test, 10.0.0.123]
@@ -27,10 +27,7 @@ kubelet_extra_args:
 @pytest.fixture
 def customised(run: Run, inv: Path) -> Path:
     assert run("init").code == 0
-    cluster = inv / "cluster.yaml"
-    keys = {line.split(":", 1)[0] for line in SETTINGS.splitlines() if not line.startswith(("-", " "))}
-    body = "".join(line for line in cluster.read_text().splitlines(keepends=True) if line.split(":", 1)[0] not in keys)
-    cluster.write_text(body.replace("\nnodes:", "\n" + SETTINGS + "nodes:", 1))
+    set_settings(inv, SETTINGS)
     for args in (["c1", "10.0.0.1"], ["w1", "10.0.0.2", "--master", "c1"],
                  ["f1", "10.0.0.3", "--master", "c1", "--format", "ignition"]):  # fmt: skip
         result = run("node", *args)
