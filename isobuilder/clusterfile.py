@@ -2,6 +2,9 @@
 
 Both directions are derived from ``schema``'s tables. :func:`parse` collects every problem of
 the file, each located (``cluster.yaml: nodes[1].gateway: ...``), and raises them together.
+:func:`dump` writes a new file; :func:`rewrite` edits an existing one, so that the operator's
+comments, blank lines, key order and quoting survive every command: a value is written anew
+only when it means something else now.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from isobuilder import checks, schema, serialize
+from isobuilder import checks, schema, serialize, yamledit
 from isobuilder.errors import IsobuildError
 from isobuilder.model import Cluster, KeyType, Node, shown
 
@@ -37,6 +40,138 @@ def dump(cluster: Cluster) -> bytes:
     parts.append(_NODES_COMMENT)
     parts.append(serialize.yaml_text({"nodes": [schema.node_mapping(n) for n in cluster.nodes]}))
     return "".join(parts).encode()
+
+
+def rewrite(text: bytes | None, cluster: Cluster, *, before: Cluster | None = None) -> bytes:
+    """``cluster`` as cluster.yaml, edited into the file's ``text`` (None: no file yet), which
+    :func:`parse` read as ``before`` (given: not parsed again).
+
+    Settings keep their place and text when their value is the same; one the file lacks is
+    added, with its comment, after the setting the schema puts before it. Nodes are matched by
+    name: a node's unchanged keys keep their text, changed ones are rewritten where they are,
+    new ones added after their schema neighbour; a removed node goes with the comment lines just
+    above it; a new node comes after the last. The result is parsed back, and a file laid out
+    in a way this cannot edit in place (flow style, anchors, a key on another's line) is written
+    fresh: it always means ``cluster`` exactly.
+    """
+    if text is None:
+        return dump(cluster)
+    try:
+        before = before or parse(text, cross_checks=False)
+        edited = _edited(yamledit.Text(text.decode()), before, cluster).encode()
+        if parse(edited, cross_checks=False) == cluster.with_master_names():
+            return edited
+    except (yamledit.Unusual, IsobuildError, yaml.YAMLError, UnicodeDecodeError):
+        pass
+    return dump(cluster)
+
+
+def _edited(doc: yamledit.Text, before: Cluster, cluster: Cluster) -> str:
+    pairs = doc.pairs(yamledit.compose(doc.text))
+    present = {p.key for p in pairs}
+    settings = schema.settings_mapping(cluster)
+    after: dict[str, list[str]] = {}  # a setting present in the file -> the missing ones to add after it
+    anchor = ""
+    for field in schema.SETTINGS:
+        if field.key in present:
+            anchor = field.key
+        elif anchor:
+            after.setdefault(anchor, []).append(field.key)
+        else:
+            raise yamledit.Unusual("the first setting is missing")
+    edits: list[yamledit.Edit] = []
+    for pair in pairs:
+        if pair.key == "nodes":
+            edits += _node_edits(doc, pair, before, cluster)
+        elif getattr(before, pair.key) != getattr(cluster, pair.key):
+            edits.append((pair.start, pair.end, yamledit.fresh({pair.key: settings[pair.key]}, pair.column)))
+        for key in after.get(pair.key, ()):
+            comment = schema.SETTING[key].comment
+            at = doc.line_end(pair.end)  # after its line's comment
+            edits.append((at, at, f"\n\n# {comment}\n" + yamledit.fresh({key: settings[key]}, 0)))
+    tail = ""
+    if "nodes" not in present:
+        tail = _NODES_COMMENT + serialize.yaml_text({"nodes": [schema.node_mapping(n) for n in cluster.nodes]})
+    return yamledit.splice(doc.text, 0, len(doc.text), edits) + tail
+
+
+def _node_edits(doc: yamledit.Text, pair: yamledit.Pair, before: Cluster, cluster: Cluster) -> list[yamledit.Edit]:
+    """The edits that turn the ``nodes:`` list into ``cluster.nodes``: each item is a chunk from
+    the end of the one before (its comment lines with it), moved, edited or dropped as a whole."""
+    sequence = pair.value
+    if pair.column != 0:
+        raise yamledit.Unusual("nodes: is indented")
+    if not isinstance(sequence, yaml.SequenceNode) or sequence.flow_style or not sequence.value:
+        entries = [schema.node_mapping(n) for n in cluster.nodes]  # `nodes: []`, or nothing: the list anew
+        return [(pair.start, pair.end, yamledit.fresh({"nodes": entries}, 0))]
+    first_line = doc.line_start(doc.offset(sequence.start_mark))
+    if first_line <= pair.start:
+        raise yamledit.Unusual("a list on the key's line")
+    column = sequence.start_mark.column
+    chunks: dict[str, str] = {}  # name -> its text, edited
+    now = {n.name: n for n in cluster.nodes}
+    at = first_line - 1  # the line break before the first item: every chunk starts with one
+    for index, item in enumerate(sequence.value):
+        stop = doc.line_end(doc.end(item))  # its last line's comment with it
+        old = before.nodes[index]
+        chunks[old.name] = _item_text(doc, item, at, stop, old, now.get(old.name))
+        at = stop
+    pieces = []
+    for node in cluster.nodes:
+        if node.name in chunks:
+            pieces.append(chunks[node.name])
+        else:
+            pieces.append("\n" + " " * column + yamledit.fresh([schema.node_mapping(node)], column))
+    return [(first_line - 1, at, "".join(pieces))]
+
+
+def _item_text(doc: yamledit.Text, item: yaml.Node, start: int, stop: int, old: Node, new: Node | None) -> str:
+    """One node's chunk of text (from the line break before its first line, or before the
+    comments above it, to its last line's end), edited from ``old`` to ``new``."""
+    master = _scalar(item, "master")  # an older file's controller IP: the next write names it
+    if new is None or (old == new and master in (None, new.master)):
+        return doc.text[start:stop]
+    entry = schema.node_mapping(new)
+    try:
+        pairs = doc.pairs(item)
+        by_key = {p.key: p for p in pairs}
+        same = {f.key: getattr(old, f.key) == getattr(new, f.key) for f in schema.NODE_FIELDS}
+        same["master"] = same["master"] and master in (None, new.master)
+        if "prefix" not in by_key and "/" in (_scalar(item, "ip") or ""):
+            same["ip"] = same["prefix"] = same["ip"] and same["prefix"]  # `ip: ADDRESS/PREFIX` holds both
+            entry = {**entry, "ip": f"{new.ip}/{new.prefix}"} if new.prefix is not None else entry
+            entry.pop("prefix", None)
+        edits: list[yamledit.Edit] = []
+        for pair in pairs:
+            if same[pair.key]:
+                continue
+            if pair.key in entry:
+                edits.append((pair.start, pair.end, yamledit.fresh({pair.key: entry[pair.key]}, pair.column)))
+            elif doc.alone_on_line(pair):
+                edits.append((doc.line_start(pair.start) - 1, doc.line_end(pair.end), ""))
+            else:
+                raise yamledit.Unusual("a key to drop shares its line")
+        anchor = pairs[0]
+        for field in schema.NODE_FIELDS:
+            if field.key in by_key:
+                anchor = by_key[field.key]
+            elif field.key in entry and not same[field.key]:
+                text = yamledit.fresh({field.key: entry[field.key]}, anchor.column)
+                at = doc.line_end(anchor.end)
+                edits.append((at, at, "\n" + " " * anchor.column + text))
+        return yamledit.splice(doc.text, start, stop, edits)
+    except yamledit.Unusual:  # the item anew, the comments around it kept
+        item_start = doc.offset(item.start_mark)
+        fresh = yamledit.fresh(entry, item.start_mark.column)
+        return doc.text[start:item_start] + fresh + doc.text[doc.end(item) : stop]
+
+
+def _scalar(item: yaml.Node, key: str) -> str | None:
+    """The text of a node entry's scalar ``key`` as written, if it has one."""
+    for k, v in item.value if isinstance(item, yaml.MappingNode) else ():
+        if isinstance(k, yaml.ScalarNode) and k.value == key and isinstance(v, yaml.ScalarNode):
+            return str(v.value)
+    return None
 
 
 def yaml_error_line(exc: yaml.YAMLError) -> str:

@@ -49,6 +49,13 @@ def load_cluster(inv: Inventory, *, cross_checks: bool = True) -> Cluster:
     return clusterfile.parse(cluster_text(inv), cross_checks=cross_checks)
 
 
+def put_cluster(tx: Transaction, inv: Inventory, cluster: Cluster, before: Cluster) -> None:
+    """Stage cluster.yaml for ``cluster``: the file (which :func:`load_cluster` read as
+    ``before``) edited, its comments and layout kept."""
+    text = inv.read(clusterfile.NAME)
+    tx.put_file(clusterfile.NAME, File(clusterfile.rewrite(text, cluster, before=before)))
+
+
 def load_authority(ctx: Context) -> Authority:
     files = {name: f.content for name, f in read_tree(ctx.inventory.ssl).items()}
     return Authority.of(files, str(ctx.inventory.ssl), ctx.passphrase)

@@ -19,7 +19,15 @@ from isobuilder.inventory import Inventory, Transaction
 from isobuilder.keys import KeySource, generate_key
 from isobuilder.model import Cluster, Format, Media, Node, bracket, merged_ssh_keys
 from isobuilder.nodefolder import NodeFolder, build_node, credentials_in
-from isobuilder.ops import check_versions, load_authority, load_cluster, out_of_step, read_node, transaction
+from isobuilder.ops import (
+    check_versions,
+    load_authority,
+    load_cluster,
+    out_of_step,
+    put_cluster,
+    read_node,
+    transaction,
+)
 from isobuilder.plan import ClusterRequest, NodeRequest, plan_node
 
 NO_SSH_KEY = "no SSH key: nobody can log in to this node (add --ssh-key FILE, or ssh_keys in cluster.yaml)"
@@ -179,7 +187,7 @@ def add_node(
         for other, folder in others:
             tx.put_tree(other.folder, folder.tree)
         if created or updated != before:  # an unchanged cluster keeps the operator's comments
-            tx.put_file(clusterfile.NAME, File(clusterfile.dump(updated)))
+            put_cluster(tx, inv, updated, before)
         moved = _follow_endpoint(ctx, tx, before, updated, authority_) if not created else []
     warnings = (
         *(() if merged_ssh_keys(updated, node) else (NO_SSH_KEY,)),

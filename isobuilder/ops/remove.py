@@ -15,14 +15,14 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from isobuilder import checks, clusterfile, pki
+from isobuilder import checks, pki
 from isobuilder.authority import CA_FILES
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.files import File
 from isobuilder.inventory import refuse_symlink
 from isobuilder.model import Cluster, Node
-from isobuilder.ops import load_authority, load_cluster, read_node, transaction
+from isobuilder.ops import load_authority, load_cluster, put_cluster, read_node, transaction
 from isobuilder.ops.node import Affected, rebuild_others
 from isobuilder.staterecord import STATE
 
@@ -107,7 +107,7 @@ def remove(ctx: Context, names: list[str]) -> RemoveResult:
         others, skipped = rebuild_others(ctx, after, authority, set(), also=built)
         for affected, folder in others:
             tx.put_tree(affected.folder, folder.tree)
-        tx.put_file(clusterfile.NAME, File(clusterfile.dump(after)))
+        put_cluster(tx, inv, after, cluster)
     return RemoveResult(removed, repointed, [a for a, _ in others], [*_warnings(after), *skipped])
 
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from isobuilder import checks, clusterfile, schema, skew
+from isobuilder import checks, schema, skew
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
-from isobuilder.files import File
 from isobuilder.nodefolder import build_node
-from isobuilder.ops import load_authority, load_cluster, read_node, running_versions, transaction
+from isobuilder.ops import load_authority, load_cluster, put_cluster, read_node, running_versions, transaction
 from isobuilder.ops.build import Outcome, Status, default_jobs, stage_nodes
 
 
@@ -48,7 +47,7 @@ def upgrade(ctx: Context, to: str) -> UpgradeResult:
         if failed:
             raise IsobuildError(f"cannot rebuild {failed[0].name}: {failed[0].error}", hint="nothing was changed")
         if updated != cluster:
-            tx.put_file(clusterfile.NAME, File(clusterfile.dump(updated)))
+            put_cluster(tx, inv, updated, cluster)
     behind = [n for n in updated.nodes if running.get(n.name, target) != target]
     return UpgradeResult(cluster.kubernetes_version, target, skew.order(updated, behind), outcomes)
 

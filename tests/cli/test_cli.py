@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -130,6 +131,29 @@ def test_operator_files_and_comments_survive_an_update(run: Run, example: Path) 
     assert run("node", "worker1", "10.10.10.23").code == 0
     assert notes.read_text() == "rack 4, slot 2\n"
     assert stat.S_IMODE(extra.stat().st_mode) == 0o600
+
+
+def test_every_command_that_writes_cluster_yaml_keeps_its_comments(run: Run, example: Path) -> None:
+    path = example / "cluster.yaml"
+    text = path.read_text().replace("\nnodes:\n", "\n# ask #infra first\nnodes:   # rack 4\n")
+    text = text.replace("cert_days: ", "cert_days:   # policy: 90 at most\n  ").replace(
+        "- name: worker1\n", "# the GPU box\n- name: worker1   # serial 1234\n"
+    )
+    path.write_text(text)
+    assert run("node", "worker1", "10.10.10.2", "--label", "gpu=yes").code == 0
+    assert run("node", "worker3", "10.10.10.4", "--master", "controller").code == 0
+    assert run("upgrade", "--to", "1.38.0").code == 0
+    assert run("remove", "worker2").code == 0
+    worker2 = re.search(r"\n- name: worker2\n(  .*\n)*", text)
+    assert worker2 is not None
+    expected = (
+        text.replace(worker2.group(0), "\n")
+        .replace("kubernetes_version: 1.37.1", "kubernetes_version: 1.38.0")
+        .replace("- name: worker1   # serial 1234\n  ip: 10.10.10.2\n  role: worker\n  master: controller\n",
+                 "- name: worker1   # serial 1234\n  ip: 10.10.10.2\n  role: worker\n  master: controller\n"
+                 "  labels:\n    gpu: 'yes'\n")
+    )  # fmt: skip
+    assert path.read_text() == expected + "- name: worker3\n  ip: 10.10.10.4\n  role: worker\n  master: controller\n"
 
 
 def test_an_extra_san_lands_in_the_apiserver_cert(run: Run, example: Path) -> None:
