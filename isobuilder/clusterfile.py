@@ -58,10 +58,10 @@ def rewrite(text: bytes | None, cluster: Cluster, *, before: Cluster | None = No
         return dump(cluster)
     try:
         before = before or parse(text, cross_checks=False)
-        edited = _edited(yamledit.Text(text.decode()), before, cluster).encode()
+        edited = yamledit.edit_text(text.decode(), lambda doc: _edited(doc, before, cluster)).encode()
         if parse(edited, cross_checks=False) == cluster.with_master_names():
             return edited
-    except (yamledit.Unusual, IsobuildError, yaml.YAMLError, UnicodeDecodeError):
+    except Exception:  # whatever it was (a layout not foreseen, a file changed since): written fresh
         pass
     return dump(cluster)
 
@@ -102,15 +102,19 @@ def _node_edits(doc: yamledit.Text, pair: yamledit.Pair, before: Cluster, cluste
     if pair.column != 0:
         raise yamledit.Unusual("nodes: is indented")
     if not isinstance(sequence, yaml.SequenceNode) or sequence.flow_style or not sequence.value:
+        if cluster.nodes == before.nodes:
+            return []  # `nodes: [...]` in flow style, unchanged: as it was
         entries = [schema.node_mapping(n) for n in cluster.nodes]  # `nodes: []`, or nothing: the list anew
         return [(pair.start, pair.end, yamledit.fresh({"nodes": entries}, 0))]
+    if not isinstance(sequence, yaml.SequenceNode) or len(sequence.value) != len(before.nodes):
+        raise yamledit.Unusual("the file is not what was read")  # changed since: rewritten fresh
     first_line = doc.line_start(doc.offset(sequence.start_mark))
     if first_line <= pair.start:
         raise yamledit.Unusual("a list on the key's line")
     column = sequence.start_mark.column
     chunks: dict[str, str] = {}  # name -> its text, edited
     now = {n.name: n for n in cluster.nodes}
-    at = first_line - 1  # the line break before the first item: every chunk starts with one
+    start = at = doc.line_end(pair.start)  # the key's line break: every chunk starts with one
     for index, item in enumerate(sequence.value):
         stop = doc.line_end(doc.end(item))  # its last line's comment with it
         old = before.nodes[index]
@@ -122,7 +126,7 @@ def _node_edits(doc: yamledit.Text, pair: yamledit.Pair, before: Cluster, cluste
             pieces.append(chunks[node.name])
         else:
             pieces.append("\n" + " " * column + yamledit.fresh([schema.node_mapping(node)], column))
-    return [(first_line - 1, at, "".join(pieces))]
+    return [(start, at, "".join(pieces))]
 
 
 def _item_text(doc: yamledit.Text, item: yaml.Node, start: int, stop: int, old: Node, new: Node | None) -> str:

@@ -62,8 +62,13 @@ def sha256(data: bytes) -> str:
 
 
 def yaml_text(value: Any) -> str:
-    """A mapping as a YAML block in the order given (cluster.yaml, kubeconfigs)."""
-    return str(yaml.dump(value, Dumper=GoSafeDumper, sort_keys=False, default_flow_style=False, width=_WIDE))
+    """A mapping as a YAML block in the order given (cluster.yaml, kubeconfigs), UTF-8 as it is
+    (line separators and control characters are still escaped)."""
+    return str(
+        yaml.dump(
+            value, Dumper=GoSafeDumper, sort_keys=False, default_flow_style=False, width=_WIDE, allow_unicode=True
+        )
+    )
 
 
 def yaml_documents(*documents: Any) -> bytes:

@@ -16,7 +16,7 @@ raises :class:`Unusual`, and the caller writes that part fresh.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import yaml
@@ -85,6 +85,20 @@ class Text:
 
     def alone_on_line(self, pair: Pair) -> bool:
         return not self.text[self.line_start(pair.start) : pair.start].strip()
+
+
+def edit_text(text: str, edit: Callable[[Text], str]) -> str:
+    """``edit`` applied to ``text`` as :class:`Text`: a byte order mark and CRLF line ends are
+    set aside and put back (libyaml's marks know neither); the other line breaks libyaml counts
+    (a lone CR, NEL, LS, PS) are unusual."""
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    body = text.removeprefix(bom)
+    crlf = "\r\n" in body
+    body = body.replace("\r\n", "\n")
+    if any(c in body for c in "\r\x85\u2028\u2029"):
+        raise Unusual("line breaks other than LF and CRLF")
+    edited = edit(Text(body))
+    return bom + (edited.replace("\n", "\r\n") if crlf else edited)
 
 
 def compose(text: str) -> yaml.Node:

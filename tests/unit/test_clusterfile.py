@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
@@ -133,6 +134,43 @@ def test_a_layout_it_cannot_edit_is_written_fresh_and_still_right() -> None:
     after = _node(clusterfile.parse(anchored.encode()), "w2", labels={"team": "lab"})
     written = clusterfile.rewrite(anchored.encode(), after)
     assert clusterfile.parse(written) == after
+
+
+def test_crlf_line_ends_and_a_byte_order_mark_are_kept() -> None:
+    text = "\ufeff" + HAND_EDITED.replace("\n", "\r\n")
+    written = _rewrite(text, lambda c: _node(c, "w2", labels={"gpu": "no"}))
+    assert written.startswith("\ufeff# lab cluster") and "\n" not in written.replace("\r\n", "")
+    assert "cert_days: 90      # our policy\r\n" in written and "    gpu: 'no'     # quoted: YAML 1.1\r\n" in written
+
+
+@pytest.mark.parametrize("separator", ["\r", "\x85", "\u2028", "\u2029"])
+def test_a_line_break_libyaml_counts_but_we_do_not_writes_the_file_fresh(separator: str) -> None:
+    text = HAND_EDITED.replace("# lab cluster: ask", f"# lab{separator}# cluster: ask")
+    written = _rewrite(text, lambda c: _node(c, "w2", labels={"gpu": "no"}))
+    assert written == clusterfile.dump(clusterfile.parse(written.encode())).decode()
+
+
+def test_the_first_node_goes_with_the_comment_above_it() -> None:
+    spare = "nodes:\n# spare, rack 9\n- name: w0\n  ip: 10.0.0.20\n  role: worker\n  master: c1\n"
+    text = HAND_EDITED.replace("\nnodes:\n", "\n" + spare, 1)
+    assert _rewrite(text, lambda c: dataclasses.replace(c, nodes=c.nodes[1:])) == HAND_EDITED
+
+
+def test_flow_style_nodes_stay_as_written_while_they_do_not_change() -> None:
+    flow = (
+        HAND_EDITED[: HAND_EDITED.index("\nnodes:") + 1]
+        + "nodes: [{name: c1, ip: 10.0.0.1, role: controller}]  # one\n"
+    )
+    assert _rewrite(flow, lambda c: dataclasses.replace(c, cert_days=30)) == flow.replace(
+        "cert_days: 90", "cert_days: 30"
+    )
+
+
+def test_a_file_changed_since_it_was_read_is_written_fresh_and_right() -> None:
+    before = clusterfile.parse(HAND_EDITED.encode())
+    grown = HAND_EDITED + "- name: w9\n  ip: 10.0.0.9\n  role: worker\n  master: c1\n"
+    after = _node(before, "w2", labels={})
+    assert clusterfile.parse(clusterfile.rewrite(grown.encode(), after, before=before)) == after
 
 
 # -- property: any cluster, any comments, any change ------------------------------------------
