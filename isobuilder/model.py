@@ -15,6 +15,7 @@ import re
 import reprlib
 import uuid
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from isobuilder.errors import IsobuildError
 
@@ -133,6 +134,9 @@ class Node:
     public_ip: str | None = None
     kubelet_extra_args: tuple[tuple[str, str], ...] = ()  # replace the cluster's of the same name
     ntp_servers: tuple[str, ...] = ()  # replace the cluster's
+    # Merged after the cluster's (isobuilder/patches.py).
+    cloud_config_patch: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    ignition_patch: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def folder(self) -> str:
@@ -190,6 +194,9 @@ class Cluster:
     controller_manager_extra_args: tuple[tuple[str, str], ...] = ()
     scheduler_extra_args: tuple[tuple[str, str], ...] = ()
     etcd_extra_args: tuple[tuple[str, str], ...] = ()
+    # Fragments merged into every node's first-boot config (isobuilder/patches.py).
+    cloud_config_patch: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    ignition_patch: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     nodes: tuple[Node, ...] = ()
 
     # -- derived values ------------------------------------------------------------------

@@ -14,7 +14,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from isobuilder import checks, customchecks
+from isobuilder import checks, customchecks, patches
 from isobuilder.errors import IsobuildError
 from isobuilder.model import Cluster, Cni, Format, Ingress, KeyType, Media, Node, Role, shown, unique
 
@@ -168,6 +168,8 @@ def _args_field(key: str, component: str, comment: str) -> Field:
 
 
 # -- the tables -------------------------------------------------------------------------------
+_PATCH_HINT = "a mapping, e.g. cloud_config_patch: {packages: [htop]}"
+
 # Pinned releases a new cluster starts with; cluster.yaml keeps what a cluster uses.
 SETTINGS: tuple[Field, ...] = (
     Field("name", str, checks.check_name, required=True, flag="--name",
@@ -267,6 +269,15 @@ SETTINGS: tuple[Field, ...] = (
     _args_field("etcd_extra_args", "etcd",
                 "Extra etcd flags (kubeadm's etcd.local.extraArgs), not membership, names or certificates: kubeadm "
                 "manages those."),
+    Field("cloud_config_patch", dict, patches.check_patch, {}, dump=dict, kind_hint=_PATCH_HINT,
+          comment="cloud-config merged into every cloud-config node's user_data, as cloud-init merges a second "
+                  "part: its merge_how, else dict(replace)+list()+str(). Adding to isobuild's lists takes "
+                  "merge_how: 'dict(recurse_array,no_replace)+list(append)'. What isobuild writes stays: a patch "
+                  "that would replace it is refused. A node's own cloud_config_patch is merged after it."),
+    Field("ignition_patch", dict, patches.check_patch, {}, dump=dict, kind_hint=_PATCH_HINT,
+          comment="Ignition config (spec 3.x, as JSON in YAML) that Ignition merges into every ignition node's "
+                  "config at boot (ignition.config.merge); files and units isobuild writes are refused, drop-ins of "
+                  "your own are welcome. A node's own ignition_patch is merged after it."),
 )  # fmt: skip
 
 NODE_FIELDS: tuple[Field, ...] = (
@@ -299,6 +310,8 @@ NODE_FIELDS: tuple[Field, ...] = (
     Field("kubelet_extra_args", list, _extra_args("kubelet"), (), dump=_args_dump,
           kind_hint="a list of name/value mappings, e.g. - {name: max-pods, value: '200'}"),
     Field("ntp_servers", list, _text_list(customchecks.check_ntp_server), (), dump=_list_dump),
+    Field("cloud_config_patch", dict, patches.check_patch, {}, dump=dict, kind_hint=_PATCH_HINT),
+    Field("ignition_patch", dict, patches.check_patch, {}, dump=dict, kind_hint=_PATCH_HINT),
 )  # fmt: skip
 
 SETTING = {f.key: f for f in SETTINGS}

@@ -333,3 +333,19 @@ def test_a_trailing_newline_in_public_ip_is_refused(run: Run, inv: Path) -> None
     assert run("node", "c1", "10.0.0.1").code == 0
     result = run("node", "e1", "10.0.0.2", "--master", "c1", "--role", "edge", "--public-ip", "203.0.113.5\n")
     assert result.code == 1 and result.err.startswith("Error: --public-ip: ") and not (inv / "node-e1").exists()
+
+
+def test_the_readme_patches_example_builds_as_written(run: Run, inv: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("## Customising nodes\n", 1)[1].split("```yaml\n", 4)[4].split("```", 1)[0]
+    assert block.startswith("cloud_config_patch:")
+    assert run("init").code == 0
+    set_settings(inv, block)
+    assert run("node", "controller", "10.10.10.1").code == 0
+    assert run("node", "flatcar1", "10.10.10.5", "--master", "controller", "--format", "ignition").code == 0
+    user_data = yaml.safe_load((inv / "node-controller" / CONFIG_2_USER_DATA).read_text())
+    assert user_data["packages"] == ["htop", "jq"] and user_data["runcmd"][-1][0] == "sh"
+    assert {"/etc/motd", "/etc/kubernetes/kubelet.conf"} <= {f["path"] for f in user_data["write_files"]}
+    ignition = json.loads((inv / "node-flatcar1" / CONFIG_2_USER_DATA).read_text())
+    (merged,) = ignition["ignition"]["config"]["merge"]
+    assert merged["source"].startswith("data:")

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CONFIG_2_USER_DATA, IGNITION_NODES, SSH_KEY, Run, config_of, files_of, require_tool
+from tests.helpers import (
+    CONFIG_2_USER_DATA,
+    IGNITION_NODES,
+    SSH_KEY,
+    Run,
+    config_of,
+    files_of,
+    require_tool,
+    set_settings,
+)
 
 IGNITION = "/usr/lib/dracut/modules.d/30ignition/ignition"  # Debian's ignition package ships it there
 
@@ -233,3 +242,32 @@ def test_ignition_replaces_a_linked_etc_hosts_with_the_endpoint_entry(
     lines = hosts.read_text().splitlines()
     assert "10.0.0.10 api.lab.test" in lines and "127.0.0.1\tlocalhost" in lines
     assert (scratch_root / "usr/share/baselayout/hosts").read_text() == "127.0.0.1 localhost\n"  # untouched
+
+
+def test_an_ignition_patch_is_merged_by_ignition_itself(
+    run: Run, inv: Path, scratch_root: Path, tmp_path: Path
+) -> None:
+    """cluster.yaml's ignition_patch rides as ``ignition.config.merge`` (a data URL): Ignition's
+    fetch stage merges it (config/merge/merge.go), its files stage writes what it adds."""
+    if os.geteuid() != 0:
+        pytest.fail("Ignition's files stage sets owners: run the tests as root (CI does)")
+    assert run("node", "ctrl", "10.0.0.11", "--format", "ignition").code == 0
+    set_settings(
+        inv,
+        "ignition_patch:\n"
+        "  storage:\n    files:\n    - {path: /etc/motd, mode: 420, contents: {source: 'data:,lab%20cluster%0A'}}\n"
+        "  systemd:\n    units:\n    - name: containerd.service\n"
+        '      dropins: [{name: 50-mine.conf, contents: "[Service]\\nLimitNOFILE=1048576\\n"}]\n',
+    )
+    assert run("build").code == 0
+    config = inv / "node-ctrl" / CONFIG_2_USER_DATA
+    checked = subprocess.run([require_tool("ignition-validate"), str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    state = tmp_path / "state"
+    state.mkdir()
+    _apply(config, scratch_root, state)
+    assert (scratch_root / "etc/motd").read_text() == "lab cluster\n"
+    dropin = scratch_root / "etc/systemd/system/containerd.service.d/50-mine.conf"
+    assert dropin.read_text() == "[Service]\nLimitNOFILE=1048576\n"
+    assert (scratch_root / "etc/kubernetes/kubelet.conf").exists()  # isobuild's own files too
+    assert (scratch_root / "etc/systemd/system/kubelet.service.d/10-kubeadm.conf").exists()

@@ -1,0 +1,271 @@
+"""cluster.yaml's patches: a cloud-config fragment merged into a node's user_data, an Ignition
+fragment merged into its Ignition config. Pure.
+
+**cloud-config**: merged the way cloud-init merges a second ``#cloud-config`` part into the
+first (cloudinit/mergers/m_dict.py, m_list.py, m_str.py and handlers/cloud_config.py,
+``_extract_mergers``): the patch's own ``merge_how`` (or ``merge_type``), as a string
+(``dict(recurse_array,no_replace)+list(append)``) or a list, else cloud-init's default
+``dict(replace)+list()+str()``, under which a key the patch gives replaces isobuild's. The
+mergers dispatch on the type of the value merged into; a type no merger is named for keeps its
+value. The tests run cloud-init's own mergers on the same inputs and compare.
+
+**Ignition**: not merged here. The fragment rides in the config as ``ignition.config.merge``,
+a data URL, and Ignition merges it itself at boot with its own rules (child over parent, lists
+keyed by path or name: config/merge/merge.go); the tests run Ignition's fetch and files stages.
+
+Either way a patch may add, never take away or replace: what isobuild writes (a file, a unit,
+a key's value) must come through the merge as it was, else the patch is refused, by name.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from isobuilder import ignition
+from isobuilder.errors import IsobuildError
+
+_NAME = re.compile(r"(^[a-zA-Z_][A-Za-z0-9_]*)\((.*?)\)$")  # cloudinit/mergers/__init__.py NAME_MTCH
+DEFAULT_MERGE = "dict(replace)+list()+str()"  # cloudinit/handlers/cloud_config.py DEF_MERGERS
+APPEND_HINT = (
+    "to add to isobuild's lists, start the patch with merge_how: 'dict(recurse_array,no_replace)+list(append)'"
+)
+Mergers = list[tuple[str, list[str]]]
+
+
+def check_patch(value: dict[Any, Any]) -> dict[str, Any]:
+    """A patch as cluster.yaml may hold it: JSON's types only (what cloud-init and Ignition read
+    back; an unquoted date is YAML's timestamp), string keys, nested at most 32 deep."""
+    _check_data(value, 0)
+    if "merge_how" in value or "merge_type" in value:
+        merge_how(value)
+    return value
+
+
+def _check_data(value: Any, depth: int) -> None:
+    if depth > 32:
+        raise IsobuildError("nests too deep (or refers to itself)", hint="a patch is plain data")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise IsobuildError(f"key {key!r} is not a string", hint="quote it")
+            _check_data(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_data(item, depth + 1)
+    elif not isinstance(value, str | int | float | bool | type(None)):
+        raise IsobuildError(f"{str(value)!r} is a {type(value).__name__}, not text", hint="quote it")
+
+
+def merge_how(patch: Mapping[str, Any], where: str = "merge_how") -> Mergers:
+    """The patch's mergers, read as cloud-init reads them (``dict_extract_mergers``)."""
+    raw = patch.get("merge_how", patch.get("merge_type"))
+    if raw is None:
+        return _from_string(DEFAULT_MERGE, where)
+    if isinstance(raw, str):
+        return _from_string(raw, where)
+    if not isinstance(raw, list):
+        raise IsobuildError(f"{where} must be a string or a list", hint=APPEND_HINT)
+    mergers: Mergers = []
+    for entry in raw:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("settings"), list):
+            mergers.append((entry["name"].replace("-", "_").strip(), [str(s) for s in entry["settings"]]))
+        elif isinstance(entry, list) and entry and all(isinstance(s, str) for s in entry):
+            mergers.append((entry[0], list(entry[1:])))
+        else:
+            raise IsobuildError(f"{where}: {entry!r} is no merger", hint="e.g. {name: list, settings: [append]}")
+    return _known(mergers, where)
+
+
+def _from_string(text: str, where: str) -> Mergers:
+    mergers: Mergers = []
+    for part in text.split("+"):
+        part = part.lower().strip().replace("-", "_")
+        if not part:
+            continue
+        match = _NAME.match(part)
+        if not match:
+            raise IsobuildError(f"{where}: {part!r} is not NAME(SETTINGS)", hint=APPEND_HINT)
+        name, settings = match.groups()
+        mergers.append((name, [s.strip().lower() for s in settings.split(",") if s.strip()]))
+    return _known(mergers, where)
+
+
+def _known(mergers: Mergers, where: str) -> Mergers:
+    for name, _ in mergers:
+        if name.removeprefix("m_") not in ("dict", "list", "str"):
+            raise IsobuildError(f"{where}: cloud-init has no merger {name!r}", hint="dict, list or str")
+    return [(name.removeprefix("m_"), settings) for name, settings in mergers]
+
+
+def merge(value: Any, patch: Any, mergers: Mergers) -> Any:
+    """``patch`` merged into ``value`` with cloud-init's mergers (its ``LookupMerger``: the first
+    merger for the type of ``value`` acts; none, and ``value`` stays)."""
+    for name, settings in mergers:
+        kind, merger = _MERGERS[name]
+        if isinstance(value, kind):
+            return merger(value, patch, settings, lambda a, b: merge(a, b, mergers))
+    return value
+
+
+def _dict(value: dict[Any, Any], patch: Any, opts: list[str], again: Callable[[Any, Any], Any]) -> Any:
+    if not isinstance(patch, dict):
+        return value
+    method = next((m for m in ("replace", "no_replace") if m in opts), "no_replace")
+    recurse_array = "recurse_array" in opts or "recurse_list" in opts
+    merged = dict(value)
+    for key, new in patch.items():
+        if key not in merged:
+            merged[key] = new
+        elif new is None and "allow_delete" in opts:
+            merged.pop(key)
+        elif method == "replace":
+            merged[key] = new
+        elif (
+            (isinstance(new, list | tuple) and recurse_array)
+            or (isinstance(new, str) and "recurse_str" in opts)
+            or isinstance(new, dict)  # recurse_dict: always on, for backwards compatibility
+        ):
+            merged[key] = again(merged[key], new)
+    return merged
+
+
+def _list(value: Sequence[Any], patch: Any, opts: list[str], again: Callable[[Any, Any], Any]) -> Any:
+    method = next((m for m in ("append", "prepend", "replace", "no_replace") if m in opts), "replace")
+    if method == "replace" and not isinstance(patch, list | tuple):
+        return patch
+    if method == "prepend":
+        merged = [*patch, *value]
+    elif method == "append":
+        merged = [*value, *patch]
+    else:
+        merged = list(value)
+        for i, new in enumerate(list(patch)[: len(merged)]):
+            if method == "no_replace":
+                continue
+            if (
+                (isinstance(new, list | tuple) and ("recurse_array" in opts or "recurse_list" in opts))
+                or (isinstance(new, str) and "recurse_str" in opts)
+                or (isinstance(new, dict) and "recurse_dict" in opts)
+            ):
+                merged[i] = again(merged[i], new)
+            else:
+                merged[i] = new
+    return tuple(merged) if isinstance(value, tuple) else merged
+
+
+def _str(value: str, patch: Any, opts: list[str], again: Callable[[Any, Any], Any]) -> Any:
+    return value + patch if "append" in opts else patch
+
+
+_Merger = Callable[[Any, Any, list[str], Callable[[Any, Any], Any]], Any]
+_MERGERS: dict[str, tuple[type | tuple[type, ...], _Merger]] = {
+    "dict": (dict, _dict),
+    "list": ((list, tuple), _list),
+    "str": (str, _str),
+}
+
+
+# -- cloud-config ------------------------------------------------------------------------------
+def merge_cloud_config(ours: dict[str, Any], patches: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """isobuild's cloud-config with each ``(where, patch)`` merged in, in order; refused when a
+    patch would replace or take away what isobuild wrote."""
+    merged: dict[str, Any] = copy.deepcopy(ours)
+    for where, patch in patches:
+        mergers = merge_how(patch, f"{where}: merge_how")
+        body = {k: copy.deepcopy(v) for k, v in patch.items() if k not in ("merge_how", "merge_type")}
+        try:
+            merged = merge(merged, body, mergers)
+        except TypeError:  # cloud-init fails alike: e.g. list(append) of a number
+            raise IsobuildError(f"{where} does not merge: a value of the wrong type", hint=APPEND_HINT) from None
+        _refuse_owned_files(ours, body, where)
+        lost = _first_loss(ours, merged, ())
+        if lost is not None:
+            raise IsobuildError(
+                f"{where} would change {'.'.join(lost)}, which isobuild writes",
+                hint=APPEND_HINT if isinstance(_at(ours, lost), list) else "patch only what isobuild leaves unset",
+            )
+    return merged
+
+
+def _refuse_owned_files(ours: Mapping[str, Any], patch: Mapping[str, Any], where: str) -> None:
+    owned = {f.get("path") for f in ours.get("write_files", ()) if isinstance(f, dict)}
+    entries = patch.get("write_files", ())
+    for entry in entries if isinstance(entries, list) else ():
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if path in owned:
+            raise IsobuildError(
+                f"{where} writes {path}, which isobuild writes",
+                hint="change it through cluster.yaml's settings, or pick another path",
+            )
+
+
+def _first_loss(ours: Any, merged: Any, path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Where ``merged`` no longer holds ``ours``: a mapping keeps each of our keys (and what it
+    held), a list keeps our items in their order (others may come before, between, after), any
+    other value stays equal."""
+    if isinstance(ours, dict):
+        if not isinstance(merged, dict):
+            return path
+        for key, value in ours.items():
+            if key not in merged:
+                return (*path, str(key))
+            lost = _first_loss(value, merged[key], (*path, str(key)))
+            if lost is not None:
+                return lost
+        return None
+    if isinstance(ours, list):
+        if not isinstance(merged, list | tuple):
+            return path
+        remaining = iter(merged)
+        return None if all(any(item == other for other in remaining) for item in ours) else path
+    return None if ours == merged and type(ours) is type(merged) else path
+
+
+def _at(value: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        value = value[key]
+    return value
+
+
+# -- Ignition ----------------------------------------------------------------------------------
+def ignition_merges(config: dict[str, Any], patches: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """``config`` with each patch in ``ignition.config.merge`` (Ignition merges them in order,
+    child over parent); refused when a patch names a file, link, directory or unit isobuild
+    writes (a drop-in of a name of its own is welcome)."""
+    owned_paths = {f["path"] for f in config.get("storage", {}).get("files", [])}
+    owned_units = {
+        u["name"]: {d["name"] for d in u.get("dropins", [])} for u in config.get("systemd", {}).get("units", [])
+    }
+    sources = []
+    for where, patch in patches:
+        child = copy.deepcopy(dict(patch))
+        version = child.setdefault("ignition", {}).setdefault("version", ignition.SPEC_VERSION)
+        if not (isinstance(version, str) and re.fullmatch(r"3\.[0-3]\.0", version)):
+            raise IsobuildError(f"{where}: ignition.version {version!r}", hint="3.0.0 to 3.3.0, or leave it out")
+        if child["ignition"].get("config"):
+            raise IsobuildError(f"{where}: ignition.config in a patch", hint="merge fragments here, not from a URL")
+        storage = child.get("storage", {})
+        for kind in ("files", "links", "directories"):
+            for entry in storage.get(kind, []) if isinstance(storage, dict) else []:
+                if isinstance(entry, dict) and entry.get("path") in owned_paths:
+                    raise IsobuildError(
+                        f"{where}: storage.{kind} {entry['path']}, which isobuild writes",
+                        hint="change it through cluster.yaml's settings, or pick another path",
+                    )
+        systemd = child.get("systemd", {})
+        for unit in systemd.get("units", []) if isinstance(systemd, dict) else []:
+            name = unit.get("name") if isinstance(unit, dict) else None
+            if name in owned_units and (
+                set(unit) - {"name", "dropins"} or {d.get("name") for d in unit.get("dropins", [])} & owned_units[name]
+            ):
+                raise IsobuildError(
+                    f"{where}: systemd unit {name}, which isobuild writes",
+                    hint=f"add a drop-in of your own instead: {{name: {name}, dropins: [{{name: 50-mine.conf, ...}}]}}",
+                )
+        sources.append(ignition.data_url(ignition.dumps(child)))
+    if sources:
+        config = {**config, "ignition": {**config["ignition"], "config": {"merge": sources}}}
+    return config

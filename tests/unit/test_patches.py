@@ -1,0 +1,127 @@
+"""cluster.yaml's cloud-config and Ignition patches: merged as their consumers merge, refused when
+they would replace what isobuild writes. Pure, no tools (tests/integration/test_patches.py runs
+cloud-init's own mergers and Ignition on the same)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+
+from isobuilder import clusterfile, patches, render, schema, serialize
+from isobuilder.errors import IsobuildError
+from isobuilder.ignition import read_contents
+from isobuilder.model import Cluster, Format, Node, Role
+
+APPEND = "dict(recurse_array,no_replace)+list(append)"
+OURS = {"hostname": "w1", "runcmd": [["systemctl", "daemon-reload"]], "write_files": [{"path": "/etc/a"}]}
+
+
+def _merge(*patch: dict[str, Any]) -> dict[str, Any]:
+    return patches.merge_cloud_config(OURS, [(f"patch {i}", p) for i, p in enumerate(patch)])
+
+
+def test_a_patch_adds_to_isobuilds_lists_with_merge_how() -> None:
+    merged = _merge({"merge_how": APPEND, "runcmd": [["echo", "hi"]], "packages": ["htop"]})
+    assert merged == {**OURS, "runcmd": [["systemctl", "daemon-reload"], ["echo", "hi"]], "packages": ["htop"]}
+
+
+def test_merge_how_as_cloud_init_writes_it_in_a_list() -> None:
+    how = [{"name": "list", "settings": ["prepend"]}, {"name": "dict", "settings": ["no_replace", "recurse_list"]}]
+    merged = _merge({"merge_how": how, "runcmd": [["echo", "first"]]})
+    assert merged["runcmd"] == [["echo", "first"], ["systemctl", "daemon-reload"]]
+
+
+@pytest.mark.parametrize(
+    ("patch", "error"),
+    [
+        ({"runcmd": [["echo", "hi"]]}, "patch 0 would change runcmd, which isobuild writes"),  # dict(replace): cloud-init's default
+        ({"hostname": "evil"}, "patch 0 would change hostname, which isobuild writes"),
+        ({"merge_how": APPEND, "write_files": [{"path": "/etc/a", "content": "x"}]}, "patch 0 writes /etc/a, which isobuild writes"),
+        ({"merge_how": "dict(replace)+list(no_replace)", "runcmd": [["rm", "-rf"]]}, "patch 0 would change runcmd, which isobuild writes"),
+        ({"merge_how": "list(append)+dict(no_replace,recurse_list)", "hostname": ["a"]}, None),  # no_replace: ignored, like cloud-init
+        ({"merge_how": "dict(allow_delete,no_replace)", "runcmd": None}, "patch 0 would change runcmd, which isobuild writes"),
+        ({"merge_how": "dicts()"}, "patch 0: merge_how: cloud-init has no merger 'dicts'"),
+        ({"merge_how": "dict"}, "patch 0: merge_how: 'dict' is not NAME(SETTINGS)"),
+        ({"merge_how": APPEND, "runcmd": 5}, None),  # no_replace, and 5 is no list: ignored, like cloud-init
+        ({"merge_how": "dict(no_replace,recurse_array)+list(recurse_array)+str(append)", "runcmd": [[["x"]]]},
+         "patch 0 does not merge: a value of the wrong type"),  # 'systemctl' + ['x']: cloud-init fails too
+    ],
+)  # fmt: skip
+def test_what_isobuild_writes_stays(patch: dict[str, Any], error: str | None) -> None:
+    if error is None:
+        assert _merge(patch) == OURS
+        return
+    with pytest.raises(IsobuildError) as caught:
+        _merge(patch)
+    assert caught.value.message == error
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ({"when": dt.date(2026, 1, 1)}, "'2026-01-01' is a date, not text"),
+        ({1: "x"}, "key 1 is not a string"),
+        ({"merge_how": 3}, "merge_how must be a string or a list"),
+    ],
+)
+def test_a_patch_is_plain_data(value: dict[Any, Any], error: str) -> None:
+    with pytest.raises(IsobuildError) as caught:
+        patches.check_patch(value)
+    assert caught.value.message == error
+
+
+def test_a_patch_that_refers_to_itself_is_refused_located() -> None:
+    text = clusterfile.dump(_cluster()).replace(b"cloud_config_patch: {}", b"cloud_config_patch: &p {a: [*p]}")
+    with pytest.raises(IsobuildError) as caught:
+        clusterfile.parse(text)
+    assert caught.value.message == "cluster.yaml: cloud_config_patch: nests too deep (or refers to itself)"
+
+
+def _cluster(**settings: Any) -> Cluster:
+    nodes = (
+        Node("c1", "10.1.0.1", Role.CONTROLLER, format=Format.IGNITION),
+        Node("w1", "10.1.0.2", Role.WORKER, master="c1"),
+    )
+    return schema.cluster_of({"name": "lab", "cluster_id": "6f1c3f8e-8a4e-4c35-9d5e-0d4b3f0f4a11", **settings}, nodes)
+
+
+def test_the_nodes_patch_is_merged_after_the_clusters() -> None:
+    cluster = _cluster(cloud_config_patch={"merge_how": APPEND, "packages": ["htop"]})
+    node = Node(
+        "w1", "10.1.0.2", Role.WORKER, master="c1", cloud_config_patch={"merge_how": APPEND, "packages": ["vim"]}
+    )
+    text = render.user_data(cluster.with_node(node), node, {})
+    assert text.startswith(b"#cloud-config\n")
+    assert serialize.load_yaml(text)["packages"] == ["htop", "vim"]
+
+
+def test_an_ignition_patch_rides_as_a_merged_config() -> None:
+    patch = {"storage": {"files": [{"path": "/etc/motd", "contents": {"source": "data:,hi"}}]}}
+    cluster = _cluster(ignition_patch=patch)
+    config = json.loads(render.ignition_config(cluster, cluster.nodes[0], {}))
+    (merged,) = config["ignition"]["config"]["merge"]
+    assert json.loads(read_contents(merged) or b"") == {"ignition": {"version": "3.3.0"}, **patch}
+
+
+@pytest.mark.parametrize(
+    ("patch", "error"),
+    [
+        ({"storage": {"files": [{"path": "/etc/hostname"}]}}, "storage.files /etc/hostname, which isobuild writes"),
+        ({"systemd": {"units": [{"name": "kubelet.service", "enabled": False}]}}, "systemd unit kubelet.service, which isobuild writes"),
+        ({"systemd": {"units": [{"name": "kubelet.service", "dropins": [{"name": "10-kubeadm.conf"}]}]}}, "systemd unit kubelet.service, which isobuild writes"),
+        ({"ignition": {"version": "3.4.0"}}, "ignition.version '3.4.0'"),
+        ({"ignition": {"config": {"merge": [{"source": "http://x"}]}}}, "ignition.config in a patch"),
+        ({"systemd": {"units": [{"name": "containerd.service", "dropins": [{"name": "50-mine.conf", "contents": "[Service]\n"}]}]}}, None),
+    ],
+)  # fmt: skip
+def test_an_ignition_patch_may_not_replace_what_isobuild_writes(patch: dict[str, Any], error: str | None) -> None:
+    cluster = _cluster(ignition_patch=patch)
+    if error is None:
+        render.ignition_config(cluster, cluster.nodes[0], {})
+        return
+    with pytest.raises(IsobuildError) as caught:
+        render.ignition_config(cluster, cluster.nodes[0], {})
+    assert caught.value.message == f"cluster.yaml: ignition_patch: {error}"
