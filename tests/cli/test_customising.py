@@ -55,6 +55,12 @@ def customised(run: Run, inv: Path) -> Path:
     return inv
 
 
+def _readme_block(index: int) -> str:
+    """The README's ``index``-th YAML example (from 0) under "Customising nodes"."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return readme.split("## Customising nodes\n", 1)[1].split("```yaml\n", index + 1)[index + 1].split("```", 1)[0]
+
+
 def test_extra_args_reach_kubeadm_and_the_kubelet(customised: Path) -> None:
     config = list(yaml.safe_load_all(_host_files(customised, "c1")[f"{ADDONS}/kubeadm.yaml"]))
     init, cluster = config[0], config[1]
@@ -135,8 +141,7 @@ def test_extra_args_isobuild_owns_or_that_cannot_pass_are_refused_where_written(
 
 
 def test_the_readme_customising_example_builds_as_written(run: Run, inv: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("## Customising nodes\n", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    block = _readme_block(0)
     assert run("node", "controller", "10.10.10.1").code == 0
     settings, nodes = block.split("nodes:\n", 1)
     set_settings(inv, settings)
@@ -230,8 +235,7 @@ def test_bad_host_settings_are_refused_where_written(run: Run, inv: Path, settin
 
 
 def test_the_readme_host_settings_example_builds_as_written(run: Run, inv: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("## Customising nodes\n", 1)[1].split("```yaml\n", 2)[2].split("```", 1)[0]
+    block = _readme_block(1)
     assert block.startswith("ntp_servers:")
     assert run("init").code == 0
     set_settings(inv, block)
@@ -295,8 +299,7 @@ def test_bad_registry_mirrors_are_refused_where_written(run: Run, inv: Path, set
 
 
 def test_the_readme_registry_mirrors_example_builds_as_written(run: Run, inv: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("## Customising nodes\n", 1)[1].split("```yaml\n", 3)[3].split("```", 1)[0]
+    block = _readme_block(2)
     assert block.startswith("registry_mirrors:")
     assert run("init").code == 0
     set_settings(inv, block)
@@ -336,8 +339,7 @@ def test_a_trailing_newline_in_public_ip_is_refused(run: Run, inv: Path) -> None
 
 
 def test_the_readme_patches_example_builds_as_written(run: Run, inv: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("## Customising nodes\n", 1)[1].split("```yaml\n", 4)[4].split("```", 1)[0]
+    block = _readme_block(3)
     assert block.startswith("cloud_config_patch:")
     assert run("init").code == 0
     set_settings(inv, block)
