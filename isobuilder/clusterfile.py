@@ -42,6 +42,11 @@ def dump(cluster: Cluster) -> bytes:
     return "".join(parts).encode()
 
 
+def mode(cluster: Cluster) -> int:
+    """0600 when the file holds a proxy's password, else 0644."""
+    return 0o600 if cluster.holds_secrets else 0o644
+
+
 def rewrite(text: bytes | None, cluster: Cluster, *, before: Cluster | None = None) -> bytes:
     """``cluster`` as cluster.yaml, edited into the file's ``text`` (None: no file yet), which
     :func:`parse` read as ``before`` (given: not parsed again).

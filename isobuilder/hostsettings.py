@@ -32,7 +32,7 @@ def host_files(cluster: Cluster, node: Node) -> dict[str, File]:
     env = proxy_environment(cluster)
     if env:
         # A proxy URL with credentials: readable by root only (systemd and apt read as root).
-        mode = 0o600 if any("@" in (url or "") for url in (cluster.http_proxy, cluster.https_proxy)) else 0o644
+        mode = 0o600 if cluster.holds_secrets else 0o644
         # Values are one word each (customchecks.check_proxy_url, check_no_proxy): no quoting needed
         # beyond systemd's "NAME=VALUE" (systemd.exec(5), Environment=).
         lines = "".join(f'Environment="{name}={value}"\n' for name, value in env)

@@ -210,6 +210,12 @@ class Cluster:
         # which a frozen dataclass allows, and no field: equality and replace() ignore it.
         return tuple(n for n in self.nodes if n.role.is_controller)
 
+    @property
+    def holds_secrets(self) -> bool:
+        """Whether a proxy URL carries a password: files that hold it are for root's eyes only
+        (cluster.yaml, the proxy drop-ins)."""
+        return any("@" in (url or "") for url in (self.http_proxy, self.https_proxy))
+
     @functools.cached_property
     def pod_network_encrypted(self) -> bool:
         """Whether pod traffic crosses the internet: a node's address is public (an edge router

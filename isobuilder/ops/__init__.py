@@ -53,7 +53,7 @@ def put_cluster(tx: Transaction, inv: Inventory, cluster: Cluster, before: Clust
     """Stage cluster.yaml for ``cluster``: the file (which :func:`load_cluster` read as
     ``before``) edited, its comments and layout kept."""
     text = inv.read(clusterfile.NAME)
-    tx.put_file(clusterfile.NAME, File(clusterfile.rewrite(text, cluster, before=before)))
+    tx.put_file(clusterfile.NAME, File(clusterfile.rewrite(text, cluster, before=before), clusterfile.mode(cluster)))
 
 
 def load_authority(ctx: Context) -> Authority:

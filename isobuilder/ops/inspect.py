@@ -114,6 +114,7 @@ def verify(ctx: Context) -> list[str]:
         authority = load_authority(ctx)
         findings = [
             *_verify_workstation(inv),
+            *(_mode_finding(inv.cluster_file, 0o600, inv.root) if cluster.holds_secrets else ()),
             *_verify_kubeconfig_servers(inv, cluster),
             *_verify_kubeconfig_expiry(ctx),
         ]

@@ -69,7 +69,7 @@ def init(ctx: Context, request: ClusterRequest, *, encrypt_ca: bool = False) -> 
                 hint=f"change its settings by editing {ctx.inventory.cluster_file}; the CA is never re-made",
             )
         cluster, _ = _create(ctx, tx, request, encrypt_ca=encrypt_ca)
-        tx.put_file(clusterfile.NAME, File(clusterfile.dump(cluster)))
+        tx.put_file(clusterfile.NAME, File(clusterfile.dump(cluster), clusterfile.mode(cluster)))
     return cluster
 
 

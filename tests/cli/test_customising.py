@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import stat
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,18 @@ def test_a_proxy_reaches_apt_containerd_the_kubelet_and_the_setup(run: Run, inv:
     apply = (inv / "node-w1" / "apply.sh").read_text()
     assert "changed '/etc/systemd/system/containerd.service.d/*' && restart containerd" in apply
     assert "changed '/etc/systemd/*' && systemctl daemon-reload" in apply
+
+
+def test_a_proxy_password_keeps_cluster_yaml_for_root_only(run: Run, inv: Path) -> None:
+    assert run("init").code == 0
+    set_settings(inv, "http_proxy: http://ops:s3cret@proxy.example.test:3128\n")
+    (inv / "cluster.yaml").chmod(0o644)  # as an editor leaves it
+    assert run("node", "c1", "10.0.0.1").code == 0
+    result = run("verify")
+    assert result.code == 0 and stat.S_IMODE((inv / "cluster.yaml").stat().st_mode) == 0o600, result.out
+    (inv / "cluster.yaml").chmod(0o644)
+    result = run("verify")
+    assert result.code == 1 and "cluster.yaml: mode 0644, want 0600" in result.out + result.err
 
 
 def test_ntp_servers_go_to_cloud_init_and_to_timesyncd_on_flatcar(run: Run, inv: Path) -> None:
