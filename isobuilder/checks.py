@@ -20,7 +20,6 @@ from isobuilder.errors import IsobuildError
 from isobuilder.model import (
     DNS_SUBDOMAIN,
     Cluster,
-    Format,
     Node,
     Role,
     bad_value,
@@ -382,12 +381,6 @@ def cluster_problems(cluster: Cluster, source: Source) -> Iterator[IsobuildError
 
 
 def _settings_problems(cluster: Cluster) -> Iterator[IsobuildError]:
-    flatcar = [n.name for n in cluster.nodes if cluster.format_of(n) is Format.IGNITION]
-    if cluster.registry_mirrors and flatcar:
-        yield IsobuildError(
-            f"cluster.yaml: registry_mirrors is not carried to Flatcar nodes yet ({', '.join(flatcar[:3])})",
-            hint="their containerd runs Flatcar's own config: leave registry_mirrors out, or use cloud-config nodes",
-        )
     service = ipaddress.ip_network(cluster.service_cidr)
     pods = ipaddress.ip_network(cluster.pod_cidr)
     if service.version != pods.version:

@@ -136,7 +136,10 @@ def install_script(cluster: Cluster, node: Node) -> bytes:
 
 def flatcar_setup_script(cluster: Cluster, node: Node) -> bytes:
     return render_template(
-        "flatcar-setup.sh.j2", **_script_values(cluster, node), cni_plugins_version=cluster.cni_plugins_version
+        "flatcar-setup.sh.j2",
+        **_script_values(cluster, node),
+        cni_plugins_version=cluster.cni_plugins_version,
+        registry_mirrors=bool(cluster.registry_mirrors),
     ).encode()
 
 

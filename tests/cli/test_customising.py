@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from isobuilder.firstboot import files_written
-from tests.helpers import CONFIG_2_USER_DATA, Run, decode, set_settings
+from tests.helpers import CONFIG_2_USER_DATA, Run, decode, files_of, set_settings
 
 ADDONS = "/etc/kubernetes/isobuild"
 SETTINGS = """\
@@ -286,11 +286,10 @@ def test_registry_mirrors_become_containerd_hosts_files(run: Run, inv: Path) -> 
     }
     other = tomllib.loads(files["/etc/containerd/certs.d/_default/hosts.toml"].decode())
     assert "server" not in other and list(other["host"]) == ["https://cache.example.test"]
-    # not carried to Flatcar yet: refused before anything is written
-    result = run("node", "f1", "10.0.0.3", "--master", "c1", "--format", "ignition")
-    assert result.code == 1
-    assert result.err.splitlines()[0].startswith("Error: cluster.yaml: registry_mirrors is not carried to Flatcar")
-    assert not (inv / "node-f1").exists()
+    # Flatcar nodes get the same files through Ignition (setup.sh points containerd at them)
+    assert run("node", "f1", "10.0.0.3", "--master", "c1", "--format", "ignition").code == 0
+    flatcar = files_of(json.loads((inv / "node-f1" / CONFIG_2_USER_DATA).read_text()))
+    assert flatcar["/etc/containerd/certs.d/docker.io/hosts.toml"][1] == files["/etc/containerd/certs.d/docker.io/hosts.toml"]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import Run, files_of, require_tool
+from tests.helpers import Run, files_of, require_tool, set_settings
 
 USER_DATA = "cloud-config/openstack/latest/user_data"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "flatcar"
@@ -319,9 +319,12 @@ def test_apt_waits_for_the_dpkg_lock(run: Run, inv: Path) -> None:
 def flatcar_function(run: Run, inv: Path, name: str) -> str:
     assert run("node", "f1", "10.0.0.11", "--format", "ignition").code == 0
     config = json.loads((inv / "node-f1" / USER_DATA).read_text())
-    setup = files_of(config)["/opt/isobuild/setup.sh"][1].decode()
-    start = setup.index(f"{name}() {{")
-    return setup[start : setup.index("\n}\n", start) + 3]
+    return shell_function(files_of(config)["/opt/isobuild/setup.sh"][1].decode(), name)
+
+
+def shell_function(script: str, name: str) -> str:
+    start = script.index(f"{name}() {{")
+    return script[start : script.index("\n}\n", start) + 3]
 
 
 @pytest.mark.parametrize(
@@ -361,6 +364,48 @@ def test_containerd_config_dump_of_that_file_tells_the_cgroup_driver(config: str
     assert ("SystemdCgroup = true" in dump.stdout) is systemd
     bare = subprocess.run([require_tool("containerd"), "config", "default"], capture_output=True, text=True)
     assert "SystemdCgroup = true" not in bare.stdout  # what the old check saw without --config
+
+
+def test_flatcar_setup_runs_containerd_with_the_registry_hosts_folder(run: Run, inv: Path, tmp_path: Path) -> None:
+    """registry_mirrors on a Flatcar node. Flatcar's config.toml sets no registry config_path
+    (the fixture, from flatcar/scripts): setup.sh's registry_config_path on real containerd's
+    dump of it, read back by containerd: config_path set, Flatcar's own settings kept."""
+    assert run("init").code == 0
+    set_settings(inv, "registry_mirrors:\n  docker.io: [https://mirror.example.test]\n")
+    function = flatcar_function(run, inv, "registry_config_path")
+    config = json.loads((inv / "node-f1" / USER_DATA).read_text())
+    files = files_of(config)
+    assert b"https://mirror.example.test" in files["/etc/containerd/certs.d/docker.io/hosts.toml"][1]
+    setup = files["/opt/isobuild/setup.sh"][1].decode()
+    assert "\ncheck_containerd\nuse_registry_hosts\n" in setup  # before any image is pulled
+    script = tmp_path / "setup.sh"
+    script.write_bytes(setup.encode())
+    lint = subprocess.run([require_tool("shellcheck"), "-x", str(script)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
+    functions = shell_function(setup, "containerd_config_file") + shell_function(setup, "without_our_dropin")
+    ours = "# /etc/systemd/system/containerd.service.d/50-isobuild-config.conf\n[Service]\n" \
+           "Environment=CONTAINERD_CONFIG=/etc/containerd/isobuild.toml\n"  # fmt: skip
+    unit = (FIXTURES / "containerd.service").read_text()
+    base = subprocess.run(
+        ["bash", "-c", "CONTAINERD_DROPIN=/etc/systemd/system/containerd.service.d/50-isobuild-config.conf\n"
+         + functions + "without_our_dropin | containerd_config_file"],
+        input="# /usr/lib/systemd/system/containerd.service\n" + unit + ours, capture_output=True, text=True,
+    )  # fmt: skip
+    assert base.stdout == "/usr/share/containerd/config.toml\n", base.stderr  # Flatcar's, not ours
+    containerd = require_tool("containerd")
+    dump = subprocess.run([containerd, "--config", str(FIXTURES / "config.toml"), "config", "dump"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert 'config_path = ""' in dump.stdout and "imports = [" in dump.stdout  # Flatcar's: no registry hosts
+    edited = subprocess.run(
+        ["bash", "-c", 'die() { echo "die: $*" >&2; exit 1; }\n' + function + "sed '/^imports = /d' | registry_config_path"],
+        input=dump.stdout, capture_output=True, text=True,
+    )  # fmt: skip
+    assert edited.returncode == 0, edited.stderr
+    (tmp_path / "isobuild.toml").write_text(edited.stdout)
+    again = subprocess.run([containerd, "--config", str(tmp_path / "isobuild.toml"), "config", "dump"],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert 'config_path = "/etc/containerd/certs.d"' in again
+    assert "SystemdCgroup = true" in again and "enable_selinux = true" in again
 
 
 # -- IPv6 pod networks ---------------------------------------------------------------------------

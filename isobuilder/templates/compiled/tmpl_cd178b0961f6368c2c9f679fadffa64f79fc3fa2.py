@@ -8,7 +8,13 @@ def root(context, missing=missing):
     cond_expr_undefined = Undefined
     if 0: yield None
     pass
-    yield 'containerd_config() {  # the config.toml the kubelet needs (install.sh and apply.sh alike), on stdout\n  # The kubelet uses the systemd cgroup driver; containerd must match. Some containerd 2.x\n  # releases leave SystemdCgroup out of `config default` (containerd#12101): add it then.\n  local wanted\n  wanted=$(containerd config default | sed -E \'s/SystemdCgroup = false/SystemdCgroup = true/\')\n  if ! grep -q \'SystemdCgroup = true\' <<<"$wanted"; then\n    wanted=$(sed -E "/^( *)\\[plugins\\.\'io\\.containerd\\.cri\\.v1\\.runtime\'\\.containerd\\.runtimes\\.runc\\.options\\]/a\\\\            SystemdCgroup = true" <<<"$wanted")\n  fi\n  grep -q \'SystemdCgroup = true\' <<<"$wanted" || die "cannot enable SystemdCgroup in containerd\'s configuration"\n  # Registry hosts (mirrors: cluster.yaml\'s registry_mirrors, or your own) from certs.d/REGISTRY/hosts.toml:\n  # the CRI registry section\'s config_path (containerd 1.x: "io.containerd.grpc.v1.cri", 2.x:\n  # \'io.containerd.cri.v1.images\'), one folder (a colon-joined list is ignored by some 2.x\n  # releases, containerd#12636), and not the transfer service\'s config_path of the same name.\n  wanted=$(sed -E "/^ *\\[plugins\\.[\\"\']io\\.containerd\\.(grpc\\.v1\\.cri|cri\\.v1\\.images)[\\"\']\\.registry\\]/,/config_path/ s#^( *config_path = ).*#\\1\'/etc/containerd/certs.d\'#" <<<"$wanted")\n  grep -q "config_path = \'/etc/containerd/certs.d\'" <<<"$wanted" || die "cannot set the registry config_path in containerd\'s configuration"\n  printf \'%s\\n\' "$wanted"\n}\n'
+    yield 'containerd_config() {  # the config.toml the kubelet needs (install.sh and apply.sh alike), on stdout\n  # The kubelet uses the systemd cgroup driver; containerd must match. Some containerd 2.x\n  # releases leave SystemdCgroup out of `config default` (containerd#12101): add it then.\n  local wanted\n  wanted=$(containerd config default | sed -E \'s/SystemdCgroup = false/SystemdCgroup = true/\')\n  if ! grep -q \'SystemdCgroup = true\' <<<"$wanted"; then\n    wanted=$(sed -E "/^( *)\\[plugins\\.\'io\\.containerd\\.cri\\.v1\\.runtime\'\\.containerd\\.runtimes\\.runc\\.options\\]/a\\\\            SystemdCgroup = true" <<<"$wanted")\n  fi\n  grep -q \'SystemdCgroup = true\' <<<"$wanted" || die "cannot enable SystemdCgroup in containerd\'s configuration"\n  registry_config_path <<<"$wanted"\n}\n\n'
+    template = environment.get_template('_registry.sh.j2', '_containerd.sh.j2')
+    gen = template.root_render_func(template.new_context(context.get_all(), True, {}))
+    try:
+        for event in gen:
+            yield event
+    finally: gen.close()
 
 blocks = {}
-debug_info = ''
+debug_info = '13=12'

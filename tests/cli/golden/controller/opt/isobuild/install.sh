@@ -131,11 +131,16 @@ containerd_config() {  # the config.toml the kubelet needs (install.sh and apply
     wanted=$(sed -E "/^( *)\[plugins\.'io\.containerd\.cri\.v1\.runtime'\.containerd\.runtimes\.runc\.options\]/a\\            SystemdCgroup = true" <<<"$wanted")
   fi
   grep -q 'SystemdCgroup = true' <<<"$wanted" || die "cannot enable SystemdCgroup in containerd's configuration"
+  registry_config_path <<<"$wanted"
+}
+
+registry_config_path() {  # a containerd config.toml on stdin -> on stdout, reading registry hosts from certs.d
   # Registry hosts (mirrors: cluster.yaml's registry_mirrors, or your own) from certs.d/REGISTRY/hosts.toml:
   # the CRI registry section's config_path (containerd 1.x: "io.containerd.grpc.v1.cri", 2.x:
   # 'io.containerd.cri.v1.images'), one folder (a colon-joined list is ignored by some 2.x
   # releases, containerd#12636), and not the transfer service's config_path of the same name.
-  wanted=$(sed -E "/^ *\[plugins\.[\"']io\.containerd\.(grpc\.v1\.cri|cri\.v1\.images)[\"']\.registry\]/,/config_path/ s#^( *config_path = ).*#\1'/etc/containerd/certs.d'#" <<<"$wanted")
+  local wanted
+  wanted=$(sed -E "/^ *\[plugins\.[\"']io\.containerd\.(grpc\.v1\.cri|cri\.v1\.images)[\"']\.registry\]/,/config_path/ s#^( *config_path = ).*#\1'/etc/containerd/certs.d'#")
   grep -q "config_path = '/etc/containerd/certs.d'" <<<"$wanted" || die "cannot set the registry config_path in containerd's configuration"
   printf '%s\n' "$wanted"
 }
