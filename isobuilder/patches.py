@@ -20,6 +20,7 @@ a key's value) must come through the merge as it was, else the patch is refused,
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -35,28 +36,45 @@ APPEND_HINT = (
 Mergers = list[tuple[str, list[str]]]
 
 
+MAX_BYTES = 1 << 20  # as JSON: a first-boot config is no place for a big file
+MAX_VALUES = 100_000
+
+
 def check_patch(value: dict[Any, Any]) -> dict[str, Any]:
     """A patch as cluster.yaml may hold it: JSON's types only (what cloud-init and Ignition read
-    back; an unquoted date is YAML's timestamp), string keys, nested at most 32 deep."""
-    _check_data(value, 0)
+    back; an unquoted date is YAML's timestamp), string keys, nested at most 32 deep, 1 MiB."""
+    if _check_data(value, 0, MAX_VALUES) < 0:
+        raise IsobuildError(
+            f"holds over {MAX_VALUES} values (YAML aliases count each time)", hint="a patch is plain data"
+        )
+    size = len(json.dumps(value))
+    if size > MAX_BYTES:
+        raise IsobuildError(
+            f"is {size >> 10} KiB as JSON, over {MAX_BYTES >> 10} KiB",
+            hint="serve big files over HTTP and fetch them at boot (cloud-init's runcmd, Ignition's remote sources)",
+        )
     if "merge_how" in value or "merge_type" in value:
         merge_how(value)
     return value
 
 
-def _check_data(value: Any, depth: int) -> None:
+def _check_data(value: Any, depth: int, budget: int) -> int:
+    """What is left of ``budget`` (values still allowed) after ``value``; below 0: too many (an
+    alias bomb: aliases nested nine deep stand for a billion values, and JSON would write them)."""
     if depth > 32:
         raise IsobuildError("nests too deep (or refers to itself)", hint="a patch is plain data")
+    budget -= 1
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise IsobuildError(f"key {key!r} is not a string", hint="quote it")
-            _check_data(item, depth + 1)
+            budget = _check_data(item, depth + 1, budget) if budget >= 0 else budget
     elif isinstance(value, list):
         for item in value:
-            _check_data(item, depth + 1)
+            budget = _check_data(item, depth + 1, budget) if budget >= 0 else budget
     elif not isinstance(value, str | int | float | bool | type(None)):
         raise IsobuildError(f"{str(value)!r} is a {type(value).__name__}, not text", hint="quote it")
+    return budget
 
 
 def merge_how(patch: Mapping[str, Any], where: str = "merge_how") -> Mergers:

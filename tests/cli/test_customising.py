@@ -289,7 +289,10 @@ def test_registry_mirrors_become_containerd_hosts_files(run: Run, inv: Path) -> 
     # Flatcar nodes get the same files through Ignition (setup.sh points containerd at them)
     assert run("node", "f1", "10.0.0.3", "--master", "c1", "--format", "ignition").code == 0
     flatcar = files_of(json.loads((inv / "node-f1" / CONFIG_2_USER_DATA).read_text()))
-    assert flatcar["/etc/containerd/certs.d/docker.io/hosts.toml"][1] == files["/etc/containerd/certs.d/docker.io/hosts.toml"]
+    assert (
+        flatcar["/etc/containerd/certs.d/docker.io/hosts.toml"][1]
+        == files["/etc/containerd/certs.d/docker.io/hosts.toml"]
+    )
 
 
 @pytest.mark.parametrize(

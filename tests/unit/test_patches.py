@@ -65,12 +65,24 @@ def test_what_isobuild_writes_stays(patch: dict[str, Any], error: str | None) ->
         ({"when": dt.date(2026, 1, 1)}, "'2026-01-01' is a date, not text"),
         ({1: "x"}, "key 1 is not a string"),
         ({"merge_how": 3}, "merge_how must be a string or a list"),
+        ({"write_files": [{"path": "/x", "content": "x" * (1 << 20)}]}, "is 1024 KiB as JSON, over 1024 KiB"),
     ],
 )
 def test_a_patch_is_plain_data(value: dict[Any, Any], error: str) -> None:
     with pytest.raises(IsobuildError) as caught:
         patches.check_patch(value)
     assert caught.value.message == error
+
+
+def test_an_alias_bomb_is_refused_before_it_is_expanded() -> None:
+    levels = "".join(f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 10))
+    patch = "cloud_config_patch:\n  l0: &l0 [x, x, x, x, x, x, x, x, x]\n" + levels
+    text = clusterfile.dump(_cluster()).replace(b"cloud_config_patch: {}\n", patch.encode())
+    with pytest.raises(IsobuildError) as caught:
+        clusterfile.parse(text)
+    assert caught.value.message == (
+        "cluster.yaml: cloud_config_patch: holds over 100000 values (YAML aliases count each time)"
+    )
 
 
 def test_a_patch_that_refers_to_itself_is_refused_located() -> None:
