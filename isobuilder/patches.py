@@ -7,7 +7,8 @@ first (cloudinit/mergers/m_dict.py, m_list.py, m_str.py and handlers/cloud_confi
 (``dict(recurse_array,no_replace)+list(append)``) or a list, else cloud-init's default
 ``dict(replace)+list()+str()``, under which a key the patch gives replaces isobuild's. The
 mergers dispatch on the type of the value merged into; a type no merger is named for keeps its
-value. The tests run cloud-init's own mergers on the same inputs and compare.
+value; a merge cloud-init's mergers fail on (it would skip the whole part) is refused. The tests
+run cloud-init's own CloudConfigPartHandler on the same inputs and compare.
 
 **Ignition**: not merged here. The fragment rides in the config as ``ignition.config.merge``,
 a data URL, and Ignition merges it itself at boot with its own rules (child over parent, lists
@@ -21,11 +22,12 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from isobuilder import ignition
 from isobuilder.errors import IsobuildError
 
 _NAME = re.compile(r"(^[a-zA-Z_][A-Za-z0-9_]*)\((.*?)\)$")  # cloudinit/mergers/__init__.py NAME_MTCH
@@ -33,7 +35,7 @@ DEFAULT_MERGE = "dict(replace)+list()+str()"  # cloudinit/handlers/cloud_config.
 APPEND_HINT = (
     "to add to isobuild's lists, start the patch with merge_how: 'dict(recurse_array,no_replace)+list(append)'"
 )
-Mergers = list[tuple[str, list[str]]]
+Mergers = list[tuple[str, list[str] | str]]
 
 
 MAX_BYTES = 1 << 20  # as JSON: a first-boot config is no place for a big file
@@ -72,29 +74,44 @@ def _check_data(value: Any, depth: int, budget: int) -> int:
     elif isinstance(value, list):
         for item in value:
             budget = _check_data(item, depth + 1, budget) if budget >= 0 else budget
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise IsobuildError(f"{value} is no JSON number", hint="quote it, or give a number")
     elif not isinstance(value, str | int | float | bool | type(None)):
         raise IsobuildError(f"{str(value)!r} is a {type(value).__name__}, not text", hint="quote it")
     return budget
 
 
 def merge_how(patch: Mapping[str, Any], where: str = "merge_how") -> Mergers:
-    """The patch's mergers, read as cloud-init reads them (``dict_extract_mergers``)."""
-    raw = patch.get("merge_how", patch.get("merge_type"))
+    """The patch's mergers, read as cloud-init reads them (``dict_extract_mergers``; none given,
+    or an empty list: its default, as ``_extract_mergers`` falls back)."""
+    raw = patch.get("merge_how")
     if raw is None:
-        return _from_string(DEFAULT_MERGE, where)
-    if isinstance(raw, str):
-        return _from_string(raw, where)
-    if not isinstance(raw, list):
-        raise IsobuildError(f"{where} must be a string or a list", hint=APPEND_HINT)
+        raw = patch.get("merge_type")
     mergers: Mergers = []
-    for entry in raw:
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("settings"), list):
-            mergers.append((entry["name"].replace("-", "_").strip(), [str(s) for s in entry["settings"]]))
-        elif isinstance(entry, list) and entry and all(isinstance(s, str) for s in entry):
-            mergers.append((entry[0], list(entry[1:])))
-        else:
-            raise IsobuildError(f"{where}: {entry!r} is no merger", hint="e.g. {name: list, settings: [append]}")
-    return _known(mergers, where)
+    if isinstance(raw, str):
+        mergers = _from_string(raw, where)
+    elif isinstance(raw, list):
+        for entry in raw:
+            if (
+                isinstance(entry, dict)
+                and isinstance(entry.get("name"), str)
+                and isinstance(entry.get("settings"), list | str)
+            ):  # settings as a string: cloud-init's `in` then matches within it, and so does ours
+                settings = entry["settings"]
+                mergers.append((entry["name"].replace("-", "_").strip(), settings))
+            elif isinstance(entry, list) and entry and all(isinstance(s, str) for s in entry):
+                mergers.append((entry[0], list(entry[1:])))
+            else:
+                raise IsobuildError(f"{where}: {entry!r} is no merger", hint="e.g. {name: list, settings: [append]}")
+    elif raw is not None:
+        raise IsobuildError(f"{where} must be a string or a list", hint=APPEND_HINT)
+    return _known([m for m in mergers if m[0]] or _from_string(DEFAULT_MERGE, where), where)
+
+
+def _body(patch: Mapping[str, Any]) -> dict[str, Any]:
+    """The patch less what cloud-init pops from it: merge_how, and merge_type when that is read."""
+    popped = {"merge_how"} if patch.get("merge_how") is not None else {"merge_how", "merge_type"}
+    return {k: copy.deepcopy(v) for k, v in patch.items() if k not in popped}
 
 
 def _from_string(text: str, where: str) -> Mergers:
@@ -128,7 +145,7 @@ def merge(value: Any, patch: Any, mergers: Mergers) -> Any:
     return value
 
 
-def _dict(value: dict[Any, Any], patch: Any, opts: list[str], again: Callable[[Any, Any], Any]) -> Any:
+def _dict(value: dict[Any, Any], patch: Any, opts: list[str] | str, again: Callable[[Any, Any], Any]) -> Any:
     if not isinstance(patch, dict):
         return value
     method = next((m for m in ("replace", "no_replace") if m in opts), "no_replace")
@@ -150,7 +167,7 @@ def _dict(value: dict[Any, Any], patch: Any, opts: list[str], again: Callable[[A
     return merged
 
 
-def _list(value: Sequence[Any], patch: Any, opts: list[str], again: Callable[[Any, Any], Any]) -> Any:
+def _list(value: Sequence[Any], patch: Any, opts: list[str] | str, again: Callable[[Any, Any], Any]) -> Any:
     method = next((m for m in ("append", "prepend", "replace", "no_replace") if m in opts), "replace")
     if method == "replace" and not isinstance(patch, list | tuple):
         return patch
@@ -160,7 +177,8 @@ def _list(value: Sequence[Any], patch: Any, opts: list[str], again: Callable[[An
         merged = [*value, *patch]
     else:
         merged = list(value)
-        for i, new in enumerate(list(patch)[: len(merged)]):
+        for i in range(min(len(merged), len(patch))):  # patch[i] as cloud-init indexes it (a dict: KeyError)
+            new = patch[i]
             if method == "no_replace":
                 continue
             if (
@@ -174,11 +192,11 @@ def _list(value: Sequence[Any], patch: Any, opts: list[str], again: Callable[[An
     return tuple(merged) if isinstance(value, tuple) else merged
 
 
-def _str(value: str, patch: Any, opts: list[str], again: Callable[[Any, Any], Any]) -> Any:
+def _str(value: str, patch: Any, opts: list[str] | str, again: Callable[[Any, Any], Any]) -> Any:
     return value + patch if "append" in opts else patch
 
 
-_Merger = Callable[[Any, Any, list[str], Callable[[Any, Any], Any]], Any]
+_Merger = Callable[[Any, Any, list[str] | str, Callable[[Any, Any], Any]], Any]
 _MERGERS: dict[str, tuple[type | tuple[type, ...], _Merger]] = {
     "dict": (dict, _dict),
     "list": ((list, tuple), _list),
@@ -187,43 +205,88 @@ _MERGERS: dict[str, tuple[type | tuple[type, ...], _Merger]] = {
 
 
 # -- cloud-config ------------------------------------------------------------------------------
+# Keys isobuild leaves unset but relies on: the name the node registers with, the login.
+_RELIED_ON = {
+    "fqdn": "the node's name", "prefer_fqdn_over_hostname": "the node's name",
+    "preserve_hostname": "the node's name", "disable_root_opts": "the SSH login",
+}  # fmt: skip
+
+
 def merge_cloud_config(ours: dict[str, Any], patches: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
     """isobuild's cloud-config with each ``(where, patch)`` merged in, in order; refused when a
     patch would replace or take away what isobuild wrote."""
     merged: dict[str, Any] = copy.deepcopy(ours)
     for where, patch in patches:
         mergers = merge_how(patch, f"{where}: merge_how")
-        body = {k: copy.deepcopy(v) for k, v in patch.items() if k not in ("merge_how", "merge_type")}
+        body = _body(patch)
+        _refuse_what_isobuild_relies_on(ours, body, where)
         try:
             merged = merge(merged, body, mergers)
-        except TypeError:  # cloud-init fails alike: e.g. list(append) of a number
+        except (TypeError, KeyError):  # cloud-init fails alike (and then skips the whole patch)
             raise IsobuildError(f"{where} does not merge: a value of the wrong type", hint=APPEND_HINT) from None
-        _refuse_owned_files(ours, body, where)
         lost = _first_loss(ours, merged, ())
         if lost is not None:
             raise IsobuildError(
                 f"{where} would change {'.'.join(lost)}, which isobuild writes",
                 hint=APPEND_HINT if isinstance(_at(ours, lost), list) else "patch only what isobuild leaves unset",
             )
+        _check_write_files(merged.get("write_files"), len(ours.get("write_files", ())), where)
     return merged
 
 
-def _refuse_owned_files(ours: Mapping[str, Any], patch: Mapping[str, Any], where: str) -> None:
-    owned = {f.get("path") for f in ours.get("write_files", ()) if isinstance(f, dict)}
+def _refuse_what_isobuild_relies_on(ours: Mapping[str, Any], patch: Mapping[str, Any], where: str) -> None:
+    for key, what in _RELIED_ON.items():
+        if key in patch and key not in ours:
+            raise IsobuildError(f"{where} sets {key}, which would change {what}", hint="leave it to isobuild")
+    users = patch.get("users")
+    if users is not None and not (isinstance(users, list) and "default" in users):
+        raise IsobuildError(
+            f"{where} sets users without the default user, who gets the SSH keys",
+            hint="list it first: users: [default, {name: alice, ...}]",
+        )
+    owned = [_simplified(f.get("path", "")) for f in ours.get("write_files", ()) if isinstance(f, dict)]
     entries = patch.get("write_files", ())
     for entry in entries if isinstance(entries, list) else ():
         path = entry.get("path") if isinstance(entry, dict) else None
-        if path in owned:
+        clash = next((p for p in owned if _overlaps(_simplified(path), p)), None) if isinstance(path, str) else None
+        if clash is not None:
             raise IsobuildError(
-                f"{where} writes {path}, which isobuild writes",
+                f"{where} writes {path}, where isobuild writes {clash}",
                 hint="change it through cluster.yaml's settings, or pick another path",
             )
 
 
+def _simplified(path: str) -> str:
+    """A path as cloud-init writes it (cc_write_files: ``os.path.abspath``; its cwd is /)."""
+    return posixpath.normpath(posixpath.join("/", path))
+
+
+def _overlaps(path: str, owned: str) -> bool:
+    """The same file, a folder it is in (a file there replaces the folder), or one inside it."""
+    return path == owned or owned.startswith(path.rstrip("/") + "/") or path.startswith(owned + "/")
+
+
+def _check_write_files(entries: Any, ours: int, where: str) -> None:
+    """What cloud-init's write_files loop needs of every entry after isobuild's (one it trips
+    over stops the whole module: no file of isobuild's would be written)."""
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        raise IsobuildError(f"{where}: write_files must be a list", hint="- {path: /etc/motd, content: ...}")
+    for entry in entries[ours:]:
+        if not (isinstance(entry, dict) and isinstance(entry.get("path"), str) and entry["path"].strip("/")):
+            raise IsobuildError(
+                f"{where}: write_files entry {entry!r} has no path", hint="- {path: /etc/motd, content: ...}"
+            )
+        for key in ("content", "encoding", "owner", "permissions"):
+            if key in entry and not isinstance(entry[key], str):
+                raise IsobuildError(f"{where}: write_files {entry['path']}: {key} must be a string", hint="quote it")
+
+
 def _first_loss(ours: Any, merged: Any, path: tuple[str, ...]) -> tuple[str, ...] | None:
     """Where ``merged`` no longer holds ``ours``: a mapping keeps each of our keys (and what it
-    held), a list keeps our items in their order (others may come before, between, after), any
-    other value stays equal."""
+    held), a list keeps our items first, in their order (others come after: a command or a
+    file before isobuild's could stop it), any other value stays equal."""
     if isinstance(ours, dict):
         if not isinstance(merged, dict):
             return path
@@ -235,10 +298,7 @@ def _first_loss(ours: Any, merged: Any, path: tuple[str, ...]) -> tuple[str, ...
                 return lost
         return None
     if isinstance(ours, list):
-        if not isinstance(merged, list | tuple):
-            return path
-        remaining = iter(merged)
-        return None if all(any(item == other for other in remaining) for item in ours) else path
+        return None if isinstance(merged, list | tuple) and list(merged[: len(ours)]) == ours else path
     return None if ours == merged and type(ours) is type(merged) else path
 
 
@@ -249,41 +309,79 @@ def _at(value: Any, path: tuple[str, ...]) -> Any:
 
 
 # -- Ignition ----------------------------------------------------------------------------------
+_UNIT = re.compile(r"[^/\s]+\.(service|socket|device|mount|automount|swap|target|path|timer|slice|scope)")
+
+
 def ignition_merges(config: dict[str, Any], patches: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
     """``config`` with each patch in ``ignition.config.merge`` (Ignition merges them in order,
-    child over parent); refused when a patch names a file, link, directory or unit isobuild
-    writes (a drop-in of a name of its own is welcome)."""
-    owned_paths = {f["path"] for f in config.get("storage", {}).get("files", [])}
-    owned_units = {
-        u["name"]: {d["name"] for d in u.get("dropins", [])} for u in config.get("systemd", {}).get("units", [])
-    }
+    child over parent); refused when a patch names a file, link or directory where isobuild
+    writes one (or a folder holding one), or a unit isobuild writes (a drop-in of a name of its
+    own is welcome). What Ignition's own validation refuses of a path, a unit name or a type is
+    refused here, so that a node does not stop at boot on it."""
+    from isobuilder import ignition
+
+    owned_paths = [f["path"] for f in config.get("storage", {}).get("files", [])]
+    units = config.get("systemd", {}).get("units", [])
+    owned_units = {u["name"]: {d["name"] for d in u.get("dropins", [])} for u in units}
     sources = []
     for where, patch in patches:
         child = copy.deepcopy(dict(patch))
-        version = child.setdefault("ignition", {}).setdefault("version", ignition.SPEC_VERSION)
+        head = _mapping(child, "ignition", where)
+        version = head.setdefault("version", ignition.SPEC_VERSION)
         if not (isinstance(version, str) and re.fullmatch(r"3\.[0-3]\.0", version)):
             raise IsobuildError(f"{where}: ignition.version {version!r}", hint="3.0.0 to 3.3.0, or leave it out")
-        if child["ignition"].get("config"):
+        if head.get("config"):
             raise IsobuildError(f"{where}: ignition.config in a patch", hint="merge fragments here, not from a URL")
-        storage = child.get("storage", {})
-        for kind in ("files", "links", "directories"):
-            for entry in storage.get(kind, []) if isinstance(storage, dict) else []:
-                if isinstance(entry, dict) and entry.get("path") in owned_paths:
-                    raise IsobuildError(
-                        f"{where}: storage.{kind} {entry['path']}, which isobuild writes",
-                        hint="change it through cluster.yaml's settings, or pick another path",
-                    )
-        systemd = child.get("systemd", {})
-        for unit in systemd.get("units", []) if isinstance(systemd, dict) else []:
-            name = unit.get("name") if isinstance(unit, dict) else None
-            if name in owned_units and (
-                set(unit) - {"name", "dropins"} or {d.get("name") for d in unit.get("dropins", [])} & owned_units[name]
-            ):
-                raise IsobuildError(
-                    f"{where}: systemd unit {name}, which isobuild writes",
-                    hint=f"add a drop-in of your own instead: {{name: {name}, dropins: [{{name: 50-mine.conf, ...}}]}}",
-                )
+        _check_storage(_mapping(child, "storage", where), owned_paths, where)
+        _check_units(_mapping(child, "systemd", where), owned_units, where)
         sources.append(ignition.data_url(ignition.dumps(child)))
     if sources:
         config = {**config, "ignition": {**config["ignition"], "config": {"merge": sources}}}
     return config
+
+
+def _check_storage(storage: dict[str, Any], owned_paths: list[str], where: str) -> None:
+    for kind in ("files", "links", "directories"):
+        for entry in _entries(storage, kind, f"storage.{kind}", where):
+            path = entry.get("path")
+            if not (isinstance(path, str) and path.startswith("/") and posixpath.normpath(path) == path):
+                raise IsobuildError(
+                    f"{where}: storage.{kind} path {path!r} is not absolute and simplified",
+                    hint="as Ignition wants it: /etc/motd, not /etc//motd or etc/motd",
+                )
+            clash = next((p for p in owned_paths if _overlaps(path, p)), None)
+            if clash is not None:
+                raise IsobuildError(
+                    f"{where}: storage.{kind} {path}, where isobuild writes {clash}",
+                    hint="change it through cluster.yaml's settings, or pick another path",
+                )
+
+
+def _check_units(systemd: dict[str, Any], owned_units: dict[str, set[str]], where: str) -> None:
+    for unit in _entries(systemd, "units", "systemd.units", where):
+        name = unit.get("name")
+        if not (isinstance(name, str) and _UNIT.fullmatch(name)):
+            raise IsobuildError(f"{where}: systemd unit name {name!r}", hint="a unit file name: NAME.service, ...")
+        dropins = _entries(unit, "dropins", f"systemd unit {name}: dropins", where)
+        if not all(isinstance(d.get("name"), str) for d in dropins):
+            raise IsobuildError(f"{where}: systemd unit {name}: a drop-in without a name", hint="name: 50-mine.conf")
+        replaced = set(unit) - {"name", "dropins"} or {d["name"] for d in dropins} & owned_units.get(name, set())
+        if name in owned_units and replaced:
+            raise IsobuildError(
+                f"{where}: systemd unit {name}, which isobuild writes",
+                hint=f"add a drop-in of your own instead: {{name: {name}, dropins: [{{name: 50-mine.conf, ...}}]}}",
+            )
+
+
+def _mapping(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = parent.setdefault(key, {}) if key == "ignition" else parent.get(key, {})
+    if not isinstance(value, dict):
+        raise IsobuildError(f"{where}: {key} must be a mapping", hint="Ignition's config spec 3.3.0")
+    return value
+
+
+def _entries(parent: Mapping[str, Any], key: str, what: str, where: str) -> list[dict[str, Any]]:
+    value = parent.get(key, [])
+    if not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+        raise IsobuildError(f"{where}: {what} must be a list of mappings", hint="Ignition's config spec 3.3.0")
+    return value
