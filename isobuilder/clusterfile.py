@@ -111,7 +111,7 @@ def _node_edits(doc: yamledit.Text, pair: yamledit.Pair, before: Cluster, cluste
             return []  # `nodes: [...]` in flow style, unchanged: as it was
         entries = [schema.node_mapping(n) for n in cluster.nodes]  # `nodes: []`, or nothing: the list anew
         return [(pair.start, pair.end, yamledit.fresh({"nodes": entries}, 0))]
-    if not isinstance(sequence, yaml.SequenceNode) or len(sequence.value) != len(before.nodes):
+    if len(sequence.value) != len(before.nodes):
         raise yamledit.Unusual("the file is not what was read")  # changed since: rewritten fresh
     first_line = doc.line_start(doc.offset(sequence.start_mark))
     if first_line <= pair.start:

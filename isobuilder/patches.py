@@ -55,8 +55,12 @@ def check_patch(value: dict[Any, Any]) -> dict[str, Any]:
             f"is {size >> 10} KiB as JSON, over {MAX_BYTES >> 10} KiB",
             hint="serve big files over HTTP and fetch them at boot (cloud-init's runcmd, Ignition's remote sources)",
         )
-    if "merge_how" in value or "merge_type" in value:
-        merge_how(value)
+    return value
+
+
+def check_cloud_config_patch(value: dict[Any, Any]) -> dict[str, Any]:
+    """:func:`check_patch`, and its merge_how as cloud-init reads it."""
+    merge_how(check_patch(value))
     return value
 
 

@@ -269,7 +269,7 @@ SETTINGS: tuple[Field, ...] = (
     _args_field("etcd_extra_args", "etcd",
                 "Extra etcd flags (kubeadm's etcd.local.extraArgs), not membership, names or certificates: kubeadm "
                 "manages those."),
-    Field("cloud_config_patch", dict, patches.check_patch, {}, dump=dict, kind_hint=_PATCH_HINT,
+    Field("cloud_config_patch", dict, patches.check_cloud_config_patch, {}, dump=dict, kind_hint=_PATCH_HINT,
           comment="cloud-config merged into every cloud-config node's user_data, as cloud-init merges a second "
                   "part: its merge_how, else dict(replace)+list()+str(). Adding to isobuild's lists takes "
                   "merge_how: 'dict(recurse_array,no_replace)+list(append)'. What isobuild writes stays: a patch "
@@ -310,7 +310,7 @@ NODE_FIELDS: tuple[Field, ...] = (
     Field("kubelet_extra_args", list, _extra_args("kubelet"), (), dump=_args_dump,
           kind_hint="a list of name/value mappings, e.g. - {name: max-pods, value: '200'}"),
     Field("ntp_servers", list, _text_list(customchecks.check_ntp_server), (), dump=_list_dump),
-    Field("cloud_config_patch", dict, patches.check_patch, {}, dump=dict, kind_hint=_PATCH_HINT),
+    Field("cloud_config_patch", dict, patches.check_cloud_config_patch, {}, dump=dict, kind_hint=_PATCH_HINT),
     Field("ignition_patch", dict, patches.check_patch, {}, dump=dict, kind_hint=_PATCH_HINT),
 )  # fmt: skip
 

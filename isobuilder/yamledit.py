@@ -16,6 +16,7 @@ raises :class:`Unusual`, and the caller writes that part fresh.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -45,8 +46,7 @@ class Text:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._lines = [0]
-        self._lines += (i + 1 for i, c in enumerate(text) if c == "\n")
+        self._lines = [0, *(m.end() for m in re.finditer("\n", text))]
 
     def offset(self, mark: Any) -> int:
         line: int = mark.line

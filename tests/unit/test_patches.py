@@ -105,8 +105,12 @@ def test_what_isobuild_writes_stays(patch: dict[str, Any], error: str | None) ->
 )
 def test_a_patch_is_plain_data(value: dict[Any, Any], error: str) -> None:
     with pytest.raises(IsobuildError) as caught:
-        patches.check_patch(value)
+        patches.check_cloud_config_patch(value)
     assert caught.value.message == error
+
+
+def test_merge_how_is_cloud_inits_word_not_ignitions() -> None:
+    assert patches.check_patch({"merge_how": 3}) == {"merge_how": 3}  # an Ignition patch: Ignition's to judge
 
 
 def test_an_alias_bomb_is_refused_before_it_is_expanded() -> None:
