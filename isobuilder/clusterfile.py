@@ -247,6 +247,9 @@ def _load(text: bytes) -> dict[Any, Any]:
         data = serialize.load_yaml(text, unique_keys=True)
     except serialize.DuplicateKey as exc:
         raise IsobuildError(f"{NAME}: {exc.problem}{yaml_error_line(exc)}", hint=schema.FIX_HINT) from None
+    except yaml.reader.ReaderError as exc:  # not UTF-8, or a control character: where, in bytes
+        line = text[: exc.position].count(b"\n") + 1
+        raise IsobuildError(f"{NAME}: {exc.reason} at line {line}", hint=schema.FIX_HINT) from None
     except yaml.YAMLError as exc:
         raise IsobuildError(f"{NAME} is not valid YAML{yaml_error_line(exc)}", hint=schema.FIX_HINT) from None
     except (UnicodeDecodeError, ValueError):

@@ -99,6 +99,8 @@ class _UniqueKeyLoader(Loader):  # type: ignore[valid-type,misc]
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base`: YAML 1.1's merge key, flattened by the loader (explicit keys win)
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, str | int | float | bool) and key in seen:
                 raise DuplicateKey(problem=f"{key!r} is given twice", problem_mark=key_node.start_mark)

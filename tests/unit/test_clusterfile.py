@@ -11,6 +11,7 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from isobuilder import clusterfile, schema
+from isobuilder.errors import IsobuildError
 from isobuilder.model import Cluster, Node, Role
 from tests.strategies import clusters, label
 
@@ -171,6 +172,27 @@ def test_a_file_changed_since_it_was_read_is_written_fresh_and_right() -> None:
     grown = HAND_EDITED + "- name: w9\n  ip: 10.0.0.9\n  role: worker\n  master: c1\n"
     after = _node(before, "w2", labels={})
     assert clusterfile.parse(clusterfile.rewrite(grown.encode(), after, before=before)) == after
+
+
+def test_a_merge_key_reads_as_yaml_1_1_says() -> None:
+    text = HAND_EDITED.replace("- name: w2\n", "- <<: {role: worker, master: c1}\n  name: w2\n")
+    text = text.replace("  role: worker     # GPU box\n", "").replace(
+        "  ip: 10.0.0.3\n  master: c1\n", "  ip: 10.0.0.3\n"
+    )
+    assert clusterfile.parse(text.encode()) == clusterfile.parse(HAND_EDITED.encode())
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [(b"\xe9", "invalid trailing UTF-8 octet"), (b"\x00", "control characters are not allowed")],
+)
+def test_a_byte_yaml_cannot_read_is_named_with_its_line(bad: bytes, message: str) -> None:
+    text = HAND_EDITED.encode().replace(b"# the GPU box", b"# the GPU box " + bad)
+    text = text.replace(b"role: worker     # GPU box", b"role: worker     # GPU box " + bad)
+    line = text[: text.index(bad)].count(b"\n") + 1
+    with pytest.raises(IsobuildError) as caught:
+        clusterfile.parse(text)
+    assert caught.value.message == f"cluster.yaml: {message} at line {line}"
 
 
 # -- property: any cluster, any comments, any change ------------------------------------------
