@@ -242,3 +242,9 @@ def set_settings(inventory: Path, text: str) -> None:
     keys = {line.split(":", 1)[0] for line in text.splitlines() if line and not line.startswith((" ", "-"))}
     body = "".join(line for line in cluster.read_text().splitlines(keepends=True) if line.split(":", 1)[0] not in keys)
     cluster.write_text(body.replace("\nnodes:", "\n" + text + "nodes:", 1))
+
+
+def shell_function(script: str, name: str) -> str:
+    """The definition of shell function ``name`` in ``script`` (up to its closing brace)."""
+    start = script.index(f"{name}() {{")
+    return script[start : script.index("\n}\n", start) + 3]

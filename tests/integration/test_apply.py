@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers import CONFIG_2_USER_DATA, Run, require_tool
+from tests.helpers import CONFIG_2_USER_DATA, Run, require_tool, shell_function
 
 HOSTS_MARKER = "# isobuild: the cluster's API endpoint"
 
@@ -165,8 +165,7 @@ def test_the_containerd_config_script_edits_a_2x_layout_in_the_right_sections(ex
     (bin_dir / "containerd").write_text(f"#!/bin/sh\ncat <<'EOF'\n{CONTAINERD_2_DEFAULT}EOF\n")
     (bin_dir / "containerd").chmod(0o755)
     script = (example / "node-worker1" / "apply.sh").read_text()
-    function = script[script.index("containerd_config() {") :]
-    function = function[: function.index("\n}\n") + 3]
+    function = shell_function(script, "containerd_config") + shell_function(script, "registry_config_path")
     result = subprocess.run(["bash", "-c", 'die() { echo "die: $*"; exit 1; }\n' + function + "containerd_config"],
                             env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

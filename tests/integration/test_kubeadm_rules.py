@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import Run, files_of, require_tool, set_settings
+from tests.helpers import Run, files_of, require_tool, set_settings, shell_function
 
 USER_DATA = "cloud-config/openstack/latest/user_data"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "flatcar"
@@ -320,11 +320,6 @@ def flatcar_function(run: Run, inv: Path, name: str) -> str:
     assert run("node", "f1", "10.0.0.11", "--format", "ignition").code == 0
     config = json.loads((inv / "node-f1" / USER_DATA).read_text())
     return shell_function(files_of(config)["/opt/isobuild/setup.sh"][1].decode(), name)
-
-
-def shell_function(script: str, name: str) -> str:
-    start = script.index(f"{name}() {{")
-    return script[start : script.index("\n}\n", start) + 3]
 
 
 @pytest.mark.parametrize(
