@@ -27,8 +27,9 @@ _HEADER = """\
 """
 _NODES_COMMENT = (
     "\n# Nodes: one mapping each (name, ip, role: controller|worker|edge, and options: master, labels,"
-    "\n# sans, ssh_keys, format, media, kubelet_extra_args; static networking: mac, prefix (or ip:\n"
-    "# ADDRESS/PREFIX), gateway, dns, mtu; an edge router's public_ip beside its private ip).\n"
+    "\n# sans, ssh_keys, format, media, kubelet_extra_args, ntp_servers, cloud_config_patch,\n"
+    "# ignition_patch; static networking: mac, prefix (or ip: ADDRESS/PREFIX), gateway, dns, mtu;\n"
+    "# an edge router's public_ip beside its private ip).\n"
 )
 
 

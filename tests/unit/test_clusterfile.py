@@ -195,6 +195,12 @@ def test_a_byte_yaml_cannot_read_is_named_with_its_line(bad: bytes, message: str
     assert caught.value.message == f"cluster.yaml: {message} at line {line}"
 
 
+def test_the_nodes_comment_names_every_node_field() -> None:
+    comment = clusterfile.dump(clusterfile.parse(HAND_EDITED.encode())).decode().split("\n# Nodes:", 1)[1]
+    comment = comment.split("\nnodes:", 1)[0]
+    assert all(re.search(rf"\b{field.key}\b", comment) for field in schema.NODE_FIELDS)
+
+
 # -- property: any cluster, any comments, any change ------------------------------------------
 @st.composite
 def commented(draw: st.DrawFn, cluster: Cluster) -> str:
