@@ -12,7 +12,7 @@ run cloud-init's own CloudConfigPartHandler on the same inputs and compare.
 
 **Ignition**: not merged here. The fragment rides in the config as ``ignition.config.merge``,
 a data URL, and Ignition merges it itself at boot with its own rules (child over parent, lists
-keyed by path or name: config/merge/merge.go); the tests run Ignition's fetch and files stages.
+keyed by path or name); the tests run Ignition's fetch and files stages.
 
 Either way a patch may add, never take away or replace: what isobuild writes (a file, a unit,
 a key's value) must come through the merge as it was, else the patch is refused, by name.
