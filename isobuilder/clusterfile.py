@@ -77,14 +77,12 @@ def _edited(doc: yamledit.Text, before: Cluster, cluster: Cluster) -> str:
     present = {p.key for p in pairs}
     settings = schema.settings_mapping(cluster)
     after: dict[str, list[str]] = {}  # a setting present in the file -> the missing ones to add after it
-    anchor = ""
+    anchor = schema.SETTINGS[0].key  # `name`: required, so the parse before found it
     for field in schema.SETTINGS:
         if field.key in present:
             anchor = field.key
-        elif anchor:
-            after.setdefault(anchor, []).append(field.key)
         else:
-            raise yamledit.Unusual("the first setting is missing")
+            after.setdefault(anchor, []).append(field.key)
     edits: list[yamledit.Edit] = []
     for pair in pairs:
         if pair.key == "nodes":

@@ -129,7 +129,7 @@ def _from_string(text: str, where: str) -> Mergers:
             raise IsobuildError(f"{where}: {part!r} is not NAME(SETTINGS)", hint=APPEND_HINT)
         name, settings = match.groups()
         mergers.append((name, [s.strip().lower() for s in settings.split(",") if s.strip()]))
-    return _known(mergers, where)
+    return mergers
 
 
 def _known(mergers: Mergers, where: str) -> Mergers:
@@ -234,7 +234,7 @@ def merge_cloud_config(ours: dict[str, Any], patches: Sequence[tuple[str, Mappin
                 f"{where} would change {'.'.join(lost)}, which isobuild writes",
                 hint=APPEND_HINT if isinstance(_at(ours, lost), list) else "patch only what isobuild leaves unset",
             )
-        _check_write_files(merged.get("write_files"), len(ours.get("write_files", ())), where)
+        _check_write_files(merged.get("write_files", [])[len(ours.get("write_files", [])) :], where)
     return merged
 
 
@@ -270,14 +270,11 @@ def _overlaps(path: str, owned: str) -> bool:
     return path == owned or owned.startswith(path.rstrip("/") + "/") or path.startswith(owned + "/")
 
 
-def _check_write_files(entries: Any, ours: int, where: str) -> None:
-    """What cloud-init's write_files loop needs of every entry after isobuild's (one it trips
-    over stops the whole module: no file of isobuild's would be written)."""
-    if entries is None:
-        return
-    if not isinstance(entries, list):
-        raise IsobuildError(f"{where}: write_files must be a list", hint="- {path: /etc/motd, content: ...}")
-    for entry in entries[ours:]:
+def _check_write_files(added: list[Any], where: str) -> None:
+    """What cloud-init's write_files loop needs of every entry a patch adds after isobuild's (the
+    loss check made sure those come first, in a list): one it trips over stops the whole module,
+    and no file of isobuild's would be written."""
+    for entry in added:
         if not (isinstance(entry, dict) and isinstance(entry.get("path"), str) and entry["path"].strip("/")):
             raise IsobuildError(
                 f"{where}: write_files entry {entry!r} has no path", hint="- {path: /etc/motd, content: ...}"

@@ -11,6 +11,7 @@ folder. Nothing here prints.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,14 +47,28 @@ def cluster_text(inv: Inventory) -> bytes:
 def load_cluster(inv: Inventory, *, cross_checks: bool = True) -> Cluster:
     """cluster.yaml, with every problem in it reported at once (``cross_checks`` False: the
     caller checks the cluster it makes from it, e.g. with a node added)."""
-    return clusterfile.parse(cluster_text(inv), cross_checks=cross_checks)
+    return read_cluster(inv, cross_checks=cross_checks).cluster
 
 
-def put_cluster(tx: Transaction, inv: Inventory, cluster: Cluster, before: Cluster) -> None:
-    """Stage cluster.yaml for ``cluster``: the file (which :func:`load_cluster` read as
-    ``before``) edited, its comments and layout kept."""
-    text = inv.read(clusterfile.NAME)
-    tx.put_file(clusterfile.NAME, File(clusterfile.rewrite(text, cluster, before=before), clusterfile.mode(cluster)))
+@dataclasses.dataclass(frozen=True)
+class ClusterFile:
+    """cluster.yaml as a command read it: its bytes (None: not written yet) and their meaning."""
+
+    text: bytes | None
+    cluster: Cluster
+
+
+def read_cluster(inv: Inventory, *, cross_checks: bool = True) -> ClusterFile:
+    """:func:`load_cluster`, with the bytes it was parsed from (for :func:`put_cluster`)."""
+    text = cluster_text(inv)
+    return ClusterFile(text, clusterfile.parse(text, cross_checks=cross_checks))
+
+
+def put_cluster(tx: Transaction, cluster: Cluster, read: ClusterFile) -> None:
+    """Stage cluster.yaml for ``cluster``: the file as it was read, edited (its comments and
+    layout kept), not read again."""
+    text = clusterfile.rewrite(read.text, cluster, before=read.cluster)
+    tx.put_file(clusterfile.NAME, File(text, clusterfile.mode(cluster)))
 
 
 def load_authority(ctx: Context) -> Authority:

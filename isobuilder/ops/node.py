@@ -20,11 +20,12 @@ from isobuilder.keys import KeySource, generate_key
 from isobuilder.model import Cluster, Format, Media, Node, bracket, merged_ssh_keys
 from isobuilder.nodefolder import NodeFolder, build_node, credentials_in
 from isobuilder.ops import (
+    ClusterFile,
     check_versions,
     load_authority,
-    load_cluster,
     out_of_step,
     put_cluster,
+    read_cluster,
     read_node,
     transaction,
 )
@@ -153,8 +154,10 @@ def add_node(
         created = not inv.has_cluster()
         if created:
             before, authority_ = _create(ctx, tx, options, encrypt_ca=encrypt_ca, new_key=new_key)
+            read = ClusterFile(None, before)
         else:
-            before = load_cluster(inv, cross_checks=False)  # checked below, with the node in it
+            read = read_cluster(inv, cross_checks=False)  # checked below, with the node in it
+            before = read.cluster
             conflicts = options.conflicts(before)
             if conflicts:
                 raise IsobuildError(
@@ -187,7 +190,7 @@ def add_node(
         for other, folder in others:
             tx.put_tree(other.folder, folder.tree)
         if created or updated != before:  # an unchanged cluster keeps the operator's comments
-            put_cluster(tx, inv, updated, before)
+            put_cluster(tx, updated, read)
         moved = _follow_endpoint(ctx, tx, before, updated, authority_) if not created else []
     warnings = (
         *(() if merged_ssh_keys(updated, node) else (NO_SSH_KEY,)),

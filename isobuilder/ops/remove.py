@@ -22,7 +22,7 @@ from isobuilder.errors import IsobuildError
 from isobuilder.files import File
 from isobuilder.inventory import refuse_symlink
 from isobuilder.model import Cluster, Node
-from isobuilder.ops import load_authority, load_cluster, put_cluster, read_node, transaction
+from isobuilder.ops import load_authority, put_cluster, read_cluster, read_node, transaction
 from isobuilder.ops.node import Affected, rebuild_others
 from isobuilder.staterecord import STATE
 
@@ -81,7 +81,8 @@ def remove(ctx: Context, names: list[str]) -> RemoveResult:
         raise IsobuildError("name the nodes to remove", hint="e.g. isobuild remove worker3")
     inv = ctx.inventory
     with transaction(ctx) as tx:
-        cluster = load_cluster(inv)
+        read = read_cluster(inv)
+        cluster = read.cluster
         twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
         if twice is not None:
             raise IsobuildError(f"node {twice!r} is named twice", hint="name each node to remove once")
@@ -107,7 +108,7 @@ def remove(ctx: Context, names: list[str]) -> RemoveResult:
         others, skipped = rebuild_others(ctx, after, authority, set(), also=built)
         for affected, folder in others:
             tx.put_tree(affected.folder, folder.tree)
-        put_cluster(tx, inv, after, cluster)
+        put_cluster(tx, after, read)
     return RemoveResult(removed, repointed, [a for a, _ in others], [*_warnings(after), *skipped])
 
 

@@ -12,7 +12,14 @@ from isobuilder import checks, schema, skew
 from isobuilder.context import Context
 from isobuilder.errors import IsobuildError
 from isobuilder.nodefolder import build_node
-from isobuilder.ops import load_authority, load_cluster, put_cluster, read_node, running_versions, transaction
+from isobuilder.ops import (
+    load_authority,
+    put_cluster,
+    read_cluster,
+    read_node,
+    running_versions,
+    transaction,
+)
 from isobuilder.ops.build import Outcome, Status, default_jobs, stage_nodes
 
 
@@ -37,7 +44,8 @@ def upgrade(ctx: Context, to: str) -> UpgradeResult:
     target = schema.SETTING["kubernetes_version"].parse(to, "--to")
     with transaction(ctx, bulk=True) as tx:
         inv = ctx.inventory
-        cluster = load_cluster(inv)
+        read = read_cluster(inv)
+        cluster = read.cluster
         running = running_versions(inv, cluster)
         skew.check_upgrade(cluster, target, running)
         updated = checks.check_cluster(dataclasses.replace(cluster, kubernetes_version=target))
@@ -47,7 +55,7 @@ def upgrade(ctx: Context, to: str) -> UpgradeResult:
         if failed:
             raise IsobuildError(f"cannot rebuild {failed[0].name}: {failed[0].error}", hint="nothing was changed")
         if updated != cluster:
-            put_cluster(tx, inv, updated, cluster)
+            put_cluster(tx, updated, read)
     behind = [n for n in updated.nodes if running.get(n.name, target) != target]
     return UpgradeResult(cluster.kubernetes_version, target, skew.order(updated, behind), outcomes)
 
@@ -57,7 +65,8 @@ def mark_done(ctx: Context, names: Sequence[str]) -> list[str]:
     folders are rebuilt without it. Returns the names whose record moved."""
     with transaction(ctx) as tx:
         inv = ctx.inventory
-        cluster = load_cluster(inv)
+        read = read_cluster(inv)
+        cluster = read.cluster
         running = running_versions(inv, cluster)
         authority_ = load_authority(ctx)
         moved = []

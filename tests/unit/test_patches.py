@@ -173,6 +173,7 @@ def test_an_ignition_patch_rides_as_a_merged_config() -> None:
         ({"systemd": {"units": [{"name": ["a"]}]}}, "systemd unit name ['a']"),
         ({"systemd": {"units": [{"name": "kubelet.service", "dropins": None}]}}, "systemd unit kubelet.service: dropins must be a list of mappings"),
         ({"systemd": {"units": [{"name": "kubelet.service", "dropins": ["x"]}]}}, "systemd unit kubelet.service: dropins must be a list of mappings"),
+        ({"systemd": {"units": [{"name": "x.service", "dropins": [{}]}]}}, "systemd unit x.service: a drop-in without a name"),
         ({"systemd": {"units": [{"name": "kubelet.service", "enabled": False}]}}, "systemd unit kubelet.service, which isobuild writes"),
         ({"systemd": {"units": [{"name": "kubelet.service", "dropins": [{"name": "10-kubeadm.conf"}]}]}}, "systemd unit kubelet.service, which isobuild writes"),
         ({"ignition": {"version": "3.4.0"}}, "ignition.version '3.4.0'"),
