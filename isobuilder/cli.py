@@ -9,13 +9,14 @@ where errors become ``Error: ...`` lines and exit codes.
 
 import dataclasses
 import functools
+import importlib
 import inspect
 import json
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +39,57 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+# The commands defined in the other CLI modules, in the order --help lists them (after this
+# module's init, node and image). Each module is imported when one of its commands is looked up:
+# to run it, or to list it in help or completion, so that `isobuild node` loads neither.
+ELSEWHERE = {
+    **dict.fromkeys(("build", "remove", "push", "upgrade", "list", "verify", "pxe"), "isobuilder.cli_fleet"),
+    **dict.fromkeys(("usb", "kubeconfig", "completion"), "isobuilder.cli_tools"),
+    "certs": "isobuilder.cli_fleet",
+}
+
+
+def commands_app(**kwargs: Any) -> typer.Typer:
+    """The Typer a CLI module registers its commands on (:data:`ELSEWHERE`), set up as the root's."""
+    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None, **kwargs)
+
+
+class _Commands(MutableMapping[str, Any]):
+    """The root group's subcommands (typer's ``commands`` mapping): this module's, built by typer,
+    and those of :data:`ELSEWHERE`, listed by name and built the first time one is looked up."""
+
+    def __init__(self, own: Mapping[str, Any]) -> None:
+        self._built = dict(own)
+        self._order = [*own, *(name for name in ELSEWHERE if name not in own)]
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built and name in ELSEWHERE:
+            module = importlib.import_module(ELSEWHERE[name])
+            self._built.update(typer.main.get_group(module.app).commands)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+        if name not in self._order:
+            self._order.append(name)
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+        self._order.remove(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+
+def root_command() -> Any:
+    """The ``isobuild`` click group, every command in it (those of :data:`ELSEWHERE` built lazily)."""
+    command = typer.main.get_command(app)
+    command.commands = _Commands(command.commands)  # type: ignore[attr-defined]
+    return command
 
 
 @dataclasses.dataclass
@@ -416,7 +468,7 @@ def hoist_global_options(command: Any, argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code. Tests call this with an argv list."""
     global settings
-    command = typer.main.get_command(app)
+    command = root_command()
     settings = Settings()  # fresh for each in-process call (tests call main() many times)
     handler = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, _interrupted) if handler else None
@@ -433,20 +485,6 @@ def main(argv: list[str] | None = None) -> int:
         os.umask(umask)
         if handler:
             signal.signal(signal.SIGINT, previous)
-
-
-def run() -> None:
-    """The ``isobuild`` command: :func:`main`, then an exit that skips the interpreter's teardown
-    (freeing some 400 modules one by one: ~30 ms of every command, see scripts/bench.py). By then
-    every file isobuild wrote is closed and fsynced, and no thread of its own is left but the
-    daemon making keys ahead; stdout and stderr are flushed here."""
-    code = main()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):  # e.g. a reader gone from the pipe: exit the usual way
-        sys.exit(code)
-    os._exit(code)
 
 
 def _error(message: str, hint: str, as_json: bool, details: tuple[str, ...] = ()) -> None:
@@ -504,6 +542,3 @@ def _run(command: Any, argv: list[str]) -> int:
         _error(f"internal error: {type(exc).__name__}: {exc}", hint, as_json)
         return 1
     return 0
-
-
-from isobuilder import cli_fleet, cli_tools  # noqa: E402,F401  (register the other commands)

@@ -1,6 +1,6 @@
 """The commands over the whole cluster: ``build``, ``remove``, ``push``, ``list``, ``verify``, ``certs``, ``pxe``.
 
-Registered on :data:`isobuilder.cli.app`; like the rest of the CLI, a thin layer that parses,
+Built on first use, by name (:data:`isobuilder.cli.ELSEWHERE`); like the rest of the CLI, a thin layer that parses,
 calls one operation and prints its result (tables and human lines on stderr, ``--json`` on stdout).
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from isobuilder import cli
-from isobuilder.cli import _context, app, emit_json, say
+from isobuilder.cli import _context, emit_json, say
 from isobuilder.errors import IsobuildError
 from isobuilder.model import Format
 
@@ -30,6 +30,7 @@ def print_table(rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+app = cli.commands_app()
 certs_app = typer.Typer(help="Certificates over time: expiry of every certificate, and renewal.", no_args_is_help=True)
 app.add_typer(certs_app, name="certs")
 

@@ -1,7 +1,7 @@
 """The commands about one thing at a time: ``usb`` (a node's medium to a stick or an image
 file), ``kubeconfig`` (the admin's or a user's, written, merged or printed), ``completion``.
 
-Registered on :data:`isobuilder.cli.app`; a thin layer like the rest of the CLI.
+Built on first use, by name (:data:`isobuilder.cli.ELSEWHERE`); a thin layer like the rest of the CLI.
 """
 
 # No `from __future__ import annotations` here: typer reads every command's signature at start-up.
@@ -15,8 +15,10 @@ from typing import Annotated, Any
 import typer
 
 from isobuilder import cli
-from isobuilder.cli import COMPLETE_VAR, JsonOpt, _context, app, emit_json, say
+from isobuilder.cli import COMPLETE_VAR, JsonOpt, _context, emit_json, say
 from isobuilder.errors import IsobuildError
+
+app = cli.commands_app()
 
 
 @app.command()
@@ -215,4 +217,4 @@ def completion(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.")
     complete = get_completion_class(shell.value)  # typer's classes, registered with add_completion
     if complete is None:
         raise IsobuildError(f"no completion for {shell.value}", hint="use bash, zsh or fish")
-    print(complete(typer.main.get_command(app), {}, "isobuild", COMPLETE_VAR).source())
+    print(complete(cli.root_command(), {}, "isobuild", COMPLETE_VAR).source())

@@ -12,13 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 import yaml
 from cryptography import x509
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from isobuilder.cli import app, main
+from isobuilder.cli import main, root_command
 from tests.helpers import SSH_KEY, Run, cert, snapshot
 
 
@@ -31,8 +30,7 @@ def sans(path: Path) -> set[str]:
 
 # -- help and version ---------------------------------------------------------------------------
 def test_every_command_has_help_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
-    command = typer.main.get_command(app)
-    groups = command.commands  # type: ignore[attr-defined]
+    groups = root_command().commands
     names = [
         [name, *([sub] if sub else [])]
         for name in sorted(groups)

@@ -228,7 +228,7 @@ def test_a_planted_or_truncated_journal_touches_nothing(tmp_path: Path, journal:
 
 
 def test_the_command_exits_without_teardown_and_loses_no_output_or_exit_code(tmp_path: Path) -> None:
-    """`isobuild` ends with os._exit (cli.run): stdout to a pipe arrives whole, exit codes pass
+    """`isobuild` ends with os._exit (isobuilder.__main__.run): stdout to a pipe arrives whole, exit codes pass
     through, and an RSA cluster's nodes get their keys made ahead in a thread (keys.KeysAhead)."""
     inv = tmp_path / "inv"
     assert finish(isobuild(inv, "init", "--key-type", "rsa-2048"))[0] == 0
