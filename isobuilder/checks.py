@@ -10,15 +10,16 @@ or ``--gateway``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 from isobuilder.errors import IsobuildError
 from isobuilder.model import (
     DNS_SUBDOMAIN,
+    EMPTY,
     Cluster,
     Node,
     Role,
@@ -248,8 +249,7 @@ def check_flatcar_version(value: str) -> str:
     return value
 
 
-@dataclasses.dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     """Where the values being checked came from: names a field as the user wrote it.
 
     ``flags`` maps node keys to the command-line flags given for node ``flagged`` (the node
@@ -257,7 +257,7 @@ class Source:
 
     cluster: Cluster
     flagged: str | None = None
-    flags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    flags: Mapping[str, str] = EMPTY
 
     def name(self, node: Node, key: str) -> str:
         if node.name == self.flagged and key in self.flags:

@@ -94,6 +94,8 @@ def root_command() -> Any:
 
 @dataclasses.dataclass
 class Settings:
+    """The global options of this command: where the inventory is, how much to say."""
+
     inventory: Path = Path("inventory")
     quiet: bool = False
     debug: bool = False

@@ -7,12 +7,12 @@ how a new cluster gets its id. Nothing deeper in isobuild reads the environment 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from isobuilder.errors import IsobuildError
 from isobuilder.inventory import Inventory
@@ -39,8 +39,10 @@ def new_cluster_id() -> str:
     return str(uuid.uuid4())
 
 
-@dataclasses.dataclass(frozen=True)
-class Context:
+class Context(NamedTuple):
+    """What one command runs with: the inventory, the clock, SOURCE_DATE_EPOCH for the ISOs, the
+    passphrase prompt and the source of new cluster ids."""
+
     inventory: Inventory
     now: dt.datetime
     iso_epoch: float

@@ -8,11 +8,12 @@ tree into files on disk, each created with its mode.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class File:
+class File(NamedTuple):
+    """A file's content and mode, as isobuild writes it."""
+
     content: bytes
     mode: int = 0o644
 

@@ -7,8 +7,8 @@ the ``.crt``/``.key`` suffix; CNs, Organizations and usages are kubeadm's
 
 from __future__ import annotations
 
-import dataclasses
 import enum
+from typing import NamedTuple
 
 from isobuilder.model import Cluster, Node, Role, unique
 from isobuilder.pki import CertSpec
@@ -67,8 +67,9 @@ class Kubeconfig(enum.StrEnum):
         return self in (Kubeconfig.CONTROLLER_MANAGER, Kubeconfig.SCHEDULER)
 
 
-@dataclasses.dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
+    """One certificate a node gets: its file stem, the CA that signs it, and what it says."""
+
     name: str  # file stem under ssl/ and /etc/kubernetes/pki
     signer: Signer
     spec: CertSpec

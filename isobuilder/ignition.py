@@ -9,11 +9,10 @@ owners as numeric ids, every file overwriting what the image ships.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import gzip
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from isobuilder import serialize
 from isobuilder.files import File
@@ -23,16 +22,16 @@ ROOT = {"id": 0}
 HOSTNAME = "/etc/hostname"
 
 
-@dataclasses.dataclass(frozen=True)
-class Unit:
+class Unit(NamedTuple):
+    """A systemd unit in an Ignition config: its contents, or a drop-in for one the OS ships."""
+
     name: str
     contents: str | None = None  # None: a unit the OS ships (e.g. containerd.service)
     enabled: bool | None = None
     dropins: tuple[tuple[str, str], ...] = ()  # (name, contents)
 
 
-@dataclasses.dataclass(frozen=True)
-class Butane:
+class Butane(NamedTuple):
     """What a node gets, in Butane's terms (variant flatcar)."""
 
     hostname: str

@@ -217,6 +217,8 @@ JOURNAL = "journal.json"  # present from the first swap to the commit point (ren
 
 @dataclass(frozen=True)
 class _Entry:
+    """One target of a transaction's journal: replaced by its staged file, or deleted."""
+
     index: int
     target: str  # relative to the inventory
     had_old: bool  # the target existed before the commit

@@ -13,6 +13,7 @@ import functools
 import ipaddress
 import re
 import reprlib
+import types
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 from isobuilder.errors import IsobuildError
 
 API_PORT = 6443
+# The default of a record's mapping field (records are NamedTuples, their defaults shared): read-only.
+EMPTY: Mapping[str, Any] = types.MappingProxyType({})
 # RFC 1123 label; node names are DNS subdomains of such labels (Kubernetes' rule for Node names).
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 DNS_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*")  # use with fullmatch: "$" lets a newline through
@@ -113,6 +116,8 @@ class KeyType(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True)
 class Node:
+    """One node as cluster.yaml lists it (``schema.NODE_FIELDS``); None: the cluster's value."""
+
     name: str
     ip: str
     role: Role

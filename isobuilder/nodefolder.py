@@ -26,6 +26,7 @@ import dataclasses
 import datetime as dt
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from isobuilder import (
     configdrive,
@@ -62,8 +63,7 @@ GENERATED_DRIVE_FILES = frozenset(
 EMBEDDED_IN_KUBECONFIG = {"admin", "super-admin", "controller-manager", "scheduler"}
 
 
-@dataclasses.dataclass(frozen=True)
-class NodeFolder:
+class NodeFolder(NamedTuple):
     """What :func:`build_node` made."""
 
     tree: dict[str, File]
@@ -322,7 +322,7 @@ def _keep_or_refuse_all(b: _Build, state: NodeState, guarded: Mapping[str, bytes
         if rel.startswith(CLOUD_DIR + "/"):
             b.drive[rel.removeprefix(CLOUD_DIR + "/")] = kept
         else:
-            b.tree[rel] = dataclasses.replace(b.tree[rel], content=kept)
+            b.tree[rel] = b.tree[rel]._replace(content=kept)
 
 
 def _keep_or_refuse(b: _Build, state: NodeState, rel: str, generated: bytes) -> bytes | None:

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import re
 from functools import cached_property
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -116,8 +117,7 @@ def pair_of(key_pem: bytes | None, cert_pem: bytes | None, name: str) -> KeyPair
     return pair
 
 
-@dataclasses.dataclass(frozen=True)
-class CertSpec:
+class CertSpec(NamedTuple):
     """What a certificate asserts; two specs are equal when the certs would be interchangeable."""
 
     common_name: str
@@ -252,8 +252,8 @@ def spec_of(cert: x509.Certificate) -> CertSpec:
 
 
 def same_spec(a: CertSpec, b: CertSpec) -> bool:
-    return dataclasses.replace(a, sans=tuple(sorted(a.sans)), organizations=tuple(sorted(a.organizations))) == (
-        dataclasses.replace(b, sans=tuple(sorted(b.sans)), organizations=tuple(sorted(b.organizations)))
+    return a._replace(sans=tuple(sorted(a.sans)), organizations=tuple(sorted(a.organizations))) == (
+        b._replace(sans=tuple(sorted(b.sans)), organizations=tuple(sorted(b.organizations)))
     )
 
 
@@ -317,8 +317,7 @@ def reusable(existing: KeyPair, spec: CertSpec, ca: KeyPair, now: dt.datetime) -
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class Renewal:
+class Renewal(NamedTuple):
     """``certs renew``: re-issue even a reusable certificate; ``rotate`` with a fresh key."""
 
     rotate: bool = False

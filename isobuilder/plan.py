@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from isobuilder import checks, schema
 from isobuilder.errors import IsobuildError
 from isobuilder.identities import RESERVED_GROUPS, component_users, user_spec
-from isobuilder.model import Cluster, Node, Role, bad_value, shown, unique
+from isobuilder.model import EMPTY, Cluster, Node, Role, bad_value, shown, unique
 from isobuilder.pki import CertSpec
 
 USERS_DIR = "users"  # extra kubeconfigs (`kubeconfig --user`), one file each
@@ -52,11 +52,10 @@ def _whole_number(text: str, flag: str) -> int:
     return int(text)
 
 
-@dataclasses.dataclass(frozen=True)
-class ClusterRequest:
+class ClusterRequest(NamedTuple):
     """Cluster settings given on the command line (``init``, the first ``node``), checked."""
 
-    given: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    given: Mapping[str, Any] = EMPTY
 
     @classmethod
     def from_flags(cls, raw: Mapping[str, Any]) -> ClusterRequest:
@@ -83,18 +82,18 @@ class ClusterRequest:
         return dataclasses.replace(cluster, **later) if later else cluster
 
 
-@dataclasses.dataclass(frozen=True)
-class NodeRequest:
+class NodeRequest(NamedTuple):
     """``isobuild node NAME IP [flags]``: ``flags`` maps node field keys to the flags' values."""
 
     name: str
     ip: str | None  # IP, or IP/PREFIX for a static address; None: the node's current one
-    flags: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    flags: Mapping[str, Any] = EMPTY
     force: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
-class PlannedNode:
+class PlannedNode(NamedTuple):
+    """A node as the command will write it, and the source (flags, cluster.yaml) of its values."""
+
     node: Node
     source: checks.Source
     removed: tuple[str, ...] = ()  # what an edit took away, said to the user: "label zone=rack1"
@@ -224,8 +223,7 @@ def _role(cluster: Cluster, name: str, current: Node | None, given: Mapping[str,
     return role
 
 
-@dataclasses.dataclass(frozen=True)
-class UserRequest:
+class UserRequest(NamedTuple):
     """``kubeconfig --user NAME --group GROUP [--days N]``."""
 
     name: str
@@ -252,4 +250,4 @@ class UserRequest:
             if group in RESERVED_GROUPS or group.startswith("system:"):
                 raise IsobuildError(f"group {shown(group)} would give more than least privilege", hint=hint)
         days = schema.Field("days", int, schema.SETTING["cert_days"].check).parse(self.days, "--days")
-        return dataclasses.replace(self, groups=unique(self.groups), days=days)
+        return self._replace(groups=unique(self.groups), days=days)

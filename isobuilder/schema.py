@@ -9,10 +9,9 @@ command-line options (``plan``) and the flags of ``init`` and ``node`` (``cli``)
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from isobuilder import checks, customchecks, patches
 from isobuilder.errors import IsobuildError
@@ -26,8 +25,9 @@ def _same(value: Any) -> Any:
     return value
 
 
-@dataclasses.dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
+    """One cluster setting or node field: its YAML kind, check, default, comment and flag."""
+
     key: str  # cluster.yaml's key and the model's attribute
     kind: type  # what YAML holds: str, int, bool, list or dict
     check: Callable[[Any], Any] = _same  # a value of ``kind`` -> the model's value; raises IsobuildError

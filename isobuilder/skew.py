@@ -12,8 +12,8 @@ newer than the apiserver, so controllers go first, the one that ran ``kubeadm in
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from isobuilder.checks import parse_kubernetes_version
 from isobuilder.errors import IsobuildError
@@ -70,8 +70,9 @@ def problem(node: Node, version: str, target: str) -> str | None:
     return None
 
 
-@dataclasses.dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
+    """One node of an upgrade, and the kubeadm command that upgrades it."""
+
     node: Node
     how: str  # "kubeadm upgrade apply" or "kubeadm upgrade node"
 

@@ -4,30 +4,28 @@ what apply.sh holds per path on the node, and the Kubernetes version the node ru
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from isobuilder import __version__, checks, firewall, render, schema, serialize
 from isobuilder.authority import Authority
 from isobuilder.errors import IsobuildError
-from isobuilder.model import Cluster, Node, Role
+from isobuilder.model import EMPTY, Cluster, Node, Role
 
 STATE = ".isobuild.json"  # what isobuild generated last; tells a hand edit from our own output
 
 
-@dataclasses.dataclass(frozen=True)
-class NodeState:
+class NodeState(NamedTuple):
     """``.isobuild.json``: the user data isobuild generated (a different one on disk is a hand
     edit), the digest of the inputs it was made from, and its files' sizes (build's fast path)."""
 
     user_data_sha256: str | None = None
     inputs: str | None = None
-    files: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    files: Mapping[str, int] = EMPTY
     cluster: str | None = None  # the cluster_digest it was made from (every node alike)
-    applied: Mapping[str, str] = dataclasses.field(default_factory=dict)  # apply.sh's, per path on the node
-    generated: Mapping[str, str] = dataclasses.field(default_factory=dict)  # sha256 of the other files it wrote
+    applied: Mapping[str, str] = EMPTY  # apply.sh's, per path on the node
+    generated: Mapping[str, str] = EMPTY  # sha256 of the other files it wrote
     kubernetes: str | None = None  # the version the node runs, as isobuild knows (upgrade.sh moves it)
 
     @classmethod
@@ -48,7 +46,7 @@ class NodeState:
 
     def dump(self) -> bytes:
         maps = {"files": dict(sorted(self.files.items())), "applied": dict(self.applied)}
-        return serialize.json_bytes(dataclasses.asdict(self) | maps | {"generated": dict(self.generated)})
+        return serialize.json_bytes(self._asdict() | maps | {"generated": dict(self.generated)})
 
     def holds(self, digest: str, sizes: Mapping[str, int | None]) -> bool:
         """Made from inputs with this digest, and its files still there (by size)."""

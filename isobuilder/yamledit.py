@@ -15,10 +15,9 @@ raises :class:`Unusual`, and the caller writes that part fresh.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -29,8 +28,7 @@ class Unusual(Exception):
     """The text is laid out in a way this module does not edit in place."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Pair:
+class Pair(NamedTuple):
     """A ``key: value`` of a block mapping: the key's text, where it starts (and its column), and
     where its value's last character ends (trailing comments are not the value's)."""
 

@@ -11,9 +11,9 @@ folder. Nothing here prints.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from isobuilder import clusterfile, skew
 from isobuilder.authority import Authority
@@ -50,8 +50,7 @@ def load_cluster(inv: Inventory, *, cross_checks: bool = True) -> Cluster:
     return read_cluster(inv, cross_checks=cross_checks).cluster
 
 
-@dataclasses.dataclass(frozen=True)
-class ClusterFile:
+class ClusterFile(NamedTuple):
     """cluster.yaml as a command read it: its bytes (None: not written yet) and their meaning."""
 
     text: bytes | None

@@ -4,11 +4,10 @@ endpoint is set). One lock, one transaction."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from isobuilder import authority, checks, clusterfile
 from isobuilder.authority import Authority
@@ -74,8 +73,7 @@ def init(ctx: Context, request: ClusterRequest, *, encrypt_ca: bool = False) -> 
     return cluster
 
 
-@dataclasses.dataclass(frozen=True)
-class Affected:
+class Affected(NamedTuple):
     """Another node whose folder a change rebuilt (e.g. the controllers, when one is added)."""
 
     name: str
@@ -99,8 +97,9 @@ def apply_summary(paths: Sequence[str], most: int = 4) -> str:
     return f"{shown} and {len(names) - most} more" if len(names) > most else shown
 
 
-@dataclasses.dataclass(frozen=True)
-class NodeResult:
+class NodeResult(NamedTuple):
+    """What ``isobuild node`` did: the node, the files written and kept, what else it rebuilt."""
+
     node: Node
     folder: Path
     changed: tuple[str, ...]  # node-folder files written (relative); empty: nothing to do

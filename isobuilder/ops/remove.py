@@ -71,7 +71,7 @@ class RemoveResult:
                 for r in self.removed
             ],
             "repointed": self.repointed,
-            "rebuilt_others": [dataclasses.asdict(a) for a in self.others],
+            "rebuilt_others": [a._asdict() for a in self.others],
             "warnings": self.warnings,
         }
 
