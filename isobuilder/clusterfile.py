@@ -15,7 +15,7 @@ import yaml
 
 from isobuilder import checks, schema, serialize, yamledit
 from isobuilder.errors import IsobuildError
-from isobuilder.model import Cluster, KeyType, Node, shown
+from isobuilder.model import Cluster, Node, shown
 
 NAME = "cluster.yaml"
 MAX_BYTES = 16 << 20  # 16 MiB: some 50,000 nodes; past that it is not a cluster file
@@ -186,18 +186,6 @@ def yaml_error_line(exc: yaml.YAMLError) -> str:
     """`` at line N`` for a YAML error that knows where it is, else nothing."""
     mark = getattr(exc, "problem_mark", None)
     return f" at line {mark.line + 1}" if mark is not None else ""
-
-
-def key_type_hint(text: bytes) -> KeyType | None:
-    """The key type cluster.yaml names, read from what precedes its ``nodes:`` (where :func:`dump`
-    puts the settings; a thousand nodes take ~50 ms to parse): a hint for making keys ahead
-    (:mod:`isobuilder.keys`), never a check. None when that part says nothing clear."""
-    head = text[:MAX_BYTES].split(b"\nnodes:", 1)[0]
-    try:
-        data = serialize.load_yaml(head)
-        return KeyType(data.get("key_type", schema.SETTING["key_type"].default)) if isinstance(data, dict) else None
-    except (yaml.YAMLError, ValueError, TypeError):
-        return None
 
 
 def parse(text: bytes, *, cross_checks: bool = True) -> Cluster:

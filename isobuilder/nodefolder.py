@@ -131,6 +131,14 @@ class _Build:
         return self.cluster.media_of(self.node)
 
 
+def load_libraries() -> None:
+    """Import the libraries the pipeline loads at their first use (jinja2 for the templates,
+    pycdlib for the ISO) now: ``isobuild node`` loads them while a new node's keys are made on
+    the other core, so that the key is ready when :func:`issue_identities` asks for it."""
+    import jinja2  # noqa: F401
+    import pycdlib  # noqa: F401
+
+
 def build_node(
     cluster: Cluster,
     node: Node,

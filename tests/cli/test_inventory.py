@@ -180,7 +180,9 @@ def test_ctrl_c_during_a_parallel_build_is_one_error_line_and_no_half_build(tmp_
     )
     (inv / "cluster.yaml").write_text((inv / "cluster.yaml").read_text() + nodes)
     proc = isobuild(inv, "build", "--jobs", "2")
-    time.sleep(0.7)  # past start-up, in the middle of the pool's work
+    deadline = time.monotonic() + 60  # in the middle of the pool's work: a node staged, 299 to go
+    while not any((inv / ".isobuild").glob("tx-*/scratch/*/*")) and time.monotonic() < deadline:
+        time.sleep(0.002)
     proc.send_signal(signal.SIGINT)
     code, err = finish(proc)
     assert code == 130, err

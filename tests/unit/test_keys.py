@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from isobuilder import clusterfile, keys, schema
@@ -59,15 +60,65 @@ def test_ahead_only_where_it_pays() -> None:
         assert isinstance(source, keys.KeysAhead) and source.key_type is KeyType.RSA_3072
 
 
+def test_a_key_not_ready_is_the_first_of_two_searches() -> None:
+    with keys.KeysAhead(KeyType.RSA_2048, 1) as ahead:
+        key = ahead(KeyType.RSA_2048)  # asked at once: the thread is still searching
+        assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+        deadline = time.monotonic() + 30
+        while ahead._made.qsize() < 1 and time.monotonic() < deadline:  # the other search's key
+            time.sleep(0.01)
+        other = ahead(KeyType.RSA_2048)
+    assert str(_public(other)) != str(_public(key))
+
+
+def test_a_failing_thread_leaves_the_error_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(key_type: KeyType) -> keys.PrivateKey:
+        time.sleep(0.05)
+        raise RuntimeError("no entropy")
+
+    monkeypatch.setattr(keys, "generate_key", fail)
+    errors: list[BaseException] = []
+
+    def take() -> None:
+        with keys.KeysAhead(KeyType.RSA_2048, 3) as ahead:
+            for _ in range(2):
+                try:
+                    ahead(KeyType.RSA_2048)
+                except RuntimeError as exc:
+                    errors.append(exc)
+
+    caller = threading.Thread(target=take, daemon=True)
+    caller.start()
+    caller.join(timeout=30)
+    assert not caller.is_alive() and [str(e) for e in errors] == ["no entropy"] * 2  # never waits forever
+
+
+def _hint(text: bytes) -> KeyType | None:
+    return keys.key_type_hint(text, KeyType.ECDSA_P256)
+
+
 def test_the_key_type_hint_reads_the_settings_of_a_dumped_cluster() -> None:
     for key_type in KeyType:
         nodes = (Node("c1", "10.0.0.1", Role.CONTROLLER),)
         cluster = schema.cluster_of({"name": "c", "cluster_id": CLUSTER_ID, "key_type": key_type}, nodes)
-        assert clusterfile.key_type_hint(clusterfile.dump(cluster)) is key_type
+        text = clusterfile.dump(cluster)
+        assert _hint(text) is key_type is clusterfile.parse(text).key_type
+        for spelt in (b"key_type: 'KT'", b'key_type: "KT"  # mine', b"key_type:   KT\r"):
+            line = spelt.replace(b"KT", key_type.value.encode())
+            edited = text.replace(f"key_type: {key_type.value}".encode(), line)
+            assert _hint(edited) is key_type, edited
 
 
 def test_the_key_type_hint_says_nothing_where_it_cannot_tell() -> None:
-    assert clusterfile.key_type_hint(b"name: c\n") is KeyType.ECDSA_P256  # the default
-    assert clusterfile.key_type_hint(b"key_type: rsa-2048\nnodes: []\n") is KeyType.RSA_2048
-    for text in (b"key_type: [\n", b"key_type: dsa-1024\n", b"- a list\n", b"key_type: null\n", b"\xff\xfe"):
-        assert clusterfile.key_type_hint(text) is None, text
+    assert _hint(b"name: c\n") is KeyType.ECDSA_P256  # the default
+    assert _hint(b"key_type: rsa-2048\nnodes: []\n") is KeyType.RSA_2048
+    assert _hint(b"nodes:\n- name: a\nkey_type: rsa-2048\n") is KeyType.ECDSA_P256  # the settings come first
+    for text in (
+        b"key_type: [\n",
+        b"key_type: dsa-1024\n",
+        b"key_type: null\n",
+        b"key_type: &k rsa-2048\n",
+        b"key_type: rsa-2048\nkey_type: rsa-4096\n",
+        b"key_type:\n  rsa-2048\n",
+    ):
+        assert _hint(text) is None, text
