@@ -46,6 +46,8 @@ _DISK = re.compile(r"/dev/[A-Za-z0-9._:/-]+")
 
 @dataclasses.dataclass(frozen=True)
 class PxeOptions:
+    """How the PXE site serves the nodes: matchbox's endpoint, the Flatcar release, the disk."""
+
     http_endpoint: str  # matchbox's HTTP endpoint, e.g. http://matchbox.lab:8080
     os_version: str  # Flatcar release of the PXE image and of the installed system
     install_disk: str = "/dev/sda"
@@ -91,6 +93,8 @@ class Exported:
 
 @dataclasses.dataclass(frozen=True)
 class Export:
+    """The PXE files of every node with a MAC, the nodes left out (and why), notes for the user."""
+
     tree: dict[str, File]
     exported: list[Exported]
     skipped: list[tuple[str, str]]  # (node, why)

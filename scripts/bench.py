@@ -4,15 +4,16 @@
 For 10, 100 and 1000 nodes (one controller, the rest workers; ECDSA P-256) in a temp folder:
 wall time, CPU time (user+sys, all processes) and peak RSS (the largest process) of a first
 build and of a no-change re-build; the cold start of one `isobuild node` (new process, existing
-cluster; median and mean of 21); and, side by side in the same run, 100 nodes with rsa-2048 against the 2017 shell
+cluster; median and mean of 41); and, side by side in the same run, 100 nodes with rsa-2048 against the 2017 shell
 pipeline doing the same crypto work per node: openssl genrsa 2048, openssl req, openssl x509 -req
 with SANs from a config file, a sed-templated user_data, genisoimage -R -V config-2; there, one
 `isobuild node` adding a worker (rsa-2048 too) in turn with the pipeline making one worker.
 
 Run: .venv/bin/python scripts/bench.py [--sizes 10,100,1000] [--json]
-Targets (2 cores): 1000 nodes <= 3 s and <= 200 MiB; no-change 1000 <= 1 s; cold start <= 0.35 s;
-rsa-2048 x100 >= 8x faster than the pipeline (which issues as many keypairs as isobuild: one per
-worker, kubeadm's eleven for the controller).
+Targets (2 cores): 1000 nodes <= 3 s and <= 200 MiB; no-change 1000 <= 1 s; one `isobuild node`
+(rsa-2048, cold) under the pipeline making one worker, side by side (the machine's speed moves
+by a third between runs: compare within one run); rsa-2048 x100 >= 8x faster than the pipeline
+(which issues as many keypairs as isobuild: one per worker, kubeadm's eleven for the controller).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 # The console script pip installs, as a user runs it (`python -m` adds runpy's start-up).
 _SCRIPT = Path(sys.executable).with_name("isobuild")
 ISOBUILD = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "isobuilder"]
-COLD_RUNS = 21
+COLD_RUNS = 41  # the pipeline's time spreads (openssl genrsa: 40-400 ms): its median needs runs
 # The floor of a cold start: a new interpreter importing only the libraries `isobuild node` needs
 # (the user's chosen dependencies), no line of isobuild's own, no work done.
 LIBRARIES_ALONE = [sys.executable, "-c", "import typer, yaml, jinja2, cryptography.x509, pycdlib"]

@@ -45,6 +45,8 @@ class Status(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
+    """One node of a build: what became of it (built, up to date, failed) and what it asks of a running node."""
+
     name: str
     status: Status
     changed: int = 0  # files written
@@ -56,6 +58,8 @@ class Outcome:
 
 @dataclasses.dataclass(frozen=True)
 class BuildResult:
+    """What ``isobuild build`` did: every node's outcome, the folders no node owns, the time taken."""
+
     outcomes: list[Outcome]
     orphans: list[str]
     pruned: bool

@@ -29,6 +29,8 @@ WORKSTATION = "workstation"
 
 @dataclasses.dataclass(frozen=True)
 class CertRow:
+    """One certificate of ``certs check``: where it lives, whom it names, when it expires."""
+
     where: str  # "workstation" or the node's folder
     path: str  # relative to the inventory
     subject: str
@@ -124,6 +126,8 @@ def _required(path: Path) -> bytes:
 # -- renew -------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class RenewResult:
+    """What ``certs renew`` re-issued: the nodes, the kubeconfigs, the nodes rebuilt to catch up."""
+
     nodes: list[Outcome]
     kubeconfigs: list[KubeconfigResult]
     caught_up: list[Outcome] = dataclasses.field(default_factory=list)  # others rebuilt: ops.out_of_step

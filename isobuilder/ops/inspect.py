@@ -42,6 +42,8 @@ class NodeStatus(enum.StrEnum):
 # -- list --------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Row:
+    """One node of ``isobuild list``: how it boots, its certificates' expiry, its folder's state."""
+
     node: Node
     format: Format
     media: Media

@@ -35,6 +35,8 @@ STDOUT = Path("-")  # -o -: the kubeconfig on stdout, no file written
 
 @dataclasses.dataclass(frozen=True)
 class KubeconfigResult:
+    """A kubeconfig written (or printed): where, for which server and context, until when."""
+
     path: Path
     server: str
     context: str

@@ -25,6 +25,8 @@ PXE_MARKER = ".isobuild-pxe"  # marks a folder `isobuild pxe` made, which it may
 
 @dataclasses.dataclass(frozen=True)
 class PxeResult:
+    """What ``isobuild pxe`` exported, and where."""
+
     out: Path
     export: pxe.Export
     changed: bool

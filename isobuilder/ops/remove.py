@@ -31,6 +31,8 @@ REMOVED_DIR = "removed"
 
 @dataclasses.dataclass(frozen=True)
 class Removed:
+    """A node taken out of cluster.yaml, where its folder went, and when its certificates end."""
+
     node: Node
     kept_in: str | None  # removed/NAME-TIME, None when the node had no folder
     cert_expiry: dt.datetime | None  # when its certificates stop working (they cannot be revoked)
@@ -53,6 +55,8 @@ class Removed:
 
 @dataclasses.dataclass(frozen=True)
 class RemoveResult:
+    """What ``isobuild remove`` did, and what it changed for the nodes that stay."""
+
     removed: list[Removed]
     repointed: list[str]  # workers and edge routers whose master was a removed controller
     others: list[Affected]

@@ -25,6 +25,8 @@ from isobuilder.ops.build import Outcome, Status, default_jobs, stage_nodes
 
 @dataclasses.dataclass(frozen=True)
 class UpgradeResult:
+    """What ``isobuild upgrade`` planned and built: the versions and the nodes in upgrade order."""
+
     before: str
     target: str
     steps: list[skew.Step]  # the nodes that run an older version, in the order to upgrade them

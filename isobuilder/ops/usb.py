@@ -28,6 +28,8 @@ from isobuilder.staterecord import STATE, NodeState, inputs_digest
 
 @dataclasses.dataclass(frozen=True)
 class Medium:
+    """What a node boots from, ready to write: the drive's bytes and the folder they came from."""
+
     node: Node
     media: Media
     image: bytes = dataclasses.field(repr=False)
@@ -41,6 +43,8 @@ class Medium:
 
 @dataclasses.dataclass(frozen=True)
 class Written:
+    """A medium written, where (a device, or an image file) and its SHA-256 as read back."""
+
     medium: Medium
     target: Path
     device: blockdev.Device | None  # None: an image file
