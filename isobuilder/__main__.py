@@ -21,12 +21,16 @@ def run() -> None:
     closed and fsynced, and no thread of its own is left but the daemon making keys ahead;
     stdout and stderr are flushed here."""
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
-    from isobuilder.cli import main
-
+    try:
+        from isobuilder.cli import main
+    except KeyboardInterrupt:  # Ctrl-C while the CLI loads, before it handles Ctrl-C itself
+        print("Error: interrupted\nHint: nothing was changed: the command had not started", file=sys.stderr)
+        os._exit(130)
     code = main()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: started with the descriptor closed
+                stream.flush()
     except (OSError, ValueError):  # e.g. a reader gone from the pipe: exit the usual way
         sys.exit(code)
     os._exit(code)

@@ -229,11 +229,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args:
         args = ["--help"]  # `isobuild` alone: the overview
     try:
-        return _run(command, hoist_global_options(command, args))
+        return _run(command, args)
     finally:
         os.umask(umask)
         if handler:
             signal.signal(signal.SIGINT, previous)
+
+
+def run() -> None:
+    """The console script's entry before isobuilder.__main__ (a script that an editable install
+    made then still works after a pull)."""
+    from isobuilder.__main__ import run as program
+
+    program()
 
 
 def _error(message: str, hint: str, as_json: bool, details: tuple[str, ...] = ()) -> None:
@@ -264,6 +272,7 @@ def _wants_json(argv: list[str]) -> bool:
 def _run(command: Any, argv: list[str]) -> int:
     as_json = _wants_json(argv)
     try:
+        argv = hoist_global_options(command, argv)  # loads the command's module: Ctrl-C is caught here too
         # Not standalone: typer's usage errors (an unknown option, a bad choice) come here and are
         # printed like every other error, one line, a hint and exit 1, not a usage banner and 2.
         code = command.main(args=argv, prog_name="isobuild", standalone_mode=False, complete_var=COMPLETE_VAR)

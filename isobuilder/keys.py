@@ -42,6 +42,7 @@ class KeysAhead:
         self._closed = threading.Event()
         self._made: queue.SimpleQueue[PrivateKey | None] = queue.SimpleQueue()  # None: a thread failed
         self._making = threading.Thread(target=self._make, args=(count,), name="keys-ahead", daemon=True)
+        self._racing: threading.Thread | None = None
         self._making.start()
 
     def _make(self, count: int) -> None:
@@ -68,7 +69,15 @@ class KeysAhead:
         return generate_key(key_type)
 
     def _race(self) -> PrivateKey | None:
-        threading.Thread(target=self._make, args=(1,), name="keys-ahead", daemon=True).start()
+        """The next key made: the thread's, or a second search's (one at a time). None when no
+        thread could start (a process or memory limit): the caller makes the key itself."""
+        if self._racing is None or not self._racing.is_alive():
+            racing = threading.Thread(target=self._make, args=(1,), name="keys-ahead", daemon=True)
+            try:
+                racing.start()
+            except RuntimeError:  # can't start new thread
+                return None
+            self._racing = racing
         return self._made.get()
 
     def close(self) -> None:
@@ -87,7 +96,10 @@ def ahead(key_type: KeyType | None, count: int) -> contextlib.AbstractContextMan
     them on; else (or with no key type) :func:`generate_key` itself."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if key_type is not None and key_type.is_rsa and count > 0 and cores > 1:
-        return KeysAhead(key_type, count)
+        try:
+            return KeysAhead(key_type, count)
+        except RuntimeError:  # can't start new thread (a process or memory limit): made when asked
+            pass
     return contextlib.nullcontext(generate_key)
 
 

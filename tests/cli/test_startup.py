@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.helpers import EPOCH
@@ -71,3 +73,49 @@ def test_the_other_commands_load_their_module_when_run(tmp_path: Path) -> None:
     modules_loaded_by("-q", "--inventory", inv, "node", "c1", "10.0.0.1", cwd=tmp_path)
     assert "isobuilder.cli_fleet" in modules_loaded_by("-q", "--inventory", inv, "list", cwd=tmp_path)
     assert "isobuilder.cli_tools" in modules_loaded_by("-q", "--inventory", inv, "kubeconfig", cwd=tmp_path)
+
+
+def test_ctrl_c_at_any_point_of_the_start_up_is_one_error_line(tmp_path: Path) -> None:
+    """SIGINT while the CLI and a command's module load, or later: `Error: interrupted` and exit
+    130 (or the command finished first), never a traceback."""
+    inv = str(tmp_path / "inv")
+    modules_loaded_by("-q", "--inventory", inv, "node", "c1", "10.0.0.1", cwd=tmp_path)
+    # The console script, telling when it has imported its first line of isobuild.
+    script = "import sys, isobuilder.__main__ as m; print(flush=True); m.run()"
+    outcomes = []
+    for i, delay in enumerate(range(0, 120, 8)):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, "--inventory", inv, "node", f"w{i}", f"10.0.1.{i + 1}", "--master", "c1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH},
+        )
+        assert proc.stdout is not None and proc.stdout.readline() == b"\n"
+        time.sleep(delay / 1000)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        lines = err.decode().splitlines()
+        if proc.returncode == 0:
+            continue
+        assert proc.returncode == 130, err.decode()
+        assert lines[0] == "Error: interrupted" and lines[1].startswith("Hint: ") and len(lines) == 2, lines
+        outcomes.append(delay)
+    assert outcomes, "no run was interrupted"
+    listed = subprocess.run(
+        [sys.executable, "-m", "isobuilder", "--inventory", inv, "list"], capture_output=True, text=True, check=False
+    )
+    assert listed.returncode == 0, listed.stderr  # the inventory is whole
+
+
+def test_no_thread_to_make_keys_in_is_no_failure(tmp_path: Path) -> None:
+    """Threads that cannot start (a process or memory limit): the keys are made when asked."""
+    script = "import sys, threading; threading.stack_size(1 << 40); from isobuilder.cli import main; sys.exit(main())"
+    for args in (("node", "c1", "10.0.0.1", "--key-type", "rsa-2048"), ("node", "w1", "10.0.0.2", "--master", "c1")):
+        proc = subprocess.run(
+            [sys.executable, "-c", script, "-q", "--inventory", str(tmp_path / "inv"), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert (proc.returncode, proc.stderr) == (0, "")

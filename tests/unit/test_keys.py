@@ -93,6 +93,26 @@ def test_a_failing_thread_leaves_the_error_to_the_caller(monkeypatch: pytest.Mon
     assert not caller.is_alive() and [str(e) for e in errors] == ["no entropy"] * 2  # never waits forever
 
 
+def test_no_thread_to_race_in_is_a_key_made_here() -> None:
+    with keys.KeysAhead(KeyType.RSA_4096, 1) as ahead:  # a 4096-bit search: not ready at once
+        threading.stack_size(1 << 40)  # a stack no mmap can give: thread creation fails for real
+        try:
+            key = ahead(KeyType.RSA_4096)
+        finally:
+            threading.stack_size(0)
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 4096
+
+
+def test_no_thread_at_all_is_keys_made_when_asked() -> None:
+    threading.stack_size(1 << 40)
+    try:
+        with keys.ahead(KeyType.RSA_2048, 3) as source:
+            key = source(KeyType.RSA_2048)
+    finally:
+        threading.stack_size(0)
+    assert source is keys.generate_key and isinstance(key, rsa.RSAPrivateKey)
+
+
 def _hint(text: bytes) -> KeyType | None:
     return keys.key_type_hint(text, KeyType.ECDSA_P256)
 
