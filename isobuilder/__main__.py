@@ -8,6 +8,8 @@ import gc
 import os
 import sys
 
+from isobuilder.errors import INTERRUPTED_HINT
+
 # The cyclic garbage collector runs after every 100,000 new container objects instead of 700. A
 # command's start imports ~350 modules whose ~10^5 objects all stay alive, and each collection
 # walked them again: 3% of an `isobuild node` (scripts/bench.py). What a command frees, reference
@@ -19,18 +21,20 @@ def run() -> None:
     """Run the CLI and exit without the interpreter's teardown (freeing some 400 modules one by
     one: ~30 ms of every command, see scripts/bench.py). By then every file isobuild wrote is
     closed and fsynced, and no thread of its own is left but the daemon making keys ahead;
-    stdout and stderr are flushed here."""
+    stdout and stderr are flushed here. Ctrl-C where :func:`isobuilder.cli.main` does not turn it
+    into its own error (while the CLI loads, or once the command is done) is the same error."""
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+    code = 1
     try:
         from isobuilder.cli import main
-    except KeyboardInterrupt:  # Ctrl-C while the CLI loads, before it handles Ctrl-C itself
-        print("Error: interrupted\nHint: nothing was changed: the command had not started", file=sys.stderr)
-        os._exit(130)
-    code = main()
-    try:
+
+        code = main()
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:  # None: started with the descriptor closed
                 stream.flush()
+    except KeyboardInterrupt:
+        print(f"Error: interrupted\nHint: {INTERRUPTED_HINT}", file=sys.stderr)
+        os._exit(130)
     except (OSError, ValueError):  # e.g. a reader gone from the pipe: exit the usual way
         sys.exit(code)
     os._exit(code)

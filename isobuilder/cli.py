@@ -25,7 +25,7 @@ from typer.exceptions import TyperException
 
 from isobuilder import __version__
 from isobuilder.context import PASSPHRASE_ENV
-from isobuilder.errors import IsobuildError
+from isobuilder.errors import INTERRUPTED_HINT, IsobuildError
 
 app = typer.Typer(
     name="isobuild",
@@ -42,7 +42,7 @@ app = typer.Typer(
 # Every command, by the CLI module that defines it, in the order --help lists them. A module is
 # imported when one of its commands is looked up: to run it, or to list it in help or completion,
 # so that `isobuild node` loads only cli_nodes.
-ELSEWHERE = {
+COMMAND_MODULES = {
     **dict.fromkeys(("init", "node", "image"), "isobuilder.cli_nodes"),
     **dict.fromkeys(("build", "remove", "push", "upgrade", "list", "verify", "pxe"), "isobuilder.cli_fleet"),
     **dict.fromkeys(("usb", "kubeconfig", "completion"), "isobuilder.cli_tools"),
@@ -51,21 +51,21 @@ ELSEWHERE = {
 
 
 def commands_app(**kwargs: Any) -> typer.Typer:
-    """The Typer a CLI module registers its commands on (:data:`ELSEWHERE`), set up as the root's."""
+    """The Typer a CLI module registers its commands on (:data:`COMMAND_MODULES`), set up as the root's."""
     return typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None, **kwargs)
 
 
 class _Commands(MutableMapping[str, Any]):
-    """The root group's subcommands (typer's ``commands`` mapping): this module's, built by typer,
-    and those of :data:`ELSEWHERE`, listed by name and built the first time one is looked up."""
+    """The root group's subcommands (typer's ``commands`` mapping): those of
+    :data:`COMMAND_MODULES`, listed by name, each module's built the first time one is looked up."""
 
     def __init__(self, own: Mapping[str, Any]) -> None:
         self._built = dict(own)
-        self._order = [*own, *(name for name in ELSEWHERE if name not in own)]
+        self._order = [*own, *(name for name in COMMAND_MODULES if name not in own)]
 
     def __getitem__(self, name: str) -> Any:
-        if name not in self._built and name in ELSEWHERE:
-            module = importlib.import_module(ELSEWHERE[name])
+        if name not in self._built and name in COMMAND_MODULES:
+            module = importlib.import_module(COMMAND_MODULES[name])
             self._built.update(typer.main.get_group(module.app).commands)
         return self._built[name]
 
@@ -86,7 +86,7 @@ class _Commands(MutableMapping[str, Any]):
 
 
 def root_command() -> Any:
-    """The ``isobuild`` click group, every command in it (those of :data:`ELSEWHERE` built lazily)."""
+    """The ``isobuild`` click group, every command in it (those of :data:`COMMAND_MODULES` built lazily)."""
     command = typer.main.get_command(app)
     command.commands = _Commands(command.commands)  # type: ignore[attr-defined]
     return command
@@ -217,7 +217,6 @@ def hoist_global_options(command: Any, argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code. Tests call this with an argv list."""
     global settings
-    command = root_command()
     settings = Settings()  # fresh for each in-process call (tests call main() many times)
     handler = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, _interrupted) if handler else None
@@ -229,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args:
         args = ["--help"]  # `isobuild` alone: the overview
     try:
-        return _run(command, args)
+        return _run(args)
     finally:
         os.umask(umask)
         if handler:
@@ -269,9 +268,10 @@ def _wants_json(argv: list[str]) -> bool:
     return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
 
 
-def _run(command: Any, argv: list[str]) -> int:
+def _run(argv: list[str]) -> int:
     as_json = _wants_json(argv)
     try:
+        command = root_command()
         argv = hoist_global_options(command, argv)  # loads the command's module: Ctrl-C is caught here too
         # Not standalone: typer's usage errors (an unknown option, a bad choice) come here and are
         # printed like every other error, one line, a hint and exit 1, not a usage banner and 2.
@@ -290,8 +290,7 @@ def _run(command: Any, argv: list[str]) -> int:
     except Interrupted:
         if settings.debug:
             raise
-        hint = "the inventory is as it was, or as the command made it (never a mix); isobuild list tells"
-        _error("interrupted", hint, as_json)
+        _error("interrupted", INTERRUPTED_HINT, as_json)
         return 130
     except Exception as exc:  # a bug: one line, not a traceback, unless --debug
         if settings.debug:

@@ -1,7 +1,8 @@
 """The commands over the whole cluster: ``build``, ``remove``, ``push``, ``list``, ``verify``, ``certs``, ``pxe``.
 
-Built on first use, by name (:data:`isobuilder.cli.ELSEWHERE`); like the rest of the CLI, a thin layer that parses,
-calls one operation and prints its result (tables and human lines on stderr, ``--json`` on stdout).
+Built on first use, by name (:data:`isobuilder.cli.COMMAND_MODULES`); like the rest of the CLI, a
+thin layer that parses, calls one operation and prints its result (tables and human lines on
+stderr, ``--json`` on stdout).
 """
 
 # No `from __future__ import annotations` here: typer reads every command's signature at start-up,

@@ -1,8 +1,8 @@
 """The commands about nodes: ``init`` (the cluster and its CAs), ``node`` (add or update one and
 build its folder) and ``image`` (re-package a folder after a hand edit).
 
-Built on first use, by name (:data:`isobuilder.cli.ELSEWHERE`); like the rest of the CLI, a thin
-layer that parses, calls one operation and prints its result. ``init`` and ``node`` take their
+Built on first use, by name (:data:`isobuilder.cli.COMMAND_MODULES`); like the rest of the CLI,
+a thin layer that parses, calls one operation and prints its result. ``init`` and ``node`` take their
 cluster and node flags from :mod:`isobuilder.schema`, so that cluster.yaml and the command line
 cannot drift apart.
 """

@@ -1,7 +1,7 @@
 """The commands about one thing at a time: ``usb`` (a node's medium to a stick or an image
 file), ``kubeconfig`` (the admin's or a user's, written, merged or printed), ``completion``.
 
-Built on first use, by name (:data:`isobuilder.cli.ELSEWHERE`); a thin layer like the rest of the CLI.
+Built on first use, by name (:data:`isobuilder.cli.COMMAND_MODULES`); a thin layer like the rest of the CLI.
 """
 
 # No `from __future__ import annotations` here: typer reads every command's signature at start-up.

@@ -6,6 +6,9 @@ Library code raises :class:`IsobuildError`; only the CLI turns it into
 
 from __future__ import annotations
 
+# Ctrl-C, wherever it lands: a command changes the inventory in one transaction (inventory.py).
+INTERRUPTED_HINT = "the inventory is as it was, or as the command made it (never a mix); isobuild list tells"
+
 
 class IsobuildError(Exception):
     """A problem the user can fix: one line of message, one line of hint. ``details`` carries
