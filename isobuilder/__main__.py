@@ -24,20 +24,27 @@ def run() -> None:
     stdout and stderr are flushed here. Ctrl-C where :func:`isobuilder.cli.main` does not turn it
     into its own error (while the CLI loads, or once the command is done) is the same error."""
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
-    code = 1
     try:
         from isobuilder.cli import main
 
         code = main()
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:  # None: started with the descriptor closed
-                stream.flush()
+        flushed = _flush()
     except KeyboardInterrupt:
         print(f"Error: interrupted\nHint: {INTERRUPTED_HINT}", file=sys.stderr)
         os._exit(130)
-    except (OSError, ValueError):  # e.g. a reader gone from the pipe: exit the usual way
+    if not flushed:  # e.g. a reader gone from the pipe: exit the usual way
         sys.exit(code)
     os._exit(code)
+
+
+def _flush() -> bool:
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: started with the descriptor closed
+                stream.flush()
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,28 +55,19 @@ def commands_app(**kwargs: Any) -> typer.Typer:
     return typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None, **kwargs)
 
 
-class _Commands(MutableMapping[str, Any]):
+class _Commands(Mapping[str, Any]):
     """The root group's subcommands (typer's ``commands`` mapping): those of
     :data:`COMMAND_MODULES`, listed by name, each module's built the first time one is looked up."""
 
     def __init__(self, own: Mapping[str, Any]) -> None:
         self._built = dict(own)
-        self._order = [*own, *(name for name in COMMAND_MODULES if name not in own)]
+        self._order = (*own, *(name for name in COMMAND_MODULES if name not in own))
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._built and name in COMMAND_MODULES:
             module = importlib.import_module(COMMAND_MODULES[name])
             self._built.update(typer.main.get_group(module.app).commands)
         return self._built[name]
-
-    def __setitem__(self, name: str, command: Any) -> None:
-        self._built[name] = command
-        if name not in self._order:
-            self._order.append(name)
-
-    def __delitem__(self, name: str) -> None:
-        del self._built[name]
-        self._order.remove(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._order)

@@ -119,3 +119,15 @@ def test_no_thread_to_make_keys_in_is_no_failure(tmp_path: Path) -> None:
             check=False,
         )
         assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_a_console_script_made_before_the_program_module_still_runs(tmp_path: Path) -> None:
+    """`isobuilder.cli:run` was the entry point: a script an editable install made then runs on."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "from isobuilder.cli import run; run()", "--version"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout.startswith("isobuild "), proc.stderr) == (0, True, "")

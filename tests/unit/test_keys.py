@@ -60,15 +60,30 @@ def test_ahead_only_where_it_pays() -> None:
         assert isinstance(source, keys.KeysAhead) and source.key_type is KeyType.RSA_3072
 
 
-def test_a_key_not_ready_is_the_first_of_two_searches() -> None:
-    with keys.KeysAhead(KeyType.RSA_2048, 1) as ahead:
-        key = ahead(KeyType.RSA_2048)  # asked at once: the thread is still searching
-        assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
-        deadline = time.monotonic() + 30
+@pytest.fixture
+def searches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The thread each key search runs in (keys.generate_key, the real one, recorded)."""
+    made: list[str] = []
+    real = keys.generate_key
+
+    def recorded(key_type: KeyType) -> keys.PrivateKey:
+        made.append(threading.current_thread().name)
+        return real(key_type)
+
+    monkeypatch.setattr(keys, "generate_key", recorded)
+    return made
+
+
+def test_a_key_not_ready_is_the_first_of_two_searches(searches: list[str]) -> None:
+    with keys.KeysAhead(KeyType.RSA_4096, 1) as ahead:  # a 4096-bit search: not ready at once
+        key = ahead(KeyType.RSA_4096)
+        assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 4096
+        deadline = time.monotonic() + 60
         while ahead._made.qsize() < 1 and time.monotonic() < deadline:  # the other search's key
             time.sleep(0.01)
-        other = ahead(KeyType.RSA_2048)
+        other = ahead(KeyType.RSA_4096)
     assert str(_public(other)) != str(_public(key))
+    assert searches == ["keys-ahead", "keys-ahead"]  # two threads searched; the caller only waited
 
 
 def test_a_failing_thread_leaves_the_error_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,7 +108,7 @@ def test_a_failing_thread_leaves_the_error_to_the_caller(monkeypatch: pytest.Mon
     assert not caller.is_alive() and [str(e) for e in errors] == ["no entropy"] * 2  # never waits forever
 
 
-def test_no_thread_to_race_in_is_a_key_made_here() -> None:
+def test_no_thread_to_race_in_is_a_key_made_here(searches: list[str]) -> None:
     with keys.KeysAhead(KeyType.RSA_4096, 1) as ahead:  # a 4096-bit search: not ready at once
         threading.stack_size(1 << 40)  # a stack no mmap can give: thread creation fails for real
         try:
@@ -101,6 +116,7 @@ def test_no_thread_to_race_in_is_a_key_made_here() -> None:
         finally:
             threading.stack_size(0)
     assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 4096
+    assert threading.current_thread().name in searches  # made here, beside the thread's search
 
 
 def test_no_thread_at_all_is_keys_made_when_asked() -> None:
